@@ -1,0 +1,368 @@
+/**
+ * The commands' work, wired from the stages: config → Langfuse client → poller → store → dispatcher
+ * → sinks. `cli.ts` only parses flags and calls these.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BridgeConfig } from './config.js';
+import { Dispatcher } from './delivery/index.js';
+import { testEvent } from './events/index.js';
+import { LangfuseClient, LangfuseError } from './langfuse/client.js';
+import { sleep } from './langfuse/rate-limiter.js';
+import { Metrics } from './ops/metrics.js';
+import { startOpsServer } from './ops/server.js';
+import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from './poll/index.js';
+import { closeSinks, createSinks } from './sinks/index.js';
+import type { Sink } from './sinks/types.js';
+import { Store, type DeliveryStatus } from './store/index.js';
+import { USER_AGENT } from './version.js';
+
+export function createClient(config: BridgeConfig, logger: Logger): LangfuseClient {
+  return new LangfuseClient({
+    baseUrl: config.langfuse.baseUrl,
+    publicKey: config.langfuse.publicKey,
+    secretKey: config.langfuse.secretKey,
+    maxRequestsPerMinute: config.langfuse.maxRequestsPerMinute,
+    timeoutSeconds: config.langfuse.timeoutSeconds,
+    logger,
+    userAgent: USER_AGENT,
+  });
+}
+
+export class Fatal extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+// --- run ------------------------------------------------------------------------------------------
+
+export interface RunHandle {
+  /** Resolves when the daemon has stopped and closed the database. */
+  done: Promise<void>;
+  stop(): void;
+  metrics: Metrics;
+  opsUrl?: Promise<string | null>;
+}
+
+/** The daemon: polls on the interval until stopped, delivering all the while. */
+export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<RunHandle> {
+  const store = new Store(config.database);
+  const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
+  const client = createClient(config, logger);
+  const metrics = new Metrics();
+  metrics.bindStore(store);
+  client.onCall = (status) => metrics.langfuseCalls.inc({ status });
+  metrics.waitSource = () => client.limiter.waitedMs;
+  const dispatcher = new Dispatcher(store, sinks, {
+    retry: config.retry,
+    logger,
+    hooks: { onOutcome: (sink, outcome, type) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) },
+  });
+  const poller = new Poller(store, client, config, sinks, logger, {
+    onEvents: (events) => {
+      for (const e of events) metrics.onEvent(e);
+      dispatcher.wake();
+    },
+    onPoll: (source, outcome, lagMs) => {
+      metrics.polls.inc({ source, outcome });
+      metrics.sweepLag.set({ source }, lagMs / 1000);
+      if (outcome === 'ok') metrics.lastPollOk = Date.now();
+      else metrics.lastPollError = Date.now();
+    },
+  });
+  const abort = new AbortController();
+  const ops = config.httpPort !== null ? startOpsServer(config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
+
+  logger.info(
+    { langfuse: config.langfuse.baseUrl, streams: config.streams, sinks: sinks.map((s) => s.name), database: config.database, intervalSeconds: config.pollIntervalSeconds },
+    'langfuse-bridge starting',
+  );
+  dispatcher.start();
+
+  const loop = async (): Promise<void> => {
+    let lastPrune = 0;
+    while (!abort.signal.aborted) {
+      const began = Date.now();
+      try {
+        const r = await poller.pollOnce(abort.signal);
+        if (r.events) logger.info({ events: r.events }, 'poll committed new events');
+        else logger.debug('poll found nothing new');
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        if (err instanceof LangfuseError && err.kind === 'auth') logger.error({ err: err.message }, 'Langfuse refused the credentials; retrying next interval');
+        else logger.error({ err: (err as Error).message }, 'poll failed; retrying next interval');
+        metrics.lastPollError = Date.now();
+      }
+      if (Date.now() - lastPrune > 3_600_000) {
+        lastPrune = Date.now();
+        try {
+          const p = store.prune(config.retentionDays);
+          if (p.outbox || p.seen) logger.info(p, 'pruned rows older than the retention');
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, 'prune failed');
+        }
+      }
+      const wait = config.pollIntervalSeconds * 1000 - (Date.now() - began);
+      try {
+        await sleep(Math.max(0, wait), abort.signal);
+      } catch {
+        break;
+      }
+    }
+  };
+
+  const done = (async () => {
+    await loop();
+    logger.info('stopping: no more polls; letting deliveries in flight finish');
+    await dispatcher.stop(7_000);
+    await ops?.close();
+    await closeSinks(sinks);
+    await client.close();
+    store.close();
+    logger.info('stopped');
+  })();
+  return { done, stop: () => abort.abort(new Error('stopping')), metrics, opsUrl: ops?.url };
+}
+
+// --- backfill -------------------------------------------------------------------------------------
+
+export interface BackfillOptions {
+  fromMs: number;
+  toMs: number;
+  redeliver: boolean;
+  sink: string | null;
+  alerts: boolean;
+  onProgress?: (p: BackfillProgress & { delivered: number; queued: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** History does not page people: alert sinks take part only when asked. */
+export function backfillSinks(all: Sink[], sinkName: string | null, alerts: boolean): Sink[] {
+  if (sinkName) {
+    const s = all.find((x) => x.name === sinkName);
+    if (!s) throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
+    return [s];
+  }
+  return all.filter((s) => !s.alerting || alerts);
+}
+
+export async function runBackfill(config: BridgeConfig, logger: Logger, o: BackfillOptions, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ exitCode: number; events: number; inserted: number; delivered: number; dead: number }> {
+  const store = new Store(config.database);
+  const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
+  const sinks = backfillSinks(all, o.sink, o.alerts);
+  const client = createClient(config, logger);
+  const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
+  const dispatcher = new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
+  const prunedBefore = Number(store.getMeta('pruned_before') ?? 0);
+  const retentionCut = Date.now() - config.retentionDays * 86_400_000;
+  if (o.fromMs < Math.max(prunedBefore, retentionCut) && !o.redeliver) {
+    logger.warn({ retentionDays: config.retentionDays }, 'the range reaches past the retention: events older than that were forgotten and may be delivered again');
+  }
+  const poller = new Poller(store, client, config, sinks, logger, { onEvents: () => dispatcher.wake() });
+  dispatcher.start();
+  let totals = { events: 0, inserted: 0, requeued: 0 };
+  try {
+    totals = await poller.backfill(o.fromMs, o.toMs, {
+      sinks,
+      enqueue: { redeliver: o.redeliver, origin },
+      signal: o.signal,
+      onProgress: (p) => {
+        const c = sumCounts(store.counts(origin));
+        o.onProgress?.({ ...p, delivered: c.delivered, queued: c.queued + c.retrying + c.delivering });
+      },
+    });
+    await dispatcher.drain(o.signal);
+  } finally {
+    await dispatcher.stop(2_000);
+    await closeSinks(all);
+    await client.close();
+  }
+  const c = sumCounts(store.counts(origin));
+  store.close();
+  return { exitCode: c.dead > 0 ? 3 : 0, events: totals.events, inserted: totals.inserted + totals.requeued, delivered: c.delivered, dead: c.dead };
+}
+
+function sumCounts(m: Map<string, Record<DeliveryStatus, number>>): Record<DeliveryStatus, number> {
+  const t: Record<DeliveryStatus, number> = { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 };
+  for (const c of m.values()) for (const k of Object.keys(t) as DeliveryStatus[]) t[k] += c[k];
+  return t;
+}
+
+// --- status / replay ------------------------------------------------------------------------------
+
+export interface StatusReport {
+  database: string;
+  streams: Array<{
+    project: string;
+    source: string;
+    streams: string[];
+    cursor: string | null;
+    lastPollAt: string | null;
+    lastOutcome: string | null;
+    lastError: string | null;
+    sweepBehindSeconds: number;
+    lastSweepDoneAt: string | null;
+  }>;
+  sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
+  oldestPendingAt: string | null;
+  recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
+}
+
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function statusReport(config: BridgeConfig): StatusReport {
+  const store = new Store(config.database);
+  try {
+    const now = Date.now();
+    const counts = store.counts();
+    const names = new Set([...config.sinks.map((s) => s.name), ...counts.keys()]);
+    return {
+      database: config.database,
+      streams: store.allCursors().map((c) => ({
+        project: c.project,
+        source: c.source,
+        streams: SOURCE_STREAMS[c.source as SourceName] ?? [c.source],
+        cursor: isoOrNull(c.cursorMs),
+        lastPollAt: isoOrNull(c.lastPollAt),
+        lastOutcome: c.lastOutcome,
+        lastError: c.lastError,
+        sweepBehindSeconds: c.sweepPosMs !== null && c.sweepStartedAt !== null ? Math.round((now - c.sweepStartedAt) / 1000) : 0,
+        lastSweepDoneAt: isoOrNull(c.lastSweepDoneAt),
+      })),
+      sinks: [...names].map((name) => ({ name, ...(counts.get(name) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }) })),
+      oldestPendingAt: isoOrNull(store.oldestPendingAt()),
+      recentDead: store.deadLetters(null, null, 10).map((d) => ({ ...d, deadAt: new Date(d.deadAt).toISOString() })),
+    };
+  } finally {
+    store.close();
+  }
+}
+
+export function formatStatus(r: StatusReport): string {
+  const lines: string[] = [];
+  lines.push(`database  ${r.database}`);
+  lines.push('');
+  lines.push('STREAM                 CURSOR                    LAST POLL                 OUTCOME  LATE-DATA SWEEP');
+  if (r.streams.length === 0) lines.push('(no poll yet)');
+  for (const s of r.streams) {
+    const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? 'up to date' : '-';
+    lines.push(
+      `${s.streams.join(',').padEnd(22)} ${(s.cursor ?? '-').padEnd(25)} ${(s.lastPollAt ?? '-').padEnd(25)} ${(s.lastOutcome ?? '-').padEnd(8)} ${sweep}` +
+        (s.lastError ? `\n  last error: ${s.lastError}` : ''),
+    );
+  }
+  lines.push('');
+  lines.push('SINK                   QUEUED  DELIVERING  RETRYING   DELIVERED   DEAD');
+  for (const s of r.sinks) {
+    lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
+  }
+  if (r.oldestPendingAt) lines.push(`\noldest pending delivery since ${r.oldestPendingAt}`);
+  if (r.recentDead.length) {
+    lines.push('\nrecent dead letters (langfuse-bridge replay sends them again):');
+    for (const d of r.recentDead) lines.push(`  ${d.deadAt}  ${d.sink}  ${d.type}  ${d.eventId}  after ${d.attempts} attempt(s): ${d.lastError ?? ''}`);
+  }
+  return lines.join('\n');
+}
+
+export function replay(config: BridgeConfig, sink: string | null, sinceMs: number | null): number {
+  const store = new Store(config.database);
+  try {
+    if (sink && !config.sinks.some((s) => s.name === sink) && !store.counts().has(sink)) {
+      throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
+    }
+    return store.replay(sink, sinceMs);
+  } finally {
+    store.close();
+  }
+}
+
+// --- check / test-event ---------------------------------------------------------------------------
+
+export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok: boolean; lines: string[] }> {
+  const lines: string[] = [];
+  let ok = true;
+  const client = new LangfuseClient({
+    baseUrl: config.langfuse.baseUrl,
+    publicKey: config.langfuse.publicKey,
+    secretKey: config.langfuse.secretKey,
+    maxRequestsPerMinute: config.langfuse.maxRequestsPerMinute,
+    timeoutSeconds: Math.min(config.langfuse.timeoutSeconds, 15),
+    logger,
+    userAgent: USER_AGENT,
+    maxAttempts: 2,
+    backoffBaseMs: 500,
+  });
+  try {
+    const store = new Store(':memory:');
+    const poller = new Poller(store, client, config, [], logger);
+    const shape = await poller.connect();
+    lines.push(`✔ Langfuse ${config.langfuse.baseUrl}${shape.version ? ` (server ${shape.version})` : ''}: credentials accepted, project ${poller.projectId}`);
+    lines.push(
+      shape.generation === 'v4'
+        ? '✔ API generation: v4 (v2 observations + v3 scores)'
+        : `✔ API generation: legacy (traces, v1 observations, ${shape.scoresPath === '/api/public/scores' ? 'v1' : 'v2'} scores)`,
+    );
+    store.close();
+  } catch (err) {
+    ok = false;
+    const msg = err instanceof LangfuseError && err.kind === 'auth' ? `Langfuse refused the credentials: ${err.message}` : `Langfuse unreachable or failing: ${(err as Error).message}`;
+    lines.push(`✘ ${msg}`);
+  } finally {
+    await client.close();
+  }
+  try {
+    const { sinks } = await createSinks(config, logger);
+    for (const s of sinks) {
+      const problems = s.validate?.() ?? [];
+      if (problems.length) {
+        ok = false;
+        lines.push(`✘ sink ${s.name} (${s.kind}): ${problems.join('; ')}`);
+      } else lines.push(`✔ sink ${s.name} (${s.kind}): settings valid`);
+    }
+    await closeSinks(sinks);
+  } catch (err) {
+    ok = false;
+    lines.push(`✘ sinks: ${(err as Error).message}`);
+  }
+  return { ok, lines };
+}
+
+/** Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". */
+export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkName: string | null, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ ok: boolean; results: string[] }> {
+  const store = new Store(config.database);
+  const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
+  let targets: Sink[];
+  if (sinkName) {
+    const s = all.find((x) => x.name === sinkName);
+    if (!s) {
+      await closeSinks(all);
+      store.close();
+      throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
+    }
+    targets = [s];
+  } else targets = all;
+  const projectId = store.getMeta(`project:${config.langfuse.publicKey}`) ?? 'test-project';
+  const ev = testEvent(projectId);
+  const origin = `test:${ev.id}`;
+  store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets.map((s) => s.name) }], { origin }));
+  const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50 });
+  dispatcher.start();
+  await dispatcher.drain();
+  await dispatcher.stop(1000);
+  const counts = store.counts(origin);
+  const dead = store.deadLetters(null, null, 100).filter((d) => d.eventId === ev.id);
+  const results = targets.map((s) => {
+    const c = counts.get(s.name);
+    if (c?.delivered) return `✔ ${s.name}: delivered ${ev.id}`;
+    return `✘ ${s.name}: ${dead.find((d) => d.sink === s.name)?.lastError ?? 'not delivered'}`;
+  });
+  // A test event is not a real one: leave no dead letter behind for `replay`.
+  store.db.prepare('DELETE FROM outbox WHERE origin = ?').run(origin);
+  await closeSinks(all);
+  store.close();
+  return { ok: results.every((r) => r.startsWith('✔')), results };
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+/** Commands and flags; the work is in app.ts. */
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
+import { Fatal, check, formatStatus, replay, runBackfill, runDaemon, sendTestEvent, statusReport } from './app.js';
+import { LOG_LEVELS, createLogger } from './ops/logger.js';
+import { VERSION } from './version.js';
+
+const EXAMPLES = `
+Examples:
+  # Poll Langfuse Cloud and forward signed events to your receiver
+  $ export LANGFUSE_PUBLIC_KEY=pk-lf-… LANGFUSE_SECRET_KEY=sk-lf-…
+  $ export BRIDGE_WEBHOOK_URL=https://hooks.internal/langfuse BRIDGE_WEBHOOK_SECRET=whsec_…
+  $ langfuse-bridge run
+
+  # Everything since Monday that your receiver has not seen yet
+  $ langfuse-bridge backfill --from 2026-11-23T00:00:00Z
+
+  # Is it keeping up? What is stuck?
+  $ langfuse-bridge status
+  $ langfuse-bridge replay --sink webhook --since 2026-11-26T00:00:00Z
+
+  # No webhook configured: events are printed as JSON lines on stdout
+  $ langfuse-bridge run | jq 'select(.event == "trace.updated")'
+
+Settings are environment variables (see the README); --config adds a JSON file with several sinks and rules.
+Exit codes: 0 ok, 1 failure (check, test-event), 2 bad setting or flag, 3 backfill left dead letters.`;
+
+interface GlobalOpts {
+  config?: string;
+  logLevel: string;
+}
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+function config(cmd: Command, requireKeys = true): BridgeConfig {
+  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys });
+}
+
+function logger(cmd: Command) {
+  return createLogger(globals(cmd).logLevel);
+}
+
+function instant(flag: string) {
+  return (v: string): Date => {
+    try {
+      return parseInstant(flag, v);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  };
+}
+
+const program = new Command()
+  .name('langfuse-bridge')
+  .description('Polls Langfuse and delivers webhook events for new and changed traces, generations, scores and prompts.')
+  .version(VERSION, '-v, --version')
+  .option('-c, --config <file>', 'JSON config file (several sinks, rules); ${VAR} in strings is read from the environment')
+  .addOption(new Option('--log-level <level>', 'log verbosity').choices([...LOG_LEVELS]).default(process.env.LOG_LEVEL ?? 'info'))
+  .addHelpText('after', EXAMPLES)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('run')
+  .description('Poll on the interval and deliver events until SIGINT/SIGTERM')
+  .addHelpText('after', '\nExample:\n  $ BRIDGE_POLL_INTERVAL_SECONDS=15 langfuse-bridge run --log-level debug')
+  .action(async (_o, cmd: Command) => {
+    const cfg = config(cmd);
+    const log = logger(cmd);
+    const handle = await runDaemon(cfg, log);
+    let stopping = false;
+    const onSignal = (sig: string): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: exiting now; deliveries in flight stay queued');
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ signal: sig }, 'shutting down');
+      handle.stop();
+      setTimeout(() => {
+        log.error('shutdown took longer than 10 s; exiting');
+        process.exit(1);
+      }, 9_500).unref();
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    await handle.done;
+  });
+
+program
+  .command('backfill')
+  .description('Deliver everything in [from, to) that the sinks have not received, then exit')
+  .requiredOption('--from <iso>', 'start of the range, inclusive (ISO 8601)', instant('--from'))
+  .option('--to <iso>', 'end of the range, exclusive (default: now)', instant('--to'))
+  .option('--redeliver', 'send already-delivered events again, with the same ids', false)
+  .option('--sink <name>', 'limit the pass to one sink (an alert sink named here does get alerts)')
+  .option('--alerts', 'also send alerts (Slack, PagerDuty) for the range; history does not page people by default', false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ langfuse-bridge backfill --from 2026-11-01T00:00:00Z --to 2026-11-02T00:00:00Z
+  $ langfuse-bridge backfill --from 2026-11-20 --redeliver --sink webhook
+Exits 0 when every event was delivered, 3 when some were dead-lettered (see status, replay).`,
+  )
+  .action(async (o: { from: Date; to?: Date; redeliver: boolean; sink?: string; alerts: boolean }, cmd: Command) => {
+    const cfg = config(cmd);
+    const log = logger(cmd);
+    const toMs = (o.to ?? new Date()).getTime();
+    if (o.from.getTime() >= toMs) throw new ConfigError(`--from must be before --to (got ${o.from.toISOString()} ≥ ${new Date(toMs).toISOString()})`);
+    const tty = process.stderr.isTTY === true;
+    const began = Date.now();
+    let lastLine = 0;
+    const abort = new AbortController();
+    process.once('SIGINT', () => abort.abort(new Error('interrupted')));
+    process.once('SIGTERM', () => abort.abort(new Error('interrupted')));
+    const r = await runBackfill(cfg, log, {
+      fromMs: o.from.getTime(),
+      toMs,
+      redeliver: o.redeliver,
+      sink: o.sink ?? null,
+      alerts: o.alerts,
+      signal: abort.signal,
+      onProgress: (p) => {
+        const secs = (Date.now() - began) / 1000;
+        const frac = p.totalMs ? p.doneMs / p.totalMs : 1;
+        const rate = secs > 0 ? p.events / secs : 0;
+        const eta = frac > 0 && frac < 1 ? Math.round((secs / frac) * (1 - frac)) : 0;
+        const line = `${p.source}: ${(frac * 100).toFixed(0)}% of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls${eta ? ` · ETA ${eta} s` : ''}`;
+        if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+        else if (Date.now() - lastLine > 5_000 || frac >= 1) {
+          lastLine = Date.now();
+          log.info({ source: p.source, percent: Math.round(frac * 100), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
+        }
+      },
+    });
+    if (tty) process.stderr.write('\n');
+    const summary = { events: r.events, queued: r.inserted, delivered: r.delivered, dead: r.dead, seconds: Math.round((Date.now() - began) / 100) / 10 };
+    process.stdout.isTTY ? log.info(summary, r.exitCode ? 'backfill done; some deliveries were dead-lettered' : 'backfill done') : log.info(summary, 'backfill done');
+    process.exitCode = r.exitCode;
+  });
+
+program
+  .command('status')
+  .description('Per stream: cursor and last poll; per sink: queued, delivered, dead-lettered')
+  .option('--json', 'machine-readable output', false)
+  .action((o: { json: boolean }, cmd: Command) => {
+    const r = statusReport(config(cmd, false));
+    process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatStatus(r)}\n`);
+  });
+
+program
+  .command('replay')
+  .description('Put dead-lettered deliveries back in the queue (the running daemon sends them)')
+  .option('--sink <name>', 'only this sink')
+  .option('--since <iso>', 'only deliveries dead-lettered since then', instant('--since'))
+  .addHelpText('after', '\nExample:\n  $ langfuse-bridge replay --sink webhook --since 2026-11-26T00:00:00Z')
+  .action((o: { sink?: string; since?: Date }, cmd: Command) => {
+    const n = replay(config(cmd, false), o.sink ?? null, o.since?.getTime() ?? null);
+    process.stdout.write(`${n} dead-lettered deliveries queued again${n ? '; `langfuse-bridge run` delivers them' : ''}\n`);
+  });
+
+program
+  .command('check')
+  .description('Call Langfuse with the configured keys, report the API generation and each sink’s settings')
+  .action(async (_o, cmd: Command) => {
+    const r = await check(config(cmd), logger(cmd));
+    process.stdout.write(`${r.lines.join('\n')}\n`);
+    process.exitCode = r.ok ? 0 : 1;
+  });
+
+program
+  .command('test-event')
+  .description('Send one synthetic `test` event through the pipeline, like a dashboard’s "Send test event"')
+  .option('--sink <name>', 'only this sink')
+  .action(async (o: { sink?: string }, cmd: Command) => {
+    const r = await sendTestEvent(config(cmd, false), logger(cmd), o.sink ?? null);
+    process.stderr.write(`${r.results.join('\n')}\n`);
+    process.exitCode = r.ok ? 0 : 1;
+  });
+
+function die(message: string, code: number): never {
+  process.stderr.write(`langfuse-bridge: ${message}\n`);
+  process.exit(code);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    // commander already printed its one line; a usage error is a bad flag.
+    process.exit(2);
+  }
+  if (err instanceof ConfigError) die(err.message, 2);
+  if (err instanceof Fatal) die(err.message, err.exitCode);
+  const e = err as Error & { code?: string };
+  if (e.code === 'SQLITE_CANTOPEN' || e.code === 'SQLITE_NOTADB') die(`BRIDGE_DATABASE cannot be opened as SQLite (${e.message}); point it at a writable file`, 2);
+  if (e.name === 'Error' && /newer langfuse-bridge/.test(e.message)) die(e.message, 2);
+  die(`${e.message}${process.env.DEBUG ? `\n${e.stack}` : ''}`, 1);
+}

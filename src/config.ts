@@ -1,0 +1,438 @@
+/**
+ * One place for every setting: environment variables and an optional JSON file, validated once,
+ * with defaults here and nowhere else. A bad value becomes a ConfigError whose one-line message
+ * names the setting, what it must be, and what it got.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
+export type Stream = (typeof STREAMS)[number];
+export type ApiMode = 'auto' | 'v4' | 'legacy';
+export type SignatureScheme = 'standard' | 'langfuse' | 'hex';
+
+export interface WebhookSinkConfig {
+  type: 'webhook';
+  name: string;
+  url: string;
+  secret: string | null;
+  signature: SignatureScheme;
+  events: string[];
+  timeoutSeconds: number;
+  concurrency: number;
+}
+export interface StdoutSinkConfig {
+  type: 'stdout';
+  name: string;
+  events: string[];
+  pretty: boolean;
+}
+export interface SlackSinkConfig {
+  type: 'slack';
+  name: string;
+  url: string;
+  events: string[];
+  timeoutSeconds: number;
+}
+export interface PagerDutySinkConfig {
+  type: 'pagerduty';
+  name: string;
+  routingKey: string;
+  eventsUrl: string;
+  events: string[];
+  timeoutSeconds: number;
+}
+export interface HandlerSinkConfig {
+  type: 'handler';
+  name: string;
+  module: string;
+  events: string[];
+  timeoutSeconds: number;
+  concurrency: number;
+}
+export type SinkConfig =
+  | WebhookSinkConfig
+  | StdoutSinkConfig
+  | SlackSinkConfig
+  | PagerDutySinkConfig
+  | HandlerSinkConfig;
+
+export interface BridgeConfig {
+  langfuse: {
+    publicKey: string;
+    secretKey: string;
+    baseUrl: string;
+    api: ApiMode;
+    maxRequestsPerMinute: number;
+    /** Per-call timeout for Langfuse requests. */
+    timeoutSeconds: number;
+  };
+  database: string;
+  pollIntervalSeconds: number;
+  lookbackSeconds: number;
+  retentionDays: number;
+  startFrom: Date | null;
+  streams: Stream[];
+  includeIo: boolean;
+  retry: { maxAttempts: number; baseSeconds: number };
+  alertBurst: number;
+  httpPort: number | null;
+  healthMaxAgeSeconds: number;
+  sinks: SinkConfig[];
+  /** Rules for alert sinks; null means the contract's defaults. */
+  rules: unknown[] | null;
+  configFile: string | null;
+}
+
+type Env = Record<string, string | undefined>;
+
+// ---------------------------------------------------------------------------------------------
+// Small parsers that produce the one-line messages.
+
+function fail(setting: string, must: string, got: unknown): never {
+  const shown = typeof got === 'string' ? JSON.stringify(got) : JSON.stringify(got ?? null);
+  throw new ConfigError(`${setting} must be ${must}, got ${shown}`);
+}
+
+function wholeNumber(setting: string, raw: unknown, min: number, max = Number.MAX_SAFE_INTEGER, unit = ''): number {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `from ${min} up` : `from ${min} to ${max}`;
+    fail(setting, `a whole number${unit ? ` of ${unit}` : ''} ${range}`, raw);
+  }
+  return n;
+}
+
+function positiveNumber(setting: string, raw: unknown, unit: string): number {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(n) || n <= 0) fail(setting, `a positive number of ${unit} (fractions allowed)`, raw);
+  return n;
+}
+
+function bool(setting: string, raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const s = String(raw).trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+  fail(setting, 'true or false', raw);
+}
+
+export function parseUrl(setting: string, raw: unknown): string {
+  if (typeof raw !== 'string' || raw.trim() === '') fail(setting, 'an http(s) URL', raw);
+  let u: URL;
+  try {
+    u = new URL(raw.trim());
+  } catch {
+    fail(setting, 'an http(s) URL such as https://cloud.langfuse.com', raw);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(setting, 'an http(s) URL', raw);
+  return u.toString().replace(/\/+$/, '');
+}
+
+/** Accepts full ISO 8601 timestamps with a zone (or a plain date, taken as UTC midnight). */
+export function parseInstant(setting: string, raw: unknown): Date {
+  if (typeof raw !== 'string') fail(setting, 'an ISO 8601 time such as 2026-11-01T00:00:00Z', raw);
+  const s = raw.trim();
+  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(s);
+  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
+  if (!ok || Number.isNaN(d.getTime())) fail(setting, 'an ISO 8601 time with a zone, such as 2026-11-01T00:00:00Z', raw);
+  return d;
+}
+
+function streams(setting: string, raw: unknown): Stream[] {
+  const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+  const out: Stream[] = [];
+  for (const item of list.map((s) => s.trim()).filter(Boolean)) {
+    if (!(STREAMS as readonly string[]).includes(item)) fail(setting, `a comma list of ${STREAMS.join(', ')}`, item);
+    if (!out.includes(item as Stream)) out.push(item as Stream);
+  }
+  if (out.length === 0) fail(setting, `a comma list of ${STREAMS.join(', ')}`, raw);
+  return out;
+}
+
+const EVENT_PATTERN = /^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+|[a-z]+)$/;
+export function eventPatterns(setting: string, raw: unknown): string[] {
+  if (raw === undefined || raw === null) return ['*'];
+  const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+  const out = list.map((s) => s.trim()).filter(Boolean);
+  for (const p of out) if (!EVENT_PATTERN.test(p)) fail(setting, 'a comma list of event types or globs like trace.*,score.created', p);
+  return out.length ? out : ['*'];
+}
+
+/** `trace.*` matches trace.created and trace.updated; `*` matches everything. */
+export function matchesEventPatterns(patterns: readonly string[], type: string): boolean {
+  for (const p of patterns) {
+    if (p === '*' || p === type) return true;
+    if (p.endsWith('.*') && type.startsWith(p.slice(0, -1))) return true;
+    if (!p.includes('.') && type.startsWith(`${p}.`)) return true;
+  }
+  return false;
+}
+
+function checkWebhookSecret(setting: string, scheme: SignatureScheme, secret: string | null): void {
+  if (!secret) return;
+  if (scheme !== 'standard') return;
+  const m = /^whsec_([A-Za-z0-9+/=_-]+)$/.exec(secret);
+  if (!m || Buffer.from(m[1] ?? '', 'base64').length < 1) {
+    throw new ConfigError(
+      `${setting} must be a whsec_-prefixed base64 secret for the standard signature scheme (got one without the prefix); ` +
+        `set BRIDGE_WEBHOOK_SIGNATURE=langfuse or hex to use any string`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The config file: JSON, `${VAR}` in strings read from the environment.
+
+function interpolate(value: unknown, env: Env, path: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) throw new ConfigError(`${path} refers to \${${name}}, which is not set in the environment; export ${name} or edit the file`);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, `${path}.${k}`)]));
+  }
+  return value;
+}
+
+const sinkFileSchema = z
+  .object({
+    name: z.string().min(1).optional(),
+    type: z.enum(['webhook', 'stdout', 'slack', 'pagerduty', 'handler']),
+    url: z.string().optional(),
+    secret: z.string().optional(),
+    signature: z.enum(['standard', 'langfuse', 'hex']).optional(),
+    events: z.union([z.string(), z.array(z.string())]).optional(),
+    timeoutSeconds: z.number().positive().optional(),
+    concurrency: z.number().int().min(1).max(256).optional(),
+    routingKey: z.string().optional(),
+    eventsUrl: z.string().optional(),
+    module: z.string().optional(),
+    pretty: z.boolean().optional(),
+  })
+  .strict();
+
+const fileSchema = z
+  .object({
+    langfuse: z
+      .object({
+        publicKey: z.string().optional(),
+        secretKey: z.string().optional(),
+        baseUrl: z.string().optional(),
+        api: z.enum(['auto', 'v4', 'legacy']).optional(),
+        maxRequestsPerMinute: z.number().int().min(1).optional(),
+        timeoutSeconds: z.number().positive().optional(),
+      })
+      .strict()
+      .optional(),
+    database: z.string().optional(),
+    pollIntervalSeconds: z.number().int().min(1).optional(),
+    lookbackSeconds: z.number().int().min(0).optional(),
+    retentionDays: z.number().int().min(1).optional(),
+    startFrom: z.string().optional(),
+    streams: z.array(z.string()).optional(),
+    includeIo: z.boolean().optional(),
+    retry: z.object({ maxAttempts: z.number().int().min(1).optional(), baseSeconds: z.number().positive().optional() }).strict().optional(),
+    alertBurst: z.number().int().min(1).optional(),
+    httpPort: z.number().int().min(0).max(65535).optional(),
+    healthMaxAgeSeconds: z.number().int().min(1).optional(),
+    stdout: z.boolean().optional(),
+    sinks: z.array(sinkFileSchema).optional(),
+    rules: z.array(z.unknown()).optional(),
+  })
+  .strict();
+type FileConfig = z.infer<typeof fileSchema>;
+
+function zodPath(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+export function readConfigFile(file: string, env: Env): FileConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(`--config ${file} cannot be read (${code ?? 'error'}); pass the path of an existing JSON file`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`--config ${file} is not valid JSON (${(err as Error).message}); fix the file`);
+  }
+  const parsed = fileSchema.safeParse(interpolate(json, env, file));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? zodPath(issue.path) : '';
+    const what = issue?.code === 'unrecognized_keys' ? `has unknown key(s) ${(issue as { keys: string[] }).keys.join(', ')}` : `is invalid: ${issue?.message ?? 'bad value'}`;
+    throw new ConfigError(`--config ${file}: ${where || 'the top level'} ${what}`);
+  }
+  return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface LoadOptions {
+  env?: Env;
+  configFile?: string | null;
+  /** Commands that never call Langfuse (status, replay) do not need keys. */
+  requireKeys?: boolean;
+}
+
+export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
+  const env = opts.env ?? process.env;
+  const file: FileConfig = opts.configFile ? readConfigFile(opts.configFile, env) : {};
+  const fl = file.langfuse ?? {};
+  const pick = (envName: string, fileValue: unknown): unknown => (env[envName] !== undefined && env[envName] !== '' ? env[envName] : fileValue);
+
+  const publicKey = String(pick('LANGFUSE_PUBLIC_KEY', fl.publicKey) ?? '');
+  const secretKey = String(pick('LANGFUSE_SECRET_KEY', fl.secretKey) ?? '');
+  if (opts.requireKeys !== false) {
+    if (!publicKey) throw new ConfigError('LANGFUSE_PUBLIC_KEY is required (a pk-lf-… key from your Langfuse project settings); set it or put langfuse.publicKey in the config file');
+    if (!secretKey) throw new ConfigError('LANGFUSE_SECRET_KEY is required (an sk-lf-… key from your Langfuse project settings); set it or put langfuse.secretKey in the config file');
+  }
+  const baseUrlEnv = env.LANGFUSE_BASE_URL ? 'LANGFUSE_BASE_URL' : env.LANGFUSE_BASEURL ? 'LANGFUSE_BASEURL' : env.LANGFUSE_HOST ? 'LANGFUSE_HOST' : null;
+  const baseUrl = parseUrl(baseUrlEnv ?? 'langfuse.baseUrl', baseUrlEnv ? env[baseUrlEnv] : (fl.baseUrl ?? 'https://cloud.langfuse.com'));
+
+  const apiRaw = pick('BRIDGE_LANGFUSE_API', fl.api) ?? 'auto';
+  if (!['auto', 'v4', 'legacy'].includes(String(apiRaw))) fail('BRIDGE_LANGFUSE_API', 'one of auto, v4, legacy', apiRaw);
+
+  const pollIntervalSeconds = wholeNumber('BRIDGE_POLL_INTERVAL_SECONDS', pick('BRIDGE_POLL_INTERVAL_SECONDS', file.pollIntervalSeconds) ?? 30, 1, 86_400, 'seconds');
+  const lookbackSeconds = wholeNumber('BRIDGE_LOOKBACK_SECONDS', pick('BRIDGE_LOOKBACK_SECONDS', file.lookbackSeconds) ?? 1200, 0, 7 * 86_400, 'seconds');
+  const startRaw = pick('BRIDGE_START_FROM', file.startFrom);
+
+  const retryAttempts = wholeNumber('BRIDGE_RETRY_MAX_ATTEMPTS', pick('BRIDGE_RETRY_MAX_ATTEMPTS', file.retry?.maxAttempts) ?? 10, 1, 100);
+  const retryBase = positiveNumber('BRIDGE_RETRY_BASE_SECONDS', pick('BRIDGE_RETRY_BASE_SECONDS', file.retry?.baseSeconds) ?? 5, 'seconds');
+  const portRaw = pick('BRIDGE_HTTP_PORT', file.httpPort);
+  const httpPort = portRaw === undefined ? null : wholeNumber('BRIDGE_HTTP_PORT', portRaw, 0, 65_535);
+
+  const sinks: SinkConfig[] = [];
+  for (const [i, s] of (file.sinks ?? []).entries()) sinks.push(sinkFromFile(s, i));
+
+  // Sinks from the environment, next to the file's.
+  const webhookUrl = env.BRIDGE_WEBHOOK_URL;
+  if (webhookUrl) {
+    const signature = String(env.BRIDGE_WEBHOOK_SIGNATURE ?? 'standard');
+    if (!['standard', 'langfuse', 'hex'].includes(signature)) fail('BRIDGE_WEBHOOK_SIGNATURE', 'one of standard, langfuse, hex', signature);
+    const secret = env.BRIDGE_WEBHOOK_SECRET || null;
+    checkWebhookSecret('BRIDGE_WEBHOOK_SECRET', signature as SignatureScheme, secret);
+    sinks.push({
+      type: 'webhook',
+      name: uniqueName(sinks, 'webhook'),
+      url: parseUrl('BRIDGE_WEBHOOK_URL', webhookUrl),
+      secret,
+      signature: signature as SignatureScheme,
+      events: eventPatterns('BRIDGE_WEBHOOK_EVENTS', env.BRIDGE_WEBHOOK_EVENTS),
+      timeoutSeconds: positiveNumber('BRIDGE_WEBHOOK_TIMEOUT_SECONDS', env.BRIDGE_WEBHOOK_TIMEOUT_SECONDS ?? 10, 'seconds'),
+      concurrency: wholeNumber('BRIDGE_WEBHOOK_CONCURRENCY', env.BRIDGE_WEBHOOK_CONCURRENCY ?? 32, 1, 256),
+    });
+  }
+  if (env.SLACK_WEBHOOK_URL) {
+    sinks.push({ type: 'slack', name: uniqueName(sinks, 'slack'), url: parseUrl('SLACK_WEBHOOK_URL', env.SLACK_WEBHOOK_URL), events: ['*'], timeoutSeconds: 10 });
+  }
+  if (env.PAGERDUTY_ROUTING_KEY) {
+    sinks.push({
+      type: 'pagerduty',
+      name: uniqueName(sinks, 'pagerduty'),
+      routingKey: env.PAGERDUTY_ROUTING_KEY,
+      eventsUrl: parseUrl('PAGERDUTY_EVENTS_URL', env.PAGERDUTY_EVENTS_URL ?? 'https://events.pagerduty.com/v2/enqueue'),
+      events: ['*'],
+      timeoutSeconds: 10,
+    });
+  }
+  if (env.BRIDGE_HANDLERS) {
+    sinks.push({ type: 'handler', name: uniqueName(sinks, 'handler'), module: env.BRIDGE_HANDLERS, events: ['*'], timeoutSeconds: 30, concurrency: 8 });
+  }
+  const wantStdout = env.BRIDGE_STDOUT !== undefined ? bool('BRIDGE_STDOUT', env.BRIDGE_STDOUT) : (file.stdout ?? false);
+  const hasEventSink = sinks.some((s) => s.type === 'webhook' || s.type === 'handler' || s.type === 'stdout');
+  if ((wantStdout || !hasEventSink) && !sinks.some((s) => s.type === 'stdout')) {
+    sinks.push({ type: 'stdout', name: uniqueName(sinks, 'stdout'), events: ['*'], pretty: false });
+  }
+
+  return {
+    langfuse: {
+      publicKey,
+      secretKey,
+      baseUrl,
+      api: apiRaw as ApiMode,
+      maxRequestsPerMinute: wholeNumber('BRIDGE_MAX_REQUESTS_PER_MINUTE', pick('BRIDGE_MAX_REQUESTS_PER_MINUTE', fl.maxRequestsPerMinute) ?? 30, 1, 100_000),
+      timeoutSeconds: positiveNumber('LANGFUSE_TIMEOUT_SECONDS', pick('LANGFUSE_TIMEOUT_SECONDS', fl.timeoutSeconds) ?? 30, 'seconds'),
+    },
+    database: String(pick('BRIDGE_DATABASE', file.database) ?? 'data/bridge.db'),
+    pollIntervalSeconds,
+    lookbackSeconds,
+    retentionDays: wholeNumber('BRIDGE_RETENTION_DAYS', pick('BRIDGE_RETENTION_DAYS', file.retentionDays) ?? 30, 1, 3650, 'days'),
+    startFrom: startRaw === undefined ? null : parseInstant('BRIDGE_START_FROM', startRaw),
+    streams: streams('BRIDGE_STREAMS', pick('BRIDGE_STREAMS', file.streams) ?? 'traces,generations,scores'),
+    includeIo: bool('BRIDGE_INCLUDE_IO', pick('BRIDGE_INCLUDE_IO', file.includeIo) ?? false),
+    retry: { maxAttempts: retryAttempts, baseSeconds: retryBase },
+    alertBurst: wholeNumber('BRIDGE_ALERT_BURST', pick('BRIDGE_ALERT_BURST', file.alertBurst) ?? 20, 1),
+    httpPort,
+    healthMaxAgeSeconds: wholeNumber('BRIDGE_HEALTH_MAX_AGE_SECONDS', pick('BRIDGE_HEALTH_MAX_AGE_SECONDS', file.healthMaxAgeSeconds) ?? pollIntervalSeconds * 3, 1),
+    sinks,
+    rules: file.rules ?? null,
+    configFile: opts.configFile ?? null,
+  };
+}
+
+function uniqueName(sinks: SinkConfig[], base: string): string {
+  let name = base;
+  for (let i = 2; sinks.some((s) => s.name === name); i++) name = `${base}-${i}`;
+  return name;
+}
+
+function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig {
+  const at = `sinks[${i}]`;
+  const name = s.name ?? `${s.type}${i ? `-${i + 1}` : ''}`;
+  const events = eventPatterns(`${at}.events`, s.events);
+  switch (s.type) {
+    case 'webhook': {
+      const signature = s.signature ?? 'standard';
+      const secret = s.secret ?? null;
+      checkWebhookSecret(`${at}.secret`, signature, secret);
+      return { type: 'webhook', name, url: parseUrl(`${at}.url`, s.url), secret, signature, events, timeoutSeconds: s.timeoutSeconds ?? 10, concurrency: s.concurrency ?? 32 };
+    }
+    case 'stdout':
+      return { type: 'stdout', name, events, pretty: s.pretty ?? false };
+    case 'slack':
+      return { type: 'slack', name, url: parseUrl(`${at}.url`, s.url), events, timeoutSeconds: s.timeoutSeconds ?? 10 };
+    case 'pagerduty':
+      if (!s.routingKey) throw new ConfigError(`${at}.routingKey is required for a pagerduty sink (the integration's Events API v2 routing key)`);
+      return {
+        type: 'pagerduty',
+        name,
+        routingKey: s.routingKey,
+        eventsUrl: parseUrl(`${at}.eventsUrl`, s.eventsUrl ?? 'https://events.pagerduty.com/v2/enqueue'),
+        events,
+        timeoutSeconds: s.timeoutSeconds ?? 10,
+      };
+    case 'handler':
+      if (!s.module) throw new ConfigError(`${at}.module is required for a handler sink (path to an .mjs/.js module)`);
+      return { type: 'handler', name, module: s.module, events, timeoutSeconds: s.timeoutSeconds ?? 30, concurrency: s.concurrency ?? 8 };
+  }
+}
+
+/** Redacts secrets for logs and `check`. */
+export function describeSink(s: SinkConfig): string {
+  switch (s.type) {
+    case 'webhook':
+      return `${s.name} (webhook ${new URL(s.url).origin}, ${s.signature} signature)`;
+    case 'slack':
+      return `${s.name} (slack)`;
+    case 'pagerduty':
+      return `${s.name} (pagerduty ${new URL(s.eventsUrl).host})`;
+    case 'handler':
+      return `${s.name} (handler ${s.module})`;
+    case 'stdout':
+      return `${s.name} (stdout)`;
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The dispatcher: reads due deliveries from the outbox, one loop and one queue per sink, so a slow or
+ * dead sink never holds back polling or the other sinks. A delivery's life: queued → delivering →
+ * delivered, or retrying (exponential backoff with jitter) until the last attempt, then dead.
+ */
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import type { AnyBridgeEvent } from '../events/types.js';
+import type { DeliveryResult, Sink } from '../sinks/types.js';
+import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseSeconds: number;
+}
+
+/** Delay before attempt n+1 after n failed: base·2^(n−1), jittered to 50–100 %, capped at an hour. */
+export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = Math.random): number {
+  const exp = Math.min(3_600_000, policy.baseSeconds * 1000 * 2 ** Math.max(0, failedAttempts - 1));
+  return Math.round(exp * (0.5 + random() * 0.5));
+}
+
+export interface DispatchHooks {
+  onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
+}
+
+export interface DispatcherOptions {
+  retry: RetryPolicy;
+  logger: Logger;
+  /** Only deliveries written by this backfill; null: all. */
+  origin?: string | null;
+  /** Longest wait between outbox checks when idle. */
+  idleMs?: number;
+  hooks?: DispatchHooks;
+}
+
+interface InFlight {
+  row: ClaimedDelivery;
+  started: boolean;
+  abort: AbortController;
+}
+
+export class Dispatcher {
+  private running = false;
+  private readonly loops: Promise<void>[] = [];
+  private readonly queues = new Map<string, PQueue>();
+  private readonly inflight = new Map<string, InFlight>();
+  private outcomes: DeliveryOutcome[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private wakers = new Set<() => void>();
+  private recoverTimer: NodeJS.Timeout | null = null;
+  private readonly origin: string | null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sinks: Sink[],
+    private readonly opts: DispatcherOptions,
+  ) {
+    this.origin = opts.origin ?? null;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const recovered = this.store.recoverStalled();
+    if (recovered) this.opts.logger.info({ deliveries: recovered }, 'took back deliveries left in flight by a stopped process');
+    this.recoverTimer = setInterval(() => {
+      try {
+        if (this.store.recoverStalled()) this.wake();
+      } catch (err) {
+        this.opts.logger.warn({ err: (err as Error).message }, 'could not check for stalled deliveries');
+      }
+    }, 5_000);
+    this.recoverTimer.unref();
+    for (const sink of this.sinks) this.loops.push(this.loop(sink));
+  }
+
+  /** New work was written: look now instead of at the next idle tick. */
+  wake(): void {
+    for (const w of this.wakers) w();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private leaseMs(sink: Sink): number {
+    // Long enough for every claimed attempt to start and time out; a dead owner is detected sooner.
+    return 120_000 + (sink.minIntervalMs * sink.concurrency * 4);
+  }
+
+  private async loop(sink: Sink): Promise<void> {
+    const paced = sink.minIntervalMs > 0;
+    const queue = new PQueue({ concurrency: sink.concurrency, ...(paced ? { interval: sink.minIntervalMs, intervalCap: 1 } : {}) });
+    this.queues.set(sink.name, queue);
+    // Claim ahead so one transaction feeds many attempts; paced sinks only hold what they will send soon.
+    const window = paced ? 2 : Math.max(sink.concurrency * 2, 128);
+    const idleMs = this.opts.idleMs ?? 500;
+    while (this.running) {
+      const room = window - (queue.size + queue.pending);
+      let claimed: ClaimedDelivery[] = [];
+      if (room > 0) {
+        try {
+          claimed = this.store.claim(sink.name, room, this.leaseMs(sink), this.origin);
+        } catch (err) {
+          this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
+        }
+      }
+      for (const row of claimed) {
+        const key = `${row.eventId}\u0000${row.sink}`;
+        const f: InFlight = { row, started: false, abort: new AbortController() };
+        this.inflight.set(key, f);
+        queue.add(() => this.attempt(sink, f, key)).catch(() => undefined);
+      }
+      if (claimed.length === 0) {
+        // Wait for an attempt to finish (room frees up) or for new work; never spin.
+        if (queue.size + queue.pending > 0) await Promise.race([new Promise((r) => queue.once('next', r)), this.idle(idleMs)]);
+        else {
+          const next = this.store.nextDueAt(sink.name, this.origin);
+          const wait = next === null ? idleMs : Math.min(idleMs, Math.max(5, next - Date.now()));
+          await this.idle(wait);
+        }
+      } else {
+        await queue.onSizeLessThan(Math.max(1, Math.ceil(window / 2)));
+      }
+    }
+  }
+
+  private async attempt(sink: Sink, f: InFlight, key: string): Promise<void> {
+    if (!this.running) return; // released by stop()
+    f.started = true;
+    const { row } = f;
+    const began = Date.now();
+    let result: DeliveryResult;
+    try {
+      const event = JSON.parse(row.body) as AnyBridgeEvent;
+      result = await sink.deliver({ eventId: row.eventId, eventType: row.type, body: row.body, event, attempt: row.attempts }, f.abort.signal);
+    } catch (err) {
+      result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
+    }
+    this.inflight.delete(key);
+    if (f.abort.signal.aborted && !result.ok) {
+      this.record({ eventId: row.eventId, sink: row.sink, status: 'released' });
+      return;
+    }
+    const ms = Date.now() - began;
+    const log = this.opts.logger;
+    if (result.ok) {
+      this.record({ eventId: row.eventId, sink: row.sink, status: 'delivered' });
+      this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
+      log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
+      return;
+    }
+    const last = row.attempts >= this.opts.retry.maxAttempts;
+    if (!result.retry || last) {
+      this.record({ eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason });
+      this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
+      log.error(
+        { sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason },
+        result.retry ? 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again' : 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again',
+      );
+      return;
+    }
+    const wait = Math.max(backoffMs(this.opts.retry, row.attempts), result.retryAfterMs ?? 0);
+    this.record({ eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason });
+    this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
+    log.warn({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
+  }
+
+  /** Outcomes are written in small batches: one transaction for many deliveries. */
+  private record(o: DeliveryOutcome): void {
+    this.outcomes.push(o);
+    if (this.outcomes.length >= 256) this.flush();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 5);
+  }
+
+  flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    const batch = this.outcomes;
+    if (!batch.length) return;
+    this.outcomes = [];
+    try {
+      this.store.settle(batch);
+    } catch (err) {
+      // Not written: those rows stay 'delivering' and are taken back when their lease ends (at least once).
+      this.opts.logger.error({ err: (err as Error).message, deliveries: batch.length }, 'could not record delivery outcomes');
+    }
+    if (batch.some((o) => o.status !== 'delivered')) this.wake();
+  }
+
+  /** Resolves when no delivery of this dispatcher's origin is queued, retrying or in flight. */
+  async drain(signal?: AbortSignal, pollMs = 100): Promise<void> {
+    for (;;) {
+      this.flush();
+      if (this.store.pending(this.origin) === 0 && this.inflight.size === 0) return;
+      signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /**
+   * Stops taking work; lets attempts in flight finish for up to graceMs, then aborts them. Claimed
+   * deliveries that did not finish go back to the queue untouched.
+   */
+  async stop(graceMs = 8_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake();
+    if (this.recoverTimer) clearInterval(this.recoverTimer);
+    for (const q of this.queues.values()) q.clear();
+    for (const [key, f] of this.inflight) {
+      if (!f.started) {
+        this.inflight.delete(key);
+        this.record({ eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
+      }
+    }
+    const idle = Promise.all([...this.queues.values()].map((q) => q.onIdle()));
+    const timer = new Promise((r) => setTimeout(r, graceMs).unref());
+    await Promise.race([idle, timer]);
+    for (const f of this.inflight.values()) f.abort.abort(new Error('shutting down'));
+    await Promise.race([idle, new Promise((r) => setTimeout(r, 500).unref())]);
+    for (const f of this.inflight.values()) this.record({ eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
+    this.inflight.clear();
+    await Promise.all(this.loops);
+    this.flush();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The Langfuse public API as the bridge uses it: Basic auth, the request ceiling, 429s honoured,
+ * transient failures (5xx, 422, 524, timeouts, bodies that are not JSON) retried with backoff.
+ * A call that still fails throws, and the caller leaves its cursor where it was.
+ */
+import { request, type Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import { createDispatcher, retryAfterMs } from './http.js';
+import { RateLimiter, sleep } from './rate-limiter.js';
+
+export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
+
+export class LangfuseError extends Error {
+  override name = 'LangfuseError';
+  constructor(
+    message: string,
+    readonly kind: LangfuseErrorKind,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface LangfuseClientOptions {
+  baseUrl: string;
+  publicKey: string;
+  secretKey: string;
+  maxRequestsPerMinute: number;
+  timeoutSeconds: number;
+  logger: Logger;
+  /** Attempts for one call before it fails (429s count too). */
+  maxAttempts?: number;
+  /** First backoff step; doubles per attempt, capped at 30 s. */
+  backoffBaseMs?: number;
+  userAgent: string;
+}
+
+export interface CallStats {
+  calls: number;
+  byStatus: Map<string, number>;
+  rateLimited: number;
+}
+
+type Query = Record<string, string | number | undefined | null>;
+
+export class LangfuseClient {
+  readonly limiter: RateLimiter;
+  readonly stats: CallStats = { calls: 0, byStatus: new Map(), rateLimited: 0 };
+  private readonly dispatcher: Dispatcher;
+  private readonly auth: string;
+  private readonly origin: string;
+  private readonly prefix: string;
+  /** Called after each HTTP answer (metrics). */
+  onCall?: (status: string, path: string) => void;
+
+  constructor(readonly opts: LangfuseClientOptions) {
+    this.limiter = new RateLimiter(opts.maxRequestsPerMinute);
+    this.dispatcher = createDispatcher({ connections: 4 });
+    this.auth = `Basic ${Buffer.from(`${opts.publicKey}:${opts.secretKey}`).toString('base64')}`;
+    const u = new URL(opts.baseUrl);
+    this.origin = u.origin;
+    this.prefix = u.pathname.replace(/\/+$/, '');
+  }
+
+  private record(status: string, path: string): void {
+    this.stats.calls++;
+    this.stats.byStatus.set(status, (this.stats.byStatus.get(status) ?? 0) + 1);
+    this.onCall?.(status, path);
+  }
+
+  /**
+   * GET a JSON document. 404 → LangfuseError('absent') at once (a legacy server's HTML 404 page
+   * included), 401/403 → 'auth', 400 → 'bad-request'; the rest is retried.
+   */
+  async get<T = unknown>(path: string, query: Query = {}, signal?: AbortSignal, opts: { auth?: boolean } = {}): Promise<T> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') qs.set(k, String(v));
+    const fullPath = `${this.prefix}${path}${qs.size ? `?${qs}` : ''}`;
+    const maxAttempts = this.opts.maxAttempts ?? 6;
+    const base = this.opts.backoffBaseMs ?? 1000;
+    let lastProblem = '';
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      await this.limiter.acquire(signal);
+      let status = 0;
+      let text = '';
+      let retryAfter: number | null = null;
+      const timeout = AbortSignal.timeout(this.opts.timeoutSeconds * 1000);
+      try {
+        const res = await request(`${this.origin}${fullPath}`, {
+          method: 'GET',
+          dispatcher: this.dispatcher,
+          headers: {
+            accept: 'application/json',
+            'user-agent': this.opts.userAgent,
+            ...(opts.auth === false ? {} : { authorization: this.auth }),
+          },
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+        status = res.statusCode;
+        retryAfter = retryAfterMs(res.headers['retry-after'] as string | undefined);
+        text = await res.body.text();
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        const e = err as Error & { code?: string };
+        lastProblem = timeout.aborted ? `timed out after ${this.opts.timeoutSeconds} s` : `${e.code ?? e.name}: ${e.message}`;
+        this.record('error', path);
+        this.opts.logger.warn({ path, attempt, problem: lastProblem }, 'Langfuse call failed; retrying');
+        await sleep(backoff(base, attempt), signal);
+        continue;
+      }
+      this.record(String(status), path);
+
+      if (status >= 200 && status < 300) {
+        try {
+          return JSON.parse(text) as T;
+        } catch {
+          lastProblem = `HTTP ${status} with a body that is not JSON (${snippet(text)})`;
+          this.opts.logger.warn({ path, attempt, problem: lastProblem }, 'Langfuse answered garbage; retrying');
+          await sleep(backoff(base, attempt), signal);
+          continue;
+        }
+      }
+      if (status === 401 || status === 403) {
+        throw new LangfuseError(`Langfuse refused the credentials (HTTP ${status}: ${messageOf(text)}); check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL`, 'auth', status);
+      }
+      if (status === 404) throw new LangfuseError(`${path} is not served by this Langfuse (HTTP 404)`, 'absent', 404);
+      if (status === 429) {
+        this.stats.rateLimited++;
+        const wait = retryAfter ?? retryAfterFromBody(text) ?? 60_000;
+        this.limiter.pause(Date.now() + wait);
+        lastProblem = `rate limited (HTTP 429), waiting ${Math.ceil(wait / 1000)} s`;
+        this.opts.logger.warn({ path, attempt, retryAfterMs: wait }, 'Langfuse rate limit reached; pausing calls to this project');
+        continue;
+      }
+      if (status === 400) throw new LangfuseError(`Langfuse rejected ${path} (HTTP 400: ${messageOf(text)})`, 'bad-request', 400);
+      lastProblem = `HTTP ${status}${text ? ` (${snippet(text)})` : ''}`;
+      this.opts.logger.warn({ path, attempt, status }, 'Langfuse answered an error; retrying');
+      await sleep(retryAfter ?? backoff(base, attempt), signal);
+    }
+    throw new LangfuseError(`${path} failed after ${maxAttempts} attempts: ${lastProblem}`, 'transient');
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function backoff(baseMs: number, attempt: number): number {
+  const exp = Math.min(30_000, baseMs * 2 ** (attempt - 1));
+  return exp / 2 + Math.random() * (exp / 2);
+}
+
+function snippet(text: string): string {
+  const s = text.replace(/\s+/g, ' ').trim();
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+function messageOf(text: string): string {
+  try {
+    const j = JSON.parse(text) as { message?: unknown };
+    if (typeof j.message === 'string') return j.message;
+  } catch {
+    /* not JSON */
+  }
+  return snippet(text);
+}
+
+function retryAfterFromBody(text: string): number | null {
+  try {
+    const j = JSON.parse(text) as { details?: { retryAfterSeconds?: unknown } };
+    const s = j.details?.retryAfterSeconds;
+    return typeof s === 'number' ? s * 1000 : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Prometheus metrics, one registry per process. Outbox depth and age are read from the store when
+ * scraped, so they are exact whoever wrote the rows.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { AnyBridgeEvent } from '../events/types.js';
+import type { Store } from '../store/index.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly polls = new Counter({ name: 'bridge_polls_total', help: 'Polls of a Langfuse source, by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
+  readonly langfuseCalls = new Counter({ name: 'bridge_langfuse_requests_total', help: 'Calls to the Langfuse API, by HTTP status (error: no answer)', labelNames: ['status'], registers: [this.registry] });
+  readonly rateLimitWaits = new Gauge({ name: 'bridge_langfuse_rate_limit_wait_seconds', help: 'Time spent waiting for the request ceiling or a 429 Retry-After', registers: [this.registry] });
+  readonly events = new Counter({ name: 'bridge_events_total', help: 'Events committed to the outbox, by type', labelNames: ['event'], registers: [this.registry] });
+  readonly deliveries = new Counter({ name: 'bridge_deliveries_total', help: 'Delivery attempts, by sink and outcome (delivered, retrying, dead)', labelNames: ['sink', 'outcome', 'event'], registers: [this.registry] });
+  readonly sweepLag = new Gauge({ name: 'bridge_late_data_sweep_behind_seconds', help: 'How long the current late-data sweep has been running behind (0: up to date)', labelNames: ['source'], registers: [this.registry] });
+  readonly lastPollAge = new Gauge({ name: 'bridge_last_successful_poll_age_seconds', help: 'Seconds since the last successful poll', registers: [this.registry] });
+  readonly tokens = new Counter({ name: 'bridge_generation_tokens_total', help: 'Tokens of generations seen, by model and kind (prompt, completion, total)', labelNames: ['model', 'kind'], registers: [this.registry] });
+  readonly cost = new Counter({ name: 'bridge_generation_cost_usd_total', help: 'Cost of generations seen, by model', labelNames: ['model'], registers: [this.registry] });
+  readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox, by sink and status', labelNames: ['sink', 'status'], registers: [this.registry] });
+  readonly oldestPending = new Gauge({ name: 'bridge_outbox_oldest_pending_age_seconds', help: 'Age of the oldest delivery not yet delivered or dead', registers: [this.registry] });
+  lastPollOk: number | null = null;
+  lastPollError: number | null = null;
+  readonly startedAt = Date.now();
+  private store: Store | null = null;
+  /** Reads the limiter's wait total at scrape time. */
+  waitSource: (() => number) | null = null;
+
+  bindStore(store: Store): void {
+    this.store = store;
+  }
+
+  onEvent(e: AnyBridgeEvent): void {
+    this.events.inc({ event: e.event });
+    if (e.event === 'generation.created') {
+      const model = e.data.model ?? 'unknown';
+      const u = e.data.usage;
+      if (u.promptTokens) this.tokens.inc({ model, kind: 'prompt' }, u.promptTokens);
+      if (u.completionTokens) this.tokens.inc({ model, kind: 'completion' }, u.completionTokens);
+      if (u.totalTokens) this.tokens.inc({ model, kind: 'total' }, u.totalTokens);
+      if (e.data.totalCost) this.cost.inc({ model }, e.data.totalCost);
+    }
+  }
+
+  async render(): Promise<string> {
+    const now = Date.now();
+    this.lastPollAge.set(this.lastPollOk === null ? (now - this.startedAt) / 1000 : (now - this.lastPollOk) / 1000);
+    if (this.waitSource) this.rateLimitWaits.set(this.waitSource() / 1000);
+    if (this.store?.db.open) {
+      this.outboxDepth.reset();
+      for (const [sink, c] of this.store.counts()) for (const [status, n] of Object.entries(c)) this.outboxDepth.set({ sink, status }, n);
+      const oldest = this.store.oldestPendingAt();
+      this.oldestPending.set(oldest === null ? 0 : (now - oldest) / 1000);
+    }
+    return this.registry.metrics();
+  }
+}

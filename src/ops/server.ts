@@ -1,0 +1,67 @@
+/** The local ops server: `/healthz` for liveness probes and `/metrics` for Prometheus. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
+
+export interface OpsServer {
+  url: Promise<string | null>;
+  close(): Promise<void>;
+}
+
+export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()): { ok: boolean; reason: string } {
+  const last = metrics.lastPollOk;
+  if (last === null) {
+    const age = (now - metrics.startedAt) / 1000;
+    return age <= maxAgeSeconds ? { ok: true, reason: 'starting: no poll has finished yet' } : { ok: false, reason: `no successful poll since start ${Math.round(age)} s ago` };
+  }
+  const age = (now - last) / 1000;
+  return age <= maxAgeSeconds
+    ? { ok: true, reason: `last successful poll ${Math.round(age)} s ago` }
+    : { ok: false, reason: `last successful poll ${Math.round(age)} s ago, more than ${maxAgeSeconds} s: Langfuse unreachable or failing` };
+}
+
+export function startOpsServer(port: number, metrics: Metrics, maxAgeSeconds: number, logger: Logger): OpsServer {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      const h = health(metrics, maxAgeSeconds);
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', reason: h.reason }));
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500).end(err.message);
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+  });
+  const url = new Promise<string | null>((resolve) => {
+    server.once('error', (err) => {
+      logger.error({ port, err: err.message }, 'ops server could not listen; /healthz and /metrics are off');
+      resolve(null);
+    });
+    server.listen(port, '127.0.0.1', () => {
+      const a = server.address() as AddressInfo;
+      const u = `http://127.0.0.1:${a.port}`;
+      logger.info({ url: u }, 'ops server listening: /healthz, /metrics');
+      resolve(u);
+    });
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,339 @@
+/**
+ * Polling and backfill: reads windows from the sources, turns them into events in one transaction
+ * with the seen versions and the cursor, and routes each event to the sinks that want it.
+ *
+ * A poll reads `[cursor − lookback, now)` newest first. As soon as everything newer than the cursor
+ * is in hand, those events and the new cursor commit together; the rest of the window (the
+ * late-data sweep) is read with whatever the request budget leaves, and resumes on the next poll
+ * where it stopped when the budget ran out.
+ */
+import type { Logger } from 'pino';
+import type { BridgeConfig, Stream } from '../config.js';
+import {
+  detectObservations,
+  detectPrompts,
+  detectScores,
+  type AnyBridgeEvent,
+  type DetectOptions,
+  type ObservationRecord,
+  type ScoreRecord,
+  type SeenAccess,
+  type TraceRecord,
+} from '../events/index.js';
+import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
+import { observationPages, probeApi, promptVersions, scorePages, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
+import type { CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
+import type { Sink } from '../sinks/types.js';
+
+export type SourceName = 'observations' | 'scores' | 'prompts';
+
+export function sourcesFor(streams: readonly Stream[]): SourceName[] {
+  const out: SourceName[] = [];
+  if (streams.includes('traces') || streams.includes('generations')) out.push('observations');
+  if (streams.includes('scores')) out.push('scores');
+  if (streams.includes('prompts')) out.push('prompts');
+  return out;
+}
+
+/** Which streams a source feeds, for `status`. */
+export const SOURCE_STREAMS: Record<SourceName, Stream[]> = {
+  observations: ['traces', 'generations'],
+  scores: ['scores'],
+  prompts: ['prompts'],
+};
+
+export interface PollHooks {
+  onEvents?(events: AnyBridgeEvent[], source: SourceName): void;
+  onPoll?(source: SourceName, outcome: 'ok' | 'error', lagMs: number): void;
+  onSkip?(what: string): void;
+}
+
+export interface CommitResult {
+  events: number;
+  inserted: number;
+  requeued: number;
+}
+
+export interface BackfillProgress {
+  source: SourceName;
+  doneMs: number;
+  totalMs: number;
+  events: number;
+  inserted: number;
+  calls: number;
+}
+
+interface Batch {
+  observations: ObservationRecord[];
+  traces?: TraceRecord[];
+  scores: ScoreRecord[];
+}
+
+export class Poller {
+  private shape: ApiShape | null = null;
+  projectId: string | null = null;
+  private readonly streams: Set<Stream>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly client: LangfuseClient,
+    private readonly config: BridgeConfig,
+    private readonly sinks: Sink[],
+    private readonly logger: Logger,
+    private readonly hooks: PollHooks = {},
+  ) {
+    this.streams = new Set(config.streams);
+  }
+
+  /** Probes the API generation and the project once per process. */
+  async connect(signal?: AbortSignal): Promise<ApiShape> {
+    if (this.shape && this.projectId) return this.shape;
+    this.shape = await probeApi(this.client, this.config.langfuse.api, signal);
+    this.projectId = await this.resolveProject(signal);
+    this.logger.info({ generation: this.shape.generation, scores: this.shape.scoresPath, server: this.shape.version, projectId: this.projectId }, 'connected to Langfuse');
+    return this.shape;
+  }
+
+  private async resolveProject(signal?: AbortSignal): Promise<string> {
+    try {
+      const body = await this.client.get<{ data?: Array<{ id?: unknown }> }>('/api/public/projects', {}, signal);
+      const id = body?.data?.[0]?.id;
+      if (typeof id === 'string' && id) {
+        this.store.setMeta(`project:${this.config.langfuse.publicKey}`, id);
+        return id;
+      }
+    } catch (err) {
+      if (!(err instanceof LangfuseError) || err.kind === 'auth' || err.kind === 'transient') throw err;
+    }
+    return this.store.getMeta(`project:${this.config.langfuse.publicKey}`) ?? this.config.langfuse.publicKey;
+  }
+
+  private ctx(signal: AbortSignal | undefined): ReadContext {
+    return {
+      client: this.client,
+      shape: this.shape!,
+      logger: this.logger,
+      includeIo: this.config.includeIo,
+      signal,
+      allObservationTypes: this.streams.has('traces'),
+      onSkip: this.hooks.onSkip,
+    };
+  }
+
+  private detectOptions(fresh: boolean): DetectOptions {
+    return { projectId: this.projectId!, streams: this.streams, includeIo: this.config.includeIo, fresh };
+  }
+
+  /** Detects events for a batch and writes them, their seen versions and (optionally) the cursor at once. */
+  commit(source: SourceName, batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] }, opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow }): CommitResult {
+    const project = this.projectId!;
+    const store = this.store;
+    let events: AnyBridgeEvent[] = [];
+    const res = store.write(() => {
+      const seen: SeenAccess = {
+        get: (kind, id) => store.getSeen(project, kind, id),
+        put: (row) => store.putSeen(project, row),
+      };
+      const d = this.detectOptions(opts.fresh);
+      if ('prompts' in batch) events = detectPrompts(batch.prompts, seen, d);
+      else if (source === 'observations') events = detectObservations({ observations: batch.observations, traces: batch.traces }, seen, d);
+      else events = detectScores(batch.scores, seen, d);
+      const rows: NewEvent[] = [];
+      for (const ev of events) {
+        const targets = opts.sinks.filter((s) => s.accepts(ev)).map((s) => s.name);
+        if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
+      }
+      const r = store.enqueue(rows, opts.enqueue);
+      if (opts.cursor) store.putCursor(opts.cursor);
+      return r;
+    });
+    if (events.length) this.hooks.onEvents?.(events, source);
+    return { events: events.length, inserted: res.inserted, requeued: res.requeued };
+  }
+
+  // --- live polling ---------------------------------------------------------------------------
+
+  /** One poll of every source. Returns the number of events committed. */
+  async pollOnce(signal?: AbortSignal): Promise<{ events: number; failed: SourceName[] }> {
+    await this.connect(signal);
+    const sources = sourcesFor(this.config.streams);
+    // The calls one poll may spend, so that polls every interval stay under the ceiling.
+    const budget = Math.max(sources.length, Math.floor((this.config.langfuse.maxRequestsPerMinute * this.config.pollIntervalSeconds) / 60));
+    const perSource = Math.max(1, Math.floor(budget / sources.length));
+    let events = 0;
+    const failed: SourceName[] = [];
+    for (const source of sources) {
+      signal?.throwIfAborted();
+      const cursor = this.store.getCursor(this.projectId!, source);
+      const startedCalls = this.client.stats.calls;
+      try {
+        events += await this.pollSource(source, cursor, perSource, signal);
+        const c = this.store.getCursor(this.projectId!, source);
+        this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOkAt: Date.now(), lastOutcome: 'ok', lastError: null });
+        this.hooks.onPoll?.(source, 'ok', c.sweepPosMs !== null && c.sweepStartedAt !== null ? Date.now() - c.sweepStartedAt : 0);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const c = this.store.getCursor(this.projectId!, source);
+        const message = (err as Error).message;
+        this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOutcome: 'error', lastError: message });
+        this.hooks.onPoll?.(source, 'error', 0);
+        failed.push(source);
+        this.logger.error({ source, err: message, calls: this.client.stats.calls - startedCalls }, 'poll failed; the cursor stays where it was and the next poll reads the window again');
+        if (err instanceof LangfuseError && err.kind === 'auth') throw err;
+      }
+    }
+    return { events, failed };
+  }
+
+  private startFloor(): number | null {
+    return this.config.startFrom ? this.config.startFrom.getTime() : null;
+  }
+
+  private async pollSource(source: SourceName, c: CursorRow, budget: number, signal?: AbortSignal): Promise<number> {
+    const now = Date.now();
+    const lookback = this.config.lookbackSeconds * 1000;
+    const floor = this.startFloor();
+    // The very first poll starts at BRIDGE_START_FROM (default now − lookback); nothing older is read.
+    const cursorMs = c.cursorMs ?? floor ?? now - lookback;
+    const lookFloor = Math.max(cursorMs - lookback, floor ?? (c.cursorMs === null ? cursorMs : -Infinity));
+    const callsAtStart = this.client.stats.calls;
+    const spent = (): number => this.client.stats.calls - callsAtStart;
+    const live = { fresh: false, sinks: this.sinks };
+
+    if (source === 'prompts') {
+      const { versions } = await promptVersions(this.ctx(signal), { fromMs: lookFloor, toMs: now });
+      const r = this.commit('prompts', { prompts: versions }, { ...live, cursor: { ...c, cursorMs: now, lastSweepDoneAt: now } });
+      return r.events;
+    }
+
+    const pagesOf = (w: Window): AsyncGenerator<Page<ObservationRecord | ScoreRecord>> =>
+      source === 'observations' ? observationPages(this.ctx(signal), w) : scorePages(this.ctx(signal), w);
+    const legacyTraces = source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces');
+    const readTraces = async (w: Window): Promise<TraceRecord[]> => {
+      const all: TraceRecord[] = [];
+      for await (const p of tracePages(this.ctx(signal), w)) all.push(...p.rows);
+      return all;
+    };
+    const batchOf = (rows: Array<ObservationRecord | ScoreRecord>, traces?: TraceRecord[]): Batch =>
+      source === 'observations' ? { observations: rows as ObservationRecord[], traces: legacyTraces ? (traces ?? []) : undefined, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
+
+    let events = 0;
+    const sweeping = c.sweepPosMs !== null && c.sweepFloorMs !== null;
+    // Phase 1, the head: everything newer than the cursor, committed with the new cursor.
+    // Without a sweep in progress, the head and the sweep are one newest-first read of the window.
+    const headWindow: Window = { fromMs: sweeping ? cursorMs : lookFloor, toMs: now };
+    const pages = pagesOf(headWindow);
+    const traces = legacyTraces ? await readTraces(headWindow) : undefined;
+    let rows: Array<ObservationRecord | ScoreRecord> = [];
+    let exhausted = false;
+    let oldestRead: number | null = null;
+    for (;;) {
+      const n = await pages.next();
+      if (n.done) {
+        exhausted = true;
+        break;
+      }
+      rows.push(...n.value.rows);
+      if (n.value.oldestMs !== null) oldestRead = n.value.oldestMs;
+      if (n.value.oldestMs !== null && n.value.oldestMs < cursorMs) break;
+    }
+    let cursor: CursorRow = { ...c, cursorMs: now };
+    if (!sweeping && exhausted) cursor = { ...cursor, sweepPosMs: null, sweepFloorMs: null, sweepStartedAt: null, lastSweepDoneAt: now };
+    events += this.commit(source, batchOf(rows, traces), { ...live, cursor }).events;
+    rows = [];
+
+    // Phase 2, the sweep: the rest of the lookback, newest first, while the budget lasts.
+    let sweepPages: AsyncGenerator<Page<ObservationRecord | ScoreRecord>> | null = null;
+    let sweepFloor = lookFloor;
+    let sweepStarted = now;
+    if (!sweeping && !exhausted) {
+      sweepPages = pages;
+    } else if (sweeping) {
+      sweepFloor = Math.max(c.sweepFloorMs!, floor ?? -Infinity);
+      sweepStarted = c.sweepStartedAt ?? now;
+      oldestRead = null;
+      if (c.sweepPosMs! > sweepFloor) sweepPages = pagesOf({ fromMs: sweepFloor, toMs: c.sweepPosMs! });
+      else exhausted = true;
+    }
+    if (sweepPages) {
+      exhausted = false;
+      while (spent() < budget) {
+        const n = await sweepPages.next();
+        if (n.done) {
+          exhausted = true;
+          break;
+        }
+        if (n.value.oldestMs !== null) oldestRead = n.value.oldestMs;
+        if (n.value.rows.length) events += this.commit(source, batchOf(n.value.rows, []), live).events;
+      }
+    }
+    const latest = this.store.getCursor(this.projectId!, source);
+    if (sweepPages || sweeping) {
+      if (exhausted) {
+        this.store.putCursor({ ...latest, sweepPosMs: null, sweepFloorMs: null, sweepStartedAt: null, lastSweepDoneAt: Date.now() });
+      } else {
+        // Resume below the oldest row read; rows at exactly that time are read again, harmlessly.
+        const pos = oldestRead !== null ? oldestRead + 1 : (c.sweepPosMs ?? cursorMs);
+        this.store.putCursor({ ...latest, sweepPosMs: pos, sweepFloorMs: sweepFloor, sweepStartedAt: sweepStarted });
+        this.logger.info({ source, behindSeconds: Math.round((Date.now() - sweepStarted) / 1000) }, 'late-data sweep paused by the request ceiling; it resumes next poll');
+      }
+    }
+    return events;
+  }
+
+  // --- backfill ---------------------------------------------------------------------------------
+
+  /**
+   * One bounded pass over [from, to) in time slices, oldest first, each committed on its own.
+   * Returns totals. Never touches the live cursor.
+   */
+  async backfill(
+    fromMs: number,
+    toMs: number,
+    opts: { sinks: Sink[]; enqueue: EnqueueOptions; onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal },
+  ): Promise<{ events: number; inserted: number; requeued: number }> {
+    await this.connect(opts.signal);
+    const totals = { events: 0, inserted: 0, requeued: 0 };
+    const sources = sourcesFor(this.config.streams);
+    const callsAtStart = this.client.stats.calls;
+    for (const source of sources) {
+      const commitOpts = { fresh: true, sinks: opts.sinks, enqueue: opts.enqueue };
+      if (source === 'prompts') {
+        const { versions } = await promptVersions(this.ctx(opts.signal), { fromMs, toMs });
+        const r = this.commit('prompts', { prompts: versions }, commitOpts);
+        add(totals, r);
+        opts.onProgress?.({ source, doneMs: toMs - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
+        continue;
+      }
+      // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
+      let slice = Math.min(toMs - fromMs, 3_600_000);
+      const target = 20_000;
+      for (let start = fromMs; start < toMs; ) {
+        opts.signal?.throwIfAborted();
+        const end = Math.min(toMs, start + slice);
+        const w = { fromMs: start, toMs: end };
+        const rows: Array<ObservationRecord | ScoreRecord> = [];
+        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
+        for await (const p of pages) for (const r of p.rows) rows.push(r);
+        let traces: TraceRecord[] | undefined;
+        if (source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces')) {
+          traces = [];
+          for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
+        }
+        const batch: Batch = source === 'observations' ? { observations: rows as ObservationRecord[], traces, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
+        add(totals, this.commit(source, batch, commitOpts));
+        opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
+        start = end;
+        if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
+        else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
+      }
+    }
+    return totals;
+  }
+}
+
+function add(t: { events: number; inserted: number; requeued: number }, r: CommitResult): void {
+  t.events += r.events;
+  t.inserted += r.inserted;
+  t.requeued += r.requeued;
+}

@@ -1,0 +1,263 @@
+/**
+ * PagerDuty Events API v2 sink for alerts. Rules decide which events page; each match becomes a
+ * `trigger` (or, for rules with `resolveWhen`, a `resolve`) whose `dedup_key` is stable per project
+ * and trace or score, so a repeat updates the open incident instead of paging again.
+ * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
+ */
+import { matchesEventPatterns } from '../config.js';
+import type { PagerDutySinkConfig } from '../config.js';
+import type { AnyBridgeEvent } from '../events/types.js';
+import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
+import { formatCost, formatNumber, langfuseUrlFor, parseRetryAfter } from './slack.js';
+import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface PagerDutySinkOptions {
+  rules: CompiledRules;
+  langfuseBaseUrl: string;
+  userAgent: string;
+}
+
+export interface PagerDutyEvent {
+  routing_key: string;
+  event_action: AlertAction;
+  dedup_key: string;
+  payload?: {
+    summary: string;
+    source: string;
+    severity: Severity;
+    timestamp: string;
+    component?: string;
+    group?: string;
+    class: string;
+    custom_details: unknown;
+  };
+  links?: Array<{ href: string; text: string }>;
+  client?: string;
+  client_url?: string;
+}
+
+const MAX_DETAILS_CHARS = 400_000;
+
+function cut(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+function firstLine(s: string): string {
+  return s.split(/\r?\n/, 1)[0] ?? '';
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** One line, at most 1024 characters, that names what happened and where. */
+export function pagerDutySummary(event: AnyBridgeEvent, label?: string): string {
+  let s: string;
+  switch (event.event) {
+    case 'trace.created':
+    case 'trace.updated': {
+      const d = event.data;
+      const l = label ?? (d.level === 'ERROR' ? 'error trace' : d.level === 'WARNING' ? 'warning trace' : 'trace');
+      s = `${capitalize(l)} "${d.name ?? d.traceId}"${d.environment ? ` in ${d.environment}` : ''}${d.statusMessage ? `: ${firstLine(d.statusMessage)}` : ''} (trace ${d.traceId})`;
+      break;
+    }
+    case 'generation.created':
+    case 'generation.updated': {
+      const d = event.data;
+      const l = label ?? (d.level === 'ERROR' ? 'error generation' : 'generation');
+      const tokens = d.usage?.totalTokens;
+      s =
+        `${capitalize(l)} "${d.name ?? d.observationId}"${d.model ? ` on ${d.model}` : ''}` +
+        `${typeof d.totalCost === 'number' ? `, cost ${formatCost(d.totalCost)}` : ''}${typeof tokens === 'number' ? `, ${tokens} tokens` : ''}` +
+        `${d.statusMessage ? `: ${firstLine(d.statusMessage)}` : ''} (trace ${d.traceId})`;
+      break;
+    }
+    case 'score.created':
+    case 'score.updated': {
+      const d = event.data;
+      const l = label ?? 'score';
+      const v = typeof d.value === 'number' ? formatNumber(d.value) : String(d.value);
+      s = `${capitalize(l)}: ${d.name} = ${v}${d.traceId ? ` on trace ${d.traceId}` : d.sessionId ? ` on session ${d.sessionId}` : ''}${d.comment ? ` (${firstLine(d.comment)})` : ''}`;
+      break;
+    }
+    case 'prompt.created':
+    case 'prompt.updated': {
+      const p = event.data.prompt;
+      s = `${event.event === 'prompt.created' ? 'Prompt version created' : 'Prompt updated'}: ${String(p.name ?? '')}${p.version !== undefined ? ` v${String(p.version)}` : ''}`;
+      break;
+    }
+    case 'test':
+      s = `Test event from langfuse-bridge: ${event.data.message}`;
+      break;
+  }
+  return cut(`Langfuse: ${s}`, 1024);
+}
+
+function component(event: AnyBridgeEvent): string | undefined {
+  switch (event.event) {
+    case 'trace.created':
+    case 'trace.updated':
+      return event.data.name ?? undefined;
+    case 'generation.created':
+    case 'generation.updated':
+      return event.data.name ?? event.data.model ?? undefined;
+    case 'score.created':
+    case 'score.updated':
+      return event.data.name;
+    case 'prompt.created':
+    case 'prompt.updated':
+      return typeof event.data.prompt.name === 'string' ? event.data.prompt.name : undefined;
+    case 'test':
+      return 'langfuse-bridge';
+  }
+}
+
+function group(event: AnyBridgeEvent): string | undefined {
+  if (event.event === 'trace.created' || event.event === 'trace.updated') return event.data.environment ?? undefined;
+  if (event.event === 'generation.created' || event.event === 'generation.updated') return event.data.model ?? undefined;
+  return undefined;
+}
+
+function details(event: AnyBridgeEvent): unknown {
+  const data = event.data as unknown as Record<string, unknown>;
+  if (JSON.stringify(data).length <= MAX_DETAILS_CHARS) return data;
+  // PagerDuty takes at most 512 KB per event; prompts and completions are what make it big.
+  const { input: _input, output: _output, ...rest } = data;
+  return { ...rest, note: 'input and output left out: too large for PagerDuty' };
+}
+
+/** The Events API v2 body for one match. A resolve carries no payload. */
+export function buildPagerDutyEvent(
+  event: AnyBridgeEvent,
+  match: Pick<AlertMatch, 'action' | 'dedupKey' | 'severity' | 'label'>,
+  routingKey: string,
+  langfuseBaseUrl: string,
+): PagerDutyEvent {
+  if (match.action === 'resolve') return { routing_key: routingKey, event_action: 'resolve', dedup_key: match.dedupKey };
+  const base = langfuseBaseUrl.replace(/\/+$/, '');
+  let host: string;
+  try {
+    host = new URL(base).host;
+  } catch {
+    host = base;
+  }
+  const url = langfuseUrlFor(event, base);
+  const isTrace = url !== null && url.includes('/traces/');
+  const comp = component(event);
+  const grp = group(event);
+  return {
+    routing_key: routingKey,
+    event_action: 'trigger',
+    dedup_key: match.dedupKey,
+    payload: {
+      summary: pagerDutySummary(event, match.label),
+      source: `${host}/project/${event.data.projectId}`,
+      severity: match.severity,
+      timestamp: event.timestamp,
+      ...(comp ? { component: cut(comp, 255) } : {}),
+      ...(grp ? { group: cut(grp, 255) } : {}),
+      class: event.event,
+      custom_details: details(event),
+    },
+    links: url ? [{ href: url, text: isTrace ? 'View trace in Langfuse' : 'View in Langfuse' }] : [],
+    client: 'langfuse-bridge',
+    client_url: `${base}/project/${encodeURIComponent(event.data.projectId)}`,
+  };
+}
+
+const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2, critical: 3 };
+
+/** One PagerDuty event per dedup key: the most severe trigger, or a resolve when nothing triggers it. */
+function plan(matches: AlertMatch[]): AlertMatch[] {
+  const byKey = new Map<string, AlertMatch>();
+  for (const m of matches) {
+    const prev = byKey.get(m.dedupKey);
+    if (!prev) byKey.set(m.dedupKey, m);
+    else if (prev.action === 'resolve' && m.action === 'trigger') byKey.set(m.dedupKey, m);
+    else if (prev.action === 'trigger' && m.action === 'trigger' && RANK[m.severity] > RANK[prev.severity]) byKey.set(m.dedupKey, m);
+  }
+  return [...byKey.values()];
+}
+
+export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySinkOptions): Sink {
+  const timeoutMs = cfg.timeoutSeconds * 1000;
+  const scrub = (s: string): string => (cfg.routingKey ? s.split(cfg.routingKey).join('<routing key>') : s);
+
+  async function send(body: PagerDutyEvent, signal: AbortSignal): Promise<DeliveryResult> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const combined = AbortSignal.any([signal, timeout]);
+    let res: Response;
+    try {
+      res = await fetch(cfg.eventsUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': opts.userAgent },
+        body: JSON.stringify(body),
+        signal: combined,
+      });
+    } catch (err) {
+      if (signal.aborted) return { ok: false, retry: true, reason: 'PagerDuty call aborted before an answer (shutting down)' };
+      if (timeout.aborted) return { ok: false, retry: true, reason: `PagerDuty did not answer within ${cfg.timeoutSeconds}s` };
+      const e = err as { message?: string; cause?: { code?: string; message?: string } };
+      return { ok: false, retry: true, reason: scrub(`PagerDuty unreachable: ${firstLine(String(e?.cause?.code ?? e?.cause?.message ?? e?.message ?? err))}`) };
+    }
+    let text = '';
+    try {
+      text = await res.text();
+    } catch {
+      // The status is what counts.
+    }
+    const status = res.status;
+    if (status >= 200 && status < 300) return { ok: true, status };
+    let said = '';
+    try {
+      const j = JSON.parse(text) as { message?: unknown; errors?: unknown };
+      const errors = Array.isArray(j.errors) ? j.errors.map(String).join('; ') : '';
+      said = [typeof j.message === 'string' ? j.message : '', errors].filter(Boolean).join(': ');
+    } catch {
+      said = firstLine(text.trim());
+    }
+    const reason = scrub(cut(`PagerDuty answered ${status}${said ? `: ${said}` : ''}`, 500));
+    if (status === 429) {
+      const after = parseRetryAfter(res.headers.get('retry-after'));
+      return after === undefined ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
+    }
+    if (status === 408 || status >= 500) return { ok: false, retry: true, reason, status };
+    return { ok: false, retry: false, reason, status };
+  }
+
+  return {
+    name: cfg.name,
+    kind: 'pagerduty',
+    alerting: true,
+    concurrency: 1,
+    minIntervalMs: 0,
+
+    accepts(event) {
+      return matchesEventPatterns(cfg.events, event.event) && opts.rules.forSink(event, cfg.name).length > 0;
+    },
+
+    async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
+      const event = delivery.event;
+      const matches = plan(opts.rules.forSink(event, cfg.name));
+      // A test event opens and closes an incident, so nothing stays open.
+      if (event.event === 'test') {
+        for (const m of [...matches]) matches.push({ ...m, action: 'resolve' });
+      }
+      let last: DeliveryResult = { ok: true };
+      for (const m of matches) {
+        last = await send(buildPagerDutyEvent(event, m, cfg.routingKey, opts.langfuseBaseUrl), signal);
+        if (!last.ok) return last;
+      }
+      return last;
+    },
+
+    validate() {
+      const problems: string[] = [];
+      if (!/^[A-Za-z0-9]{32}$/.test(cfg.routingKey)) {
+        problems.push(`${cfg.name}: the PagerDuty routing key does not look like an Events API v2 integration key (32 letters and digits)`);
+      }
+      if (opts.rules.unroutedSinks.includes(cfg.name)) problems.push(`${cfg.name}: no rule sends alerts to this sink; name it in a rule's "sinks"`);
+      return problems;
+    },
+  };
+}

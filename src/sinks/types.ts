@@ -1,0 +1,45 @@
+import type { AnyBridgeEvent } from '../events/types.js';
+
+/** One attempt at handing one event to one sink. */
+export interface Delivery {
+  eventId: string;
+  eventType: string;
+  /** The exact JSON body, byte for byte the same on every attempt. */
+  body: string;
+  /** Parsed body, for sinks that build their own message (Slack, PagerDuty, handlers). */
+  event: AnyBridgeEvent;
+  /** 1 on the first attempt. */
+  attempt: number;
+}
+
+export type DeliveryResult =
+  | { ok: true; status?: number }
+  | {
+      ok: false;
+      /** false: dead-letter now (e.g. 410, Slack 4xx); true: retry on the schedule. */
+      retry: boolean;
+      /** Wait at least this long before the next attempt (Retry-After). */
+      retryAfterMs?: number;
+      /** One line, shown by `status` and in logs. Never contains secrets. */
+      reason: string;
+      status?: number;
+    };
+
+export type SinkKind = 'webhook' | 'stdout' | 'slack' | 'pagerduty' | 'handler';
+
+export interface Sink {
+  readonly name: string;
+  readonly kind: SinkKind;
+  /** Alert sinks (Slack, PagerDuty) are not fed history unless asked. */
+  readonly alerting: boolean;
+  /** How many attempts may be in flight at once. */
+  readonly concurrency: number;
+  /** At most one attempt started per this many ms (Slack: 1000). 0: no pacing. */
+  readonly minIntervalMs: number;
+  /** Whether this sink wants this event at all (type filters, rules). */
+  accepts(event: AnyBridgeEvent): boolean;
+  deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult>;
+  /** Checks settings without sending anything; returns problems, empty when fine. */
+  validate?(): string[];
+  close?(): Promise<void>;
+}

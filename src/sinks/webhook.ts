@@ -1,0 +1,242 @@
+/**
+ * The webhook sink: one signed POST per attempt, over a keep-alive connection pool of its own.
+ *
+ * Result mapping (the contract): 2xx delivered; 410 dead-letters at once; 408 and 429 wait their
+ * `Retry-After`; any other status, a network error or a timeout is retried on the schedule.
+ */
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
+import type { AnyBridgeEvent } from '../events/types.js';
+import { createSigner, isStandardSecret, type Signer } from './signing.js';
+import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface WebhookSinkOptions {
+  /** `langfuse-bridge/<version>` */
+  userAgent: string;
+}
+
+const PROXY_ENV_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
+
+/** Whether any proxy variable is set: then outbound calls go through undici's EnvHttpProxyAgent. */
+export function proxyEnvironmentSet(env: Record<string, string | undefined> = process.env): boolean {
+  return PROXY_ENV_VARS.some((name) => (env[name] ?? '').trim() !== '');
+}
+
+/**
+ * `Retry-After` as milliseconds from now: delay-seconds (`7`) or an HTTP date. Null when absent or
+ * unreadable; a date in the past is 0.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, nowMs: number = Date.now()): number | null {
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!raw) return null;
+  if (/^\d+$/.test(raw)) {
+    const seconds = Number(raw);
+    return Number.isSafeInteger(seconds) ? seconds * 1000 : null;
+  }
+  const at = Date.parse(raw);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, at - nowMs);
+}
+
+interface Target {
+  origin: string;
+  path: string;
+  /** Basic credentials given in the URL's userinfo, sent as a header instead. */
+  authorization: string | null;
+}
+
+function parseTarget(url: string): Target | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+  const authorization =
+    u.username || u.password
+      ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`
+      : null;
+  return { origin: u.origin, path: `${u.pathname || '/'}${u.search}`, authorization };
+}
+
+function formatSeconds(s: number): string {
+  return Number.isInteger(s) ? String(s) : String(Number(s.toFixed(3)));
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** A network error's message, never empty (Node's AggregateError from happy-eyeballs has none). */
+function errorMessage(err: unknown): string {
+  if (err instanceof AggregateError && !err.message) {
+    const first: unknown = err.errors[0];
+    if (first) return errorMessage(first);
+  }
+  if (err instanceof Error) {
+    const cause = (err as Error & { cause?: unknown }).cause;
+    // undici wraps some socket failures ("fetch failed"-style) around the real cause.
+    if ((!err.message || err.message === 'fetch failed') && cause) return errorMessage(cause);
+    return err.message || errorCode(err) || err.name;
+  }
+  return String(err);
+}
+
+export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptions): Sink {
+  const target = parseTarget(cfg.url);
+  const signer: Signer = createSigner(cfg.secret, cfg.signature);
+  const timeoutMs = Math.max(1, Math.round(cfg.timeoutSeconds * 1000));
+  const timeoutText = `timed out after ${formatSeconds(cfg.timeoutSeconds)} s`;
+  const origin = target?.origin ?? '(invalid URL)';
+
+  const agentOptions = {
+    connections: cfg.concurrency,
+    pipelining: 1,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: Math.min(timeoutMs, 10_000) },
+  };
+  const dispatcher: Dispatcher = proxyEnvironmentSet()
+    ? // proxyTunnel: false sends http:// targets to an HTTP proxy in absolute form (as curl does);
+      // https:// targets still go through a CONNECT tunnel.
+      new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false })
+    : new Agent(agentOptions);
+
+  const baseHeaders: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': opts.userAgent,
+  };
+  if (target?.authorization) baseHeaders.authorization = target.authorization;
+
+  /** One line, without the secret, the path or the query string. */
+  const clean = (text: string): string => {
+    let line = text.replace(/\s+/g, ' ').trim();
+    if (cfg.url) line = line.split(cfg.url).join(origin);
+    if (cfg.secret && cfg.secret.length >= 4) line = line.split(cfg.secret).join('[secret]');
+    return line.length > 240 ? `${line.slice(0, 237)}...` : line;
+  };
+
+  const failure = (reason: string, retry: boolean, extra: { status?: number; retryAfterMs?: number } = {}): DeliveryResult => ({
+    ok: false,
+    retry,
+    reason: clean(reason),
+    ...(extra.status !== undefined ? { status: extra.status } : {}),
+    ...(extra.retryAfterMs !== undefined ? { retryAfterMs: extra.retryAfterMs } : {}),
+  });
+
+  // One abort listener per caller signal, not one per attempt: a dispatcher passes the same shutdown
+  // signal to every attempt in flight, and a listener each would trip Node's MaxListeners warning.
+  const linked = new WeakMap<AbortSignal, Set<AbortController>>();
+  function link(signal: AbortSignal, controller: AbortController): () => void {
+    let attempts = linked.get(signal);
+    if (!attempts) {
+      const set = new Set<AbortController>();
+      attempts = set;
+      linked.set(signal, set);
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const c of set) c.abort(signal.reason);
+          set.clear();
+        },
+        { once: true },
+      );
+    }
+    const set = attempts;
+    set.add(controller);
+    return () => {
+      set.delete(controller);
+    };
+  }
+
+  async function deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
+    if (!target) return failure(`webhook URL of sink ${cfg.name} is not a valid http(s) URL`, false);
+    if (signal.aborted) return failure('aborted before sending', true);
+
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = { ...baseHeaders, ...signer(delivery.eventId, delivery.body, ts) };
+
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(timeoutText));
+    }, timeoutMs);
+    const unlink = link(signal, controller);
+
+    try {
+      const res = await dispatcher.request({
+        origin: target.origin,
+        path: target.path,
+        method: 'POST',
+        headers,
+        body: delivery.body,
+        signal: controller.signal,
+      });
+      const status = res.statusCode;
+      try {
+        await res.body.dump({ limit: 64 * 1024, signal: controller.signal });
+      } catch {
+        // The status is what counts; an unread or cut-off response body changes nothing.
+      }
+      if (status >= 200 && status < 300) return { ok: true, status };
+      const what = `HTTP ${status} from ${target.origin}`;
+      if (status === 410) return failure(`${what} (gone: dead-lettered without retry)`, false, { status });
+      if (status === 408 || status === 429) {
+        const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+        return failure(
+          retryAfterMs === null ? what : `${what}, Retry-After ${formatSeconds(retryAfterMs / 1000)} s`,
+          true,
+          retryAfterMs === null ? { status } : { status, retryAfterMs },
+        );
+      }
+      return failure(what, true, { status });
+    } catch (err) {
+      if (timedOut || TIMEOUT_CODES.has(errorCode(err) ?? '')) return failure(`${timeoutText} waiting for ${target.origin}`, true);
+      if (signal.aborted) return failure(`aborted while sending to ${target.origin}`, true);
+      const message = errorMessage(err);
+      const host = new URL(target.origin).hostname;
+      return failure(message.includes(host) ? message : `${message} (${target.origin})`, true);
+    } finally {
+      clearTimeout(timer);
+      unlink();
+    }
+  }
+
+  return {
+    name: cfg.name,
+    kind: 'webhook',
+    alerting: false,
+    concurrency: cfg.concurrency,
+    minIntervalMs: 0,
+    accepts: (event: AnyBridgeEvent) => matchesEventPatterns(cfg.events, event.event),
+    deliver,
+    validate(): string[] {
+      const problems: string[] = [];
+      const where = `sink ${cfg.name}`;
+      if (!cfg.url) problems.push(`${where}: url is required (the receiver's http(s) URL)`);
+      else if (!target) problems.push(`${where}: url must be an http(s) URL such as https://example.com/hooks/langfuse`);
+      if (cfg.secret !== null && cfg.secret !== '' && cfg.signature === 'standard' && !isStandardSecret(cfg.secret)) {
+        problems.push(
+          `${where}: secret must be a whsec_-prefixed base64 secret for the standard signature scheme; ` +
+            `use signature "langfuse" or "hex" for any other string`,
+        );
+      }
+      if (cfg.secret === '') problems.push(`${where}: secret is empty; remove it to send unsigned deliveries or set one`);
+      if (!(cfg.timeoutSeconds > 0) || !Number.isFinite(cfg.timeoutSeconds)) {
+        problems.push(`${where}: timeoutSeconds must be a positive number of seconds, got ${String(cfg.timeoutSeconds)}`);
+      }
+      if (!Number.isInteger(cfg.concurrency) || cfg.concurrency < 1) {
+        problems.push(`${where}: concurrency must be a whole number from 1 up, got ${String(cfg.concurrency)}`);
+      }
+      return problems;
+    },
+    async close(): Promise<void> {
+      await dispatcher.close();
+    },
+  };
+}

@@ -1,0 +1,381 @@
+/**
+ * The durable state: cursors, seen versions, events, the outbox (one row per event × sink) and its
+ * dead letters. Everything the bridge promises about "nothing lost, nothing twice" rests here:
+ * events, seen versions and a cursor are written in one transaction, and a delivery is claimed
+ * atomically so two processes on one database never send it twice.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import os from 'node:os';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+
+export type DeliveryStatus = 'queued' | 'delivering' | 'delivered' | 'retrying' | 'dead';
+export const DELIVERY_STATUSES: DeliveryStatus[] = ['queued', 'delivering', 'retrying', 'delivered', 'dead'];
+
+export interface SeenRow {
+  kind: string;
+  id: string;
+  version: string | null;
+  level: number;
+  created: number;
+  detail: string | null;
+}
+
+export interface NewEvent {
+  id: string;
+  type: string;
+  /** The event's own timestamp (ISO), from Langfuse's data. */
+  ts: string;
+  body: string;
+  /** The sinks this event goes to. */
+  sinks: string[];
+}
+
+export interface CursorRow {
+  project: string;
+  source: string;
+  cursorMs: number | null;
+  sweepFloorMs: number | null;
+  sweepPosMs: number | null;
+  sweepStartedAt: number | null;
+  lastSweepDoneAt: number | null;
+  lastPollAt: number | null;
+  lastOkAt: number | null;
+  lastOutcome: string | null;
+  lastError: string | null;
+}
+
+export interface ClaimedDelivery {
+  eventId: string;
+  sink: string;
+  attempts: number;
+  body: string;
+  type: string;
+}
+
+export interface DeliveryOutcome {
+  eventId: string;
+  sink: string;
+  status: 'delivered' | 'retrying' | 'dead' | 'released';
+  nextAt?: number;
+  error?: string | null;
+}
+
+export interface EnqueueOptions {
+  /** Resend even if already delivered (backfill --redeliver). */
+  redeliver?: boolean;
+  /** Tag for the rows this call creates or resets, so a backfill can wait for its own. */
+  origin?: string;
+}
+
+export interface EnqueueResult {
+  inserted: number;
+  requeued: number;
+  skipped: number;
+}
+
+/** Who holds a claim: host, pid and start time, so a restarted process can tell a dead owner. */
+export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}`;
+
+/** Keeps the order in which events were written, for deliveries that become due at the same time. */
+let seqCounter = 0;
+function nextSeq(): number {
+  seqCounter = (seqCounter + 1) % 1000;
+  return Date.now() * 1000 + seqCounter;
+}
+
+function ownerIsDead(owner: string): boolean {
+  const [host, pid] = owner.split(':');
+  if (host !== os.hostname() || !pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+export class Store {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(readonly file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a commit survives power loss, not only a process crash. The outbox is the promise.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('foreign_keys = OFF');
+    this.migrate();
+    const db = this.db;
+    this.stmts = {
+      seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
+      seenPut: db.prepare(
+        `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (@project, @kind, @id, @version, @level, @created, @detail, @seenAt)
+         ON CONFLICT (project, kind, id) DO UPDATE SET version = excluded.version, level = excluded.level, created = excluded.created, detail = excluded.detail, seen_at = excluded.seen_at`,
+      ),
+      eventInsert: db.prepare('INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)'),
+      eventBody: db.prepare('SELECT body, type FROM events WHERE id = ?'),
+      outboxInsert: db.prepare(
+        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin, seq) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?)`,
+      ),
+      outboxRequeue: db.prepare(
+        `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
+         WHERE event_id = ? AND sink = ? AND status IN ('delivered', 'dead')`,
+      ),
+      cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
+      claim: db.prepare(
+        `UPDATE outbox SET status = 'delivering', attempts = attempts + 1, owner = @owner, lease_until = @leaseUntil, updated_at = @now
+         WHERE (event_id, sink) IN (
+           SELECT event_id, sink FROM outbox
+           WHERE sink = @sink AND status IN ('queued', 'retrying') AND next_at <= @now AND (@origin IS NULL OR origin = @origin)
+           ORDER BY next_at, seq LIMIT @limit)
+         RETURNING event_id AS eventId, sink, attempts`,
+      ),
+      done: db.prepare(
+        `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+      ),
+      retry: db.prepare(
+        `UPDATE outbox SET status = 'retrying', next_at = @nextAt, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+      ),
+      dead: db.prepare(
+        `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+      ),
+      release: db.prepare(
+        `UPDATE outbox SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END, attempts = MAX(attempts - 1, 0), updated_at = @now, owner = NULL, lease_until = NULL
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+      ),
+    };
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  /** Runs fn in a write transaction taken up front, so concurrent processes serialize cleanly. */
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  // --- seen versions --------------------------------------------------------------------------
+
+  getSeen(project: string, kind: string, id: string): SeenRow | undefined {
+    return this.stmts.seenGet.get(project, kind, id) as SeenRow | undefined;
+  }
+
+  putSeen(project: string, row: SeenRow, now = Date.now()): void {
+    this.stmts.seenPut.run({ project, ...row, seenAt: now });
+  }
+
+  // --- events and outbox ----------------------------------------------------------------------
+
+  /** Must run inside write(): stores each event once and one outbox row per sink. */
+  enqueue(events: NewEvent[], opts: EnqueueOptions = {}, now = Date.now()): EnqueueResult {
+    const res: EnqueueResult = { inserted: 0, requeued: 0, skipped: 0 };
+    const origin = opts.origin ?? 'live';
+    for (const ev of events) {
+      this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
+      for (const sink of ev.sinks) {
+        if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin, nextSeq()).changes) res.inserted++;
+        else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink).changes) res.requeued++;
+        else res.skipped++;
+      }
+    }
+    return res;
+  }
+
+  eventBody(id: string): { body: string; type: string } | undefined {
+    return this.stmts.eventBody.get(id) as { body: string; type: string } | undefined;
+  }
+
+  /** Atomically takes up to `limit` due deliveries of one sink for this process. */
+  claim(sink: string, limit: number, leaseMs: number, origin: string | null = null, now = Date.now()): ClaimedDelivery[] {
+    return this.write(() => {
+      const rows = this.stmts.claim.all({ owner: OWNER, leaseUntil: now + leaseMs, now, sink, limit, origin }) as Array<{
+        eventId: string;
+        sink: string;
+        attempts: number;
+      }>;
+      const out: ClaimedDelivery[] = [];
+      for (const r of rows) {
+        const ev = this.eventBody(r.eventId);
+        if (ev) out.push({ ...r, body: ev.body, type: ev.type });
+      }
+      return out;
+    });
+  }
+
+  /** Writes a batch of attempt outcomes in one transaction. */
+  settle(outcomes: DeliveryOutcome[], now = Date.now()): void {
+    if (outcomes.length === 0) return;
+    this.write(() => {
+      for (const o of outcomes) {
+        const p = { eventId: o.eventId, sink: o.sink, now, nextAt: o.nextAt ?? now, error: o.error ?? null };
+        if (o.status === 'delivered') this.stmts.done.run(p);
+        else if (o.status === 'retrying') this.stmts.retry.run(p);
+        else if (o.status === 'dead') this.stmts.dead.run(p);
+        else this.stmts.release.run(p);
+      }
+    });
+  }
+
+  /**
+   * Deliveries left 'delivering' by a process that died: take them back when their lease ran out,
+   * or at once when their owner is a process on this host that no longer exists.
+   */
+  recoverStalled(now = Date.now()): number {
+    return this.write(() => {
+      const rows = this.db
+        .prepare(`SELECT event_id AS eventId, sink, owner, lease_until AS leaseUntil FROM outbox WHERE status = 'delivering' AND owner IS NOT ?`)
+        .all(OWNER) as Array<{ eventId: string; sink: string; owner: string | null; leaseUntil: number | null }>;
+      let n = 0;
+      const reset = this.db.prepare(
+        `UPDATE outbox SET status = 'retrying', next_at = ?, owner = NULL, lease_until = NULL, updated_at = ?, last_error = COALESCE(last_error, 'attempt interrupted') WHERE event_id = ? AND sink = ? AND status = 'delivering'`,
+      );
+      for (const r of rows) {
+        if ((r.leaseUntil ?? 0) < now || (r.owner && ownerIsDead(r.owner))) n += reset.run(now, now, r.eventId, r.sink).changes;
+      }
+      return n;
+    });
+  }
+
+  /** The earliest time at which a row of this sink becomes due, or null when none waits. */
+  nextDueAt(sink: string, origin: string | null = null): number | null {
+    const row = this.db
+      .prepare(`SELECT MIN(next_at) AS t FROM outbox WHERE sink = ? AND status IN ('queued', 'retrying') AND (? IS NULL OR origin = ?)`)
+      .get(sink, origin, origin) as { t: number | null };
+    return row.t;
+  }
+
+  /** Counts per sink and status; with origin, only that backfill's rows. */
+  counts(origin: string | null = null): Map<string, Record<DeliveryStatus, number>> {
+    const rows = this.db
+      .prepare(`SELECT sink, status, COUNT(*) AS n FROM outbox WHERE (? IS NULL OR origin = ?) GROUP BY sink, status`)
+      .all(origin, origin) as Array<{ sink: string; status: DeliveryStatus; n: number }>;
+    const out = new Map<string, Record<DeliveryStatus, number>>();
+    for (const r of rows) {
+      const c = out.get(r.sink) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 };
+      c[r.status] = r.n;
+      out.set(r.sink, c);
+    }
+    return out;
+  }
+
+  oldestPendingAt(): number | null {
+    const row = this.db.prepare(`SELECT MIN(created_at) AS t FROM outbox WHERE status IN ('queued', 'retrying', 'delivering')`).get() as { t: number | null };
+    return row.t;
+  }
+
+  deadLetters(sink: string | null, sinceMs: number | null, limit = 20): Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: number; lastError: string | null }> {
+    return this.db
+      .prepare(
+        `SELECT o.event_id AS eventId, o.sink, e.type, o.attempts, o.dead_at AS deadAt, o.last_error AS lastError
+         FROM outbox o JOIN events e ON e.id = o.event_id
+         WHERE o.status = 'dead' AND (? IS NULL OR o.sink = ?) AND (? IS NULL OR o.dead_at >= ?)
+         ORDER BY o.dead_at DESC LIMIT ?`,
+      )
+      .all(sink, sink, sinceMs, sinceMs, limit) as Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: number; lastError: string | null }>;
+  }
+
+  /** Puts dead letters back in the queue; returns how many. */
+  replay(sink: string | null, sinceMs: number | null, now = Date.now()): number {
+    return this.write(
+      () =>
+        this.db
+          .prepare(
+            `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, dead_at = NULL, last_error = NULL
+             WHERE status = 'dead' AND (? IS NULL OR sink = ?) AND (? IS NULL OR dead_at >= ?)`,
+          )
+          .run(now, now, sink, sink, sinceMs, sinceMs).changes,
+    );
+  }
+
+  /** Does the outbox still hold work of this origin that is not yet delivered or dead? */
+  pending(origin: string | null = null): number {
+    const row = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND (? IS NULL OR origin = ?)`)
+      .get(origin, origin) as { n: number };
+    return row.n;
+  }
+
+  // --- cursors --------------------------------------------------------------------------------
+
+  getCursor(project: string, source: string): CursorRow {
+    const r = this.stmts.cursorGet.get(project, source) as Record<string, unknown> | undefined;
+    return {
+      project,
+      source,
+      cursorMs: (r?.cursor_ms as number | null) ?? null,
+      sweepFloorMs: (r?.sweep_floor_ms as number | null) ?? null,
+      sweepPosMs: (r?.sweep_pos_ms as number | null) ?? null,
+      sweepStartedAt: (r?.sweep_started_at as number | null) ?? null,
+      lastSweepDoneAt: (r?.last_sweep_done_at as number | null) ?? null,
+      lastPollAt: (r?.last_poll_at as number | null) ?? null,
+      lastOkAt: (r?.last_ok_at as number | null) ?? null,
+      lastOutcome: (r?.last_outcome as string | null) ?? null,
+      lastError: (r?.last_error as string | null) ?? null,
+    };
+  }
+
+  putCursor(c: CursorRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO cursors (project, source, cursor_ms, sweep_floor_ms, sweep_pos_ms, sweep_started_at, last_sweep_done_at, last_poll_at, last_ok_at, last_outcome, last_error)
+         VALUES (@project, @source, @cursorMs, @sweepFloorMs, @sweepPosMs, @sweepStartedAt, @lastSweepDoneAt, @lastPollAt, @lastOkAt, @lastOutcome, @lastError)
+         ON CONFLICT (project, source) DO UPDATE SET cursor_ms = excluded.cursor_ms, sweep_floor_ms = excluded.sweep_floor_ms, sweep_pos_ms = excluded.sweep_pos_ms,
+           sweep_started_at = excluded.sweep_started_at, last_sweep_done_at = excluded.last_sweep_done_at, last_poll_at = excluded.last_poll_at,
+           last_ok_at = excluded.last_ok_at, last_outcome = excluded.last_outcome, last_error = excluded.last_error`,
+      )
+      .run(c);
+  }
+
+  allCursors(): CursorRow[] {
+    const rows = this.db.prepare('SELECT project, source FROM cursors ORDER BY project, source').all() as Array<{ project: string; source: string }>;
+    return rows.map((r) => this.getCursor(r.project, r.source));
+  }
+
+  // --- key/value ------------------------------------------------------------------------------
+
+  getMeta(key: string): string | null {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value ?? null;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // --- retention ------------------------------------------------------------------------------
+
+  /** Forgets delivered rows and seen versions older than the retention; never anything pending or dead. */
+  prune(retentionDays: number, now = Date.now()): { outbox: number; events: number; seen: number } {
+    const cutoff = now - retentionDays * 86_400_000;
+    return this.write(() => {
+      const outbox = this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(cutoff).changes;
+      const events = this.db
+        .prepare(`DELETE FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id)`)
+        .run(cutoff).changes;
+      const seen = this.db.prepare(`DELETE FROM seen WHERE seen_at < ?`).run(cutoff).changes;
+      if (outbox || seen) this.setMeta('pruned_before', String(cutoff));
+      return { outbox, events, seen };
+    });
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,68 @@
+/** Schema versions, applied in order; `PRAGMA user_version` records how far a database got. */
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  -- Where each source has read up to, and how its late-data sweep is doing.
+  CREATE TABLE cursors (
+    project TEXT NOT NULL,
+    source TEXT NOT NULL,
+    cursor_ms INTEGER,
+    sweep_floor_ms INTEGER,
+    sweep_pos_ms INTEGER,
+    sweep_started_at INTEGER,
+    last_sweep_done_at INTEGER,
+    last_poll_at INTEGER,
+    last_ok_at INTEGER,
+    last_outcome TEXT,
+    last_error TEXT,
+    PRIMARY KEY (project, source)
+  );
+
+  -- What the bridge already knows of each entity: the version it last turned into events.
+  CREATE TABLE seen (
+    project TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version TEXT,
+    level INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0,
+    detail TEXT,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (project, kind, id)
+  ) WITHOUT ROWID;
+  CREATE INDEX seen_age ON seen (seen_at);
+
+  -- Each event once, its body byte for byte as every attempt sends it.
+  CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX events_age ON events (created_at);
+
+  -- One row per event and sink: queued, delivering, retrying, delivered or dead.
+  CREATE TABLE outbox (
+    event_id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER,
+    last_error TEXT,
+    origin TEXT NOT NULL DEFAULT 'live',
+    seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    dead_at INTEGER,
+    PRIMARY KEY (event_id, sink)
+  ) WITHOUT ROWID;
+  CREATE INDEX outbox_due ON outbox (sink, status, next_at, seq);
+  CREATE INDEX outbox_origin ON outbox (origin, status);
+  CREATE INDEX outbox_delivered ON outbox (status, delivered_at);
+  `,
+];
