@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // The JSON report lets CI print one "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.test-results/report.json' },
   },
 });
