@@ -645,6 +645,14 @@ export class LangfuseSimulator {
         }
       }
 
+      if (path === '/api/public/projects') {
+        // The project the keys belong to, as every generation answers it.
+        if (method !== 'GET') return this.send(req, res, 405, { message: 'Method not allowed' });
+        const who = this.checkAuth(req.headers.authorization);
+        if (typeof who !== 'string') return this.send(req, res, 401, who);
+        return this.send(req, res, 200, { data: [{ id: this.projectId, name: 'Demo Project', metadata: {} }] });
+      }
+
       let endpoint: Endpoint | undefined;
       let promptName: string | undefined;
       const known = ENDPOINTS[path];

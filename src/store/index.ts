@@ -132,7 +132,7 @@ export class Store {
            SELECT event_id, sink FROM outbox
            WHERE sink = @sink AND status IN ('queued', 'retrying') AND next_at <= @now AND (@origin IS NULL OR origin = @origin)
            ORDER BY next_at, seq LIMIT @limit)
-         RETURNING event_id AS eventId, sink, attempts`,
+         RETURNING event_id AS eventId, sink, attempts, next_at AS nextAt, seq`,
       ),
       done: db.prepare(
         `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
@@ -209,11 +209,15 @@ export class Store {
         eventId: string;
         sink: string;
         attempts: number;
+        nextAt: number;
+        seq: number;
       }>;
+      // RETURNING gives rows in storage order; hand them out in the order they were written.
+      rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
       const out: ClaimedDelivery[] = [];
       for (const r of rows) {
         const ev = this.eventBody(r.eventId);
-        if (ev) out.push({ ...r, body: ev.body, type: ev.type });
+        if (ev) out.push({ eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type });
       }
       return out;
     });

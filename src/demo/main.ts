@@ -1,0 +1,124 @@
+/**
+ * `npm run demo`: the real bridge against a simulated Langfuse on loopback. No credentials, no network:
+ * a trickle of traces, generations, errors and scores flows in, and the events and the Slack alerts
+ * they raise are printed here until Ctrl-C.
+ */
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { runDaemon } from '../app.js';
+import { loadConfig } from '../config.js';
+import { createLogger } from '../ops/logger.js';
+import { LangfuseSimulator } from './simulator.js';
+
+const color = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (code: string, s: string): string => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+
+const EVENT_COLORS: Record<string, string> = {
+  'trace.created': '36',
+  'trace.updated': '31;1',
+  'generation.created': '35',
+  'generation.updated': '35',
+  'score.created': '33',
+  'score.updated': '33',
+};
+
+/** One readable line per event; the full JSON is what a webhook receiver gets. */
+function describe(line: string): string {
+  try {
+    const e = JSON.parse(line) as { id: string; event: string; timestamp: string; data: Record<string, unknown> };
+    const d = e.data;
+    let what = '';
+    switch (e.event) {
+      case 'trace.created':
+      case 'trace.updated':
+        what = `${d.name ?? '(unnamed)'} level=${d.level}${d.statusMessage ? ` "${d.statusMessage}"` : ''}`;
+        break;
+      case 'generation.created':
+      case 'generation.updated': {
+        const u = d.usage as { totalTokens?: number | null } | undefined;
+        what = `${d.model ?? '?'} ${u?.totalTokens ?? 0} tokens${typeof d.totalCost === 'number' ? ` $${d.totalCost.toFixed(5)}` : ''}${d.level !== 'DEFAULT' ? ` level=${d.level}` : ''}`;
+        break;
+      }
+      default:
+        what = `${d.name ?? ''} = ${JSON.stringify(d.value)}`;
+    }
+    const ref = String(d.traceId ?? '').slice(0, 8);
+    return `${paint('2', e.timestamp.slice(11, 23))} ${paint(EVENT_COLORS[e.event] ?? '0', e.event.padEnd(18))} ${paint('2', ref)} ${what}  ${paint('2', e.id)}\n`;
+  } catch {
+    return `${line}\n`;
+  }
+}
+
+async function main(): Promise<void> {
+  const sim = new LangfuseSimulator({ generation: 'v4', seed: Date.now() % 100_000 });
+  const simUrl = await sim.start();
+  // Some history, so the first poll has something to show.
+  const now = Date.now();
+  sim.generate({ from: new Date(now - 90_000), to: new Date(now - 1_000), traces: 8, errorRate: 0.25 });
+  const stopTrickle = sim.startTrickle({ intervalMs: 2_500, errorRate: 0.15, lateRate: 0.2 });
+
+  // A stand-in for Slack's incoming webhook that prints what Slack would show.
+  const slack = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      try {
+        const msg = JSON.parse(body) as { text?: string };
+        process.stdout.write(`${paint('41;97', ' SLACK ')} ${msg.text ?? body}\n`);
+      } catch {
+        process.stdout.write(`SLACK ${body}\n`);
+      }
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => slack.listen(0, '127.0.0.1', r));
+  const slackUrl = `http://127.0.0.1:${(slack.address() as AddressInfo).port}/slack`;
+
+  const dir = mkdtempSync(join(tmpdir(), 'langfuse-bridge-demo-'));
+  const config = loadConfig({
+    env: {
+      LANGFUSE_PUBLIC_KEY: 'pk-lf-demo',
+      LANGFUSE_SECRET_KEY: 'sk-lf-demo',
+      LANGFUSE_BASE_URL: simUrl,
+      BRIDGE_DATABASE: join(dir, 'bridge.db'),
+      BRIDGE_POLL_INTERVAL_SECONDS: '3',
+      BRIDGE_LOOKBACK_SECONDS: '120',
+      BRIDGE_START_FROM: new Date(now - 120_000).toISOString(),
+      BRIDGE_MAX_REQUESTS_PER_MINUTE: '120',
+      BRIDGE_STDOUT: 'true',
+      SLACK_WEBHOOK_URL: slackUrl,
+    },
+  });
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const pretty = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) process.stdout.write(describe(line));
+      cb();
+    },
+  });
+
+  process.stdout.write(
+    `${paint('1', 'langfuse-bridge demo')}: simulated Langfuse at ${simUrl}, events below, Slack alerts in red. Ctrl-C to stop.\n` +
+      `${paint('2', `database ${config.database}; LOG_LEVEL=info npm run demo shows the bridge's own logs`)}\n\n`,
+  );
+  const handle = await runDaemon(config, logger, { stdout: pretty });
+  const stop = (): void => {
+    process.stdout.write('\nstopping…\n');
+    stopTrickle();
+    handle.stop();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (process.env.DEMO_SECONDS) setTimeout(stop, Number(process.env.DEMO_SECONDS) * 1000).unref();
+  await handle.done;
+  await sim.stop();
+  slack.closeAllConnections();
+  slack.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
