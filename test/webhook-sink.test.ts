@@ -8,7 +8,8 @@ import type { AnyBridgeEvent } from '../src/events/types.js';
 import { verifyLangfuseSignature } from '../src/sinks/signing.js';
 import { createStdoutSink } from '../src/sinks/stdout.js';
 import type { Delivery, Sink } from '../src/sinks/types.js';
-import { createWebhookSink, parseRetryAfter } from '../src/sinks/webhook.js';
+import { parseRetryAfter } from '../src/http.js';
+import { createWebhookSink } from '../src/sinks/webhook.js';
 
 const SECRET = `whsec_${Buffer.from('webhook-sink test key, 32 bytes!').toString('base64')}`;
 const USER_AGENT = 'langfuse-bridge/0.0.0-test';

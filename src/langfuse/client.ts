@@ -5,7 +5,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import { createDispatcher, retryAfterMs } from './http.js';
+import { createDispatcher, parseRetryAfter } from '../http.js';
 import { RateLimiter, sleep } from './rate-limiter.js';
 
 export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
@@ -97,7 +97,7 @@ export class LangfuseClient {
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
         status = res.statusCode;
-        retryAfter = retryAfterMs(res.headers['retry-after'] as string | undefined);
+        retryAfter = parseRetryAfter(res.headers['retry-after']);
         text = await res.body.text();
       } catch (err) {
         if (signal?.aborted) throw signal.reason;

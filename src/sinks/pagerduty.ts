@@ -8,7 +8,8 @@ import { matchesEventPatterns } from '../config.js';
 import type { PagerDutySinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
-import { formatCost, formatNumber, langfuseUrlFor, parseRetryAfter } from './slack.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch } from '../http.js';
+import { formatCost, formatNumber, langfuseUrlFor } from './slack.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkOptions {
@@ -183,12 +184,15 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
   const timeoutMs = cfg.timeoutSeconds * 1000;
   const scrub = (s: string): string => (cfg.routingKey ? s.split(cfg.routingKey).join('<routing key>') : s);
 
+  // Its own small pool, proxy-aware like every outbound call.
+  const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
+
   async function send(body: PagerDutyEvent, signal: AbortSignal): Promise<DeliveryResult> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = AbortSignal.any([signal, timeout]);
-    let res: Response;
+    let res: Awaited<ReturnType<typeof httpPost>>;
     try {
-      res = await fetch(cfg.eventsUrl, {
+      res = await httpPost(cfg.eventsUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': opts.userAgent },
         body: JSON.stringify(body),
@@ -219,7 +223,7 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
     const reason = scrub(cut(`PagerDuty answered ${status}${said ? `: ${said}` : ''}`, 500));
     if (status === 429) {
       const after = parseRetryAfter(res.headers.get('retry-after'));
-      return after === undefined ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
+      return after === null ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
     }
     if (status === 408 || status >= 500) return { ok: false, retry: true, reason, status };
     return { ok: false, retry: false, reason, status };

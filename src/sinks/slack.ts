@@ -12,6 +12,7 @@ import { matchesEventPatterns } from '../config.js';
 import type { SlackSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertMatch, CompiledRules } from '../rules/index.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch } from '../http.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export type SlackBlock = Record<string, unknown>;
@@ -321,14 +322,6 @@ export function buildSlackSummary(s: SlackSummary, langfuseBaseUrl: string): Sla
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-export function parseRetryAfter(header: string | null, nowMs = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const s = header.trim();
-  if (/^\d+(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000);
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
-}
-
 function networkReason(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e?.cause;
@@ -336,7 +329,7 @@ function networkReason(err: unknown): string {
   return firstLine(String(detail));
 }
 
-async function readBody(res: Response): Promise<string> {
+async function readBody(res: { text(): Promise<string> }): Promise<string> {
   try {
     return (await res.text()).trim();
   } catch {
@@ -401,12 +394,15 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
   let chain: Promise<unknown> = Promise.resolve();
   let lastPostAt = -Infinity;
 
+  // Its own small pool, proxy-aware like every outbound call.
+  const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
+
   async function send(message: SlackMessage, signal: AbortSignal): Promise<DeliveryResult> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = AbortSignal.any([signal, timeout]);
-    let res: Response;
+    let res: Awaited<ReturnType<typeof httpPost>>;
     try {
-      res = await fetch(cfg.url, {
+      res = await httpPost(cfg.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': opts.userAgent },
         body: JSON.stringify(message),
@@ -423,7 +419,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     const reason = scrub(`Slack answered ${status}${body ? `: ${body}` : ''}`);
     if (status === 429) {
       const after = parseRetryAfter(res.headers.get('retry-after'));
-      return after === undefined ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
+      return after === null ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
     }
     if (status === 408) return { ok: false, retry: true, reason, status };
     if (status >= 400 && status < 500) return { ok: false, retry: false, reason, status };

@@ -4,7 +4,8 @@
  * Result mapping (the contract): 2xx delivered; 410 dead-letters at once; 408 and 429 wait their
  * `Retry-After`; any other status, a network error or a timeout is retried on the schedule.
  */
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { createDispatcher, parseRetryAfter } from '../http.js';
 import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { createSigner, isStandardSecret, type Signer } from './signing.js';
@@ -13,29 +14,6 @@ import type { Delivery, DeliveryResult, Sink } from './types.js';
 export interface WebhookSinkOptions {
   /** `langfuse-bridge/<version>` */
   userAgent: string;
-}
-
-const PROXY_ENV_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
-
-/** Whether any proxy variable is set: then outbound calls go through undici's EnvHttpProxyAgent. */
-export function proxyEnvironmentSet(env: Record<string, string | undefined> = process.env): boolean {
-  return PROXY_ENV_VARS.some((name) => (env[name] ?? '').trim() !== '');
-}
-
-/**
- * `Retry-After` as milliseconds from now: delay-seconds (`7`) or an HTTP date. Null when absent or
- * unreadable; a date in the past is 0.
- */
-export function parseRetryAfter(value: string | string[] | undefined, nowMs: number = Date.now()): number | null {
-  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!raw) return null;
-  if (/^\d+$/.test(raw)) {
-    const seconds = Number(raw);
-    return Number.isSafeInteger(seconds) ? seconds * 1000 : null;
-  }
-  const at = Date.parse(raw);
-  if (Number.isNaN(at)) return null;
-  return Math.max(0, at - nowMs);
 }
 
 interface Target {
@@ -100,11 +78,7 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
     bodyTimeout: timeoutMs,
     connect: { timeout: Math.min(timeoutMs, 10_000) },
   };
-  const dispatcher: Dispatcher = proxyEnvironmentSet()
-    ? // proxyTunnel: false sends http:// targets to an HTTP proxy in absolute form (as curl does);
-      // https:// targets still go through a CONNECT tunnel.
-      new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false })
-    : new Agent(agentOptions);
+  const dispatcher: Dispatcher = createDispatcher(agentOptions);
 
   const baseHeaders: Record<string, string> = {
     'content-type': 'application/json',

@@ -1,0 +1,44 @@
+/**
+ * Outbound HTTP shared by every call the bridge makes (Langfuse and sinks): keep-alive connection
+ * pools, and HTTPS_PROXY / HTTP_PROXY / NO_PROXY honoured (Node's own fetch ignores them), since
+ * firewalled networks often leave only through a proxy.
+ */
+import { Agent, EnvHttpProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici';
+
+const PROXY_ENV_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
+
+/** Whether any proxy variable is set: then outbound calls go through undici's EnvHttpProxyAgent. */
+export function proxyEnvironmentSet(env: Record<string, string | undefined> = process.env): boolean {
+  return PROXY_ENV_VARS.some((name) => (env[name] ?? '').trim() !== '');
+}
+
+export type AgentOptions = ConstructorParameters<typeof Agent>[0];
+
+export function createDispatcher(options: AgentOptions = {}): Dispatcher {
+  const o = { keepAliveTimeout: 30_000, pipelining: 1, ...options };
+  return proxyEnvironmentSet()
+    ? // proxyTunnel: false sends http:// targets to an HTTP proxy in absolute form (as curl does);
+      // https:// targets still go through a CONNECT tunnel.
+      new EnvHttpProxyAgent({ ...o, proxyTunnel: false })
+    : new Agent(o);
+}
+
+/** fetch through a dispatcher that honours the proxy settings. */
+export function proxiedFetch(dispatcher: Dispatcher): (url: string, init: Parameters<typeof undiciFetch>[1]) => ReturnType<typeof undiciFetch> {
+  return (url, init) => undiciFetch(url, { ...init, dispatcher });
+}
+
+/**
+ * `Retry-After` as milliseconds from now: delay-seconds (`7`, fractions allowed) or an HTTP date.
+ * Null when absent or unreadable; a date in the past is 0.
+ */
+export function parseRetryAfter(value: string | string[] | null | undefined, nowMs: number = Date.now()): number | null {
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!raw) return null;
+  if (/^\d+(\.\d+)?$/.test(raw)) {
+    const ms = Math.round(Number(raw) * 1000);
+    return Number.isSafeInteger(ms) ? ms : null;
+  }
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
+}

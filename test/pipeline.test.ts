@@ -1,0 +1,245 @@
+import { mkdtempSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { Dispatcher, backoffMs } from '../src/delivery/index.js';
+import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { createClient } from '../src/app.js';
+import { silentLogger } from '../src/ops/logger.js';
+import { Poller } from '../src/poll/index.js';
+import type { Delivery, DeliveryResult, Sink } from '../src/sinks/types.js';
+import { Store } from '../src/store/index.js';
+
+const log = silentLogger();
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function tempDb(): string {
+  return join(mkdtempSync(join(tmpdir(), 'bridge-test-')), 'b.db');
+}
+
+function memorySink(name: string, behave: (d: Delivery) => DeliveryResult | Promise<DeliveryResult> = () => ({ ok: true })): Sink & { got: Delivery[] } {
+  const got: Delivery[] = [];
+  return {
+    name,
+    kind: 'handler',
+    alerting: false,
+    concurrency: 4,
+    minIntervalMs: 0,
+    got,
+    accepts: () => true,
+    async deliver(d) {
+      got.push(d);
+      return behave(d);
+    },
+  };
+}
+
+function enqueue(store: Store, n: number, sinks: string[], prefix = 'e'): void {
+  store.write(() =>
+    store.enqueue(
+      Array.from({ length: n }, (_, i) => ({
+        id: `${prefix}${i}`,
+        type: 'trace.created',
+        ts: new Date(0).toISOString(),
+        body: JSON.stringify({ id: `${prefix}${i}`, event: 'trace.created', timestamp: new Date(0).toISOString(), data: { projectId: 'p' } }),
+        sinks,
+      })),
+    ),
+  );
+}
+
+describe('outbox and dispatcher', () => {
+  it('two processes on one database never deliver the same row twice', async () => {
+    const file = tempDb();
+    const a = new Store(file);
+    const b = new Store(file);
+    cleanups.push(() => a.close(), () => b.close());
+    enqueue(a, 500, ['s']);
+    const sa = memorySink('s');
+    const sb = memorySink('s');
+    const da = new Dispatcher(a, [sa], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20 });
+    const db = new Dispatcher(b, [sb], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20 });
+    da.start();
+    db.start();
+    await da.drain();
+    await da.stop();
+    await db.stop();
+    const ids = [...sa.got, ...sb.got].map((d) => d.eventId);
+    expect(ids).toHaveLength(500);
+    expect(new Set(ids).size).toBe(500);
+    expect(sa.got.length).toBeGreaterThan(0);
+    expect(sb.got.length).toBeGreaterThan(0);
+    expect(a.counts().get('s')).toMatchObject({ delivered: 500, queued: 0, dead: 0 });
+  });
+
+  it('retries on the schedule, honours Retry-After, dead-letters after the last attempt, and replay requeues', async () => {
+    const store = new Store(tempDb());
+    cleanups.push(() => store.close());
+    enqueue(store, 3, ['flaky', 'gone']);
+    let calls = 0;
+    const flaky = memorySink('flaky', () => (++calls <= 6 ? { ok: false, retry: true, reason: 'HTTP 503' } : { ok: true }));
+    const gone = memorySink('gone', () => ({ ok: false, retry: false, reason: 'HTTP 410' }));
+    const d = new Dispatcher(store, [flaky, gone], { retry: { maxAttempts: 5, baseSeconds: 0.01 }, logger: log, idleMs: 10 });
+    d.start();
+    await d.drain();
+    await d.stop();
+    expect(store.counts().get('flaky')).toMatchObject({ delivered: 3, dead: 0 });
+    expect(gone.got).toHaveLength(3); // one attempt each: 410 is final
+    expect(store.counts().get('gone')).toMatchObject({ dead: 3 });
+    expect(store.deadLetters('gone', null)[0]).toMatchObject({ sink: 'gone', lastError: 'HTTP 410', attempts: 1 });
+
+    expect(store.replay('gone', null)).toBe(3);
+    expect(store.counts().get('gone')).toMatchObject({ queued: 3, dead: 0 });
+  });
+
+  it('a delivery that keeps failing is dead after maxAttempts', async () => {
+    const store = new Store(tempDb());
+    cleanups.push(() => store.close());
+    enqueue(store, 1, ['down']);
+    const down = memorySink('down', () => ({ ok: false, retry: true, reason: 'ECONNREFUSED' }));
+    const d = new Dispatcher(store, [down], { retry: { maxAttempts: 4, baseSeconds: 0.005 }, logger: log, idleMs: 5 });
+    d.start();
+    await d.drain();
+    await d.stop();
+    expect(down.got.map((x) => x.attempt)).toEqual([1, 2, 3, 4]);
+    expect(store.counts().get('down')).toMatchObject({ dead: 1 });
+  });
+
+  it('waits at least Retry-After', async () => {
+    const store = new Store(tempDb());
+    cleanups.push(() => store.close());
+    enqueue(store, 1, ['slow']);
+    const times: number[] = [];
+    const slow = memorySink('slow', () => {
+      times.push(Date.now());
+      return times.length === 1 ? { ok: false, retry: true, retryAfterMs: 400, reason: 'HTTP 429' } : { ok: true };
+    });
+    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.001 }, logger: log, idleMs: 10 });
+    d.start();
+    await d.drain();
+    await d.stop();
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(390);
+  });
+
+  it('backoff grows exponentially with jitter', () => {
+    const p = { maxAttempts: 10, baseSeconds: 5 };
+    expect(backoffMs(p, 1, () => 1)).toBe(5000);
+    expect(backoffMs(p, 3, () => 1)).toBe(20000);
+    expect(backoffMs(p, 3, () => 0)).toBe(10000);
+    expect(backoffMs(p, 30, () => 1)).toBe(3_600_000);
+  });
+
+  it('takes back deliveries whose owner died', () => {
+    const store = new Store(tempDb());
+    cleanups.push(() => store.close());
+    enqueue(store, 2, ['s']);
+    // Pretend a process on this host, long gone, claimed them.
+    store.db.prepare(`UPDATE outbox SET status = 'delivering', owner = ?, lease_until = ?`).run(`${hostname()}:999999:x`, Date.now() + 3_600_000);
+    expect(store.recoverStalled()).toBe(2);
+    expect(store.counts().get('s')).toMatchObject({ retrying: 2, delivering: 0 });
+  });
+});
+
+describe('polling against the simulated Langfuse', () => {
+  async function setup(env: Record<string, string> = {}, gen: 'v4' | 'v2' = 'v4') {
+    const sim = new LangfuseSimulator({ generation: gen, seed: 7 });
+    const url = await sim.start();
+    const store = new Store(tempDb());
+    const config = loadConfig({
+      env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '600', ...env },
+    });
+    const client = createClient(config, log);
+    const sink = memorySink('mem');
+    const poller = new Poller(store, client, config, [sink], log);
+    cleanups.push(async () => {
+      store.close();
+      await client.close();
+      await sim.stop();
+    });
+    return { sim, store, config, client, sink, poller };
+  }
+
+  it('an idle poll costs one call per API resource', async () => {
+    const { sim, poller, store } = await setup();
+    sim.generate({ from: new Date(Date.now() - 600_000), to: new Date(Date.now() - 1000), traces: 20 });
+    await poller.pollOnce();
+    expect(store.pending()).toBeGreaterThan(0);
+    sim.resetStats();
+    await poller.pollOnce();
+    const paths = sim.requests.map((r) => r.path.split('?')[0]);
+    expect(paths.sort()).toEqual(['/api/public/v2/observations', '/api/public/v3/scores']);
+  });
+
+  it('reads the newest data first and sweeps the lookback with the budget left, resuming where it stopped', async () => {
+    // Budget: 4 calls a minute at a 30 s interval → 2 calls a poll → 1 per source.
+    const { sim, poller, store, client } = await setup({ BRIDGE_MAX_REQUESTS_PER_MINUTE: '4', BRIDGE_LOOKBACK_SECONDS: '1200', BRIDGE_STREAMS: 'traces,generations' });
+    // The ceiling itself is tested elsewhere; lift it so only the per-poll budget applies here.
+    (client.limiter as unknown as { maxPerMinute: number }).maxPerMinute = 1000;
+    await poller.pollOnce(); // nothing there yet: the cursor moves to now
+    const now = Date.now();
+    // 3,000 observations land late, all older than the cursor: three pages of 1000 to sweep.
+    sim.generate({ from: new Date(now - 1_100_000), to: new Date(now - 60_000), traces: 600, observationsPerTrace: 5, scoresPerTrace: 0 });
+    await poller.pollOnce();
+    const c1 = store.getCursor(poller.projectId!, 'observations');
+    expect(c1.cursorMs).toBeGreaterThanOrEqual(now);
+    expect(c1.sweepPosMs).not.toBeNull(); // sweep paused by the budget
+    let polls = 1;
+    while (store.getCursor(poller.projectId!, 'observations').sweepPosMs !== null && polls < 10) {
+      await poller.pollOnce();
+      polls++;
+    }
+    expect(polls).toBeGreaterThan(1);
+    expect(store.getCursor(poller.projectId!, 'observations').lastSweepDoneAt).not.toBeNull();
+    const traces = store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'trace.created'`).get() as { n: number };
+    expect(traces.n).toBe(600);
+  });
+
+  it('delivers late data that appears within the lookback, once', async () => {
+    const { sim, poller, store } = await setup({ BRIDGE_LOOKBACK_SECONDS: '600' });
+    await poller.pollOnce();
+    // A trace whose timestamp is 5 minutes old but which only now becomes visible.
+    const ts = new Date(Date.now() - 300_000).toISOString();
+    const t = sim.addTrace({ id: 'late-trace', timestamp: ts, name: 'late' });
+    sim.addObservation({ traceId: t.id, id: 'late-obs', type: 'GENERATION', startTime: ts, level: 'ERROR', statusMessage: 'late error' });
+    sim.addScore({ id: 'late-score', traceId: t.id, name: 'acc', dataType: 'NUMERIC', value: 0.1, timestamp: ts });
+    await poller.pollOnce();
+    await poller.pollOnce();
+    const rows = store.db.prepare(`SELECT type, body FROM events ORDER BY type`).all() as Array<{ type: string; body: string }>;
+    const late = rows.filter((r) => r.body.includes('late-'));
+    expect(late.map((r) => r.type).sort()).toEqual(['generation.created', 'score.created', 'trace.created', 'trace.updated']);
+  });
+
+  it('a poll that fails leaves the cursor where it was', async () => {
+    const { sim, poller, store, client } = await setup({ BRIDGE_STREAMS: 'scores' });
+    (client as unknown as { opts: { maxAttempts: number; backoffBaseMs: number } }).opts.maxAttempts = 2;
+    (client as unknown as { opts: { maxAttempts: number; backoffBaseMs: number } }).opts.backoffBaseMs = 5;
+    await poller.pollOnce();
+    const before = store.getCursor(poller.projectId!, 'scores');
+    sim.injectFaults({ kind: '500' }, { kind: '502-html' }, '/api/public/v3/scores');
+    const r = await poller.pollOnce();
+    expect(r.failed).toEqual(['scores']);
+    const after = store.getCursor(poller.projectId!, 'scores');
+    expect(after.cursorMs).toBe(before.cursorMs);
+    expect(after.lastOutcome).toBe('error');
+    expect(after.lastError).toMatch(/HTTP 502/);
+  });
+
+  it('speaks legacy to a v2 server: v1 scores, trace list, BOOLEAN as true/false', async () => {
+    const { sim, poller, store } = await setup({}, 'v2');
+    const shape = await poller.connect();
+    expect(shape).toMatchObject({ generation: 'legacy', scoresPath: '/api/public/scores' });
+    const ts = new Date(Date.now() - 60_000).toISOString();
+    sim.addTrace({ id: 'tr', timestamp: ts, name: 'n' });
+    sim.addObservation({ traceId: 'tr', id: 'ob', type: 'GENERATION', startTime: ts, level: 'WARNING' });
+    sim.addScore({ id: 'sc', traceId: 'tr', name: 'ok', dataType: 'BOOLEAN', value: true, timestamp: ts });
+    await poller.pollOnce();
+    const bodies = (store.db.prepare(`SELECT body FROM events`).all() as Array<{ body: string }>).map((r) => JSON.parse(r.body));
+    expect(bodies.map((b) => b.event).sort()).toEqual(['generation.created', 'score.created', 'trace.created', 'trace.updated']);
+    expect(bodies.find((b) => b.event === 'score.created').data).toMatchObject({ value: true, stringValue: 'True', dataType: 'BOOLEAN' });
+  });
+});
