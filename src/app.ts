@@ -75,7 +75,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     },
   });
   const abort = new AbortController();
-  const ops = config.httpPort !== null ? startOpsServer(config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
+  const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
 
   logger.info(
     { langfuse: config.langfuse.baseUrl, streams: config.streams, sinks: sinks.map((s) => s.name), database: config.database, intervalSeconds: config.pollIntervalSeconds },

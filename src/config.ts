@@ -81,6 +81,8 @@ export interface BridgeConfig {
   retry: { maxAttempts: number; baseSeconds: number };
   alertBurst: number;
   httpPort: number | null;
+  /** Address the ops server listens on: loopback unless told (the container image says 0.0.0.0). */
+  httpHost: string;
   healthMaxAgeSeconds: number;
   sinks: SinkConfig[];
   /** Rules for alert sinks; null means the contract's defaults. */
@@ -377,6 +379,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     retry: { maxAttempts: retryAttempts, baseSeconds: retryBase },
     alertBurst: wholeNumber('BRIDGE_ALERT_BURST', pick('BRIDGE_ALERT_BURST', file.alertBurst) ?? 20, 1),
     httpPort,
+    httpHost: String(env.BRIDGE_HTTP_HOST || '127.0.0.1'),
     healthMaxAgeSeconds: wholeNumber('BRIDGE_HEALTH_MAX_AGE_SECONDS', pick('BRIDGE_HEALTH_MAX_AGE_SECONDS', file.healthMaxAgeSeconds) ?? pollIntervalSeconds * 3, 1),
     sinks,
     rules: file.rules ?? null,

@@ -21,7 +21,7 @@ export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()
     : { ok: false, reason: `last successful poll ${Math.round(age)} s ago, more than ${maxAgeSeconds} s: Langfuse unreachable or failing` };
 }
 
-export function startOpsServer(port: number, metrics: Metrics, maxAgeSeconds: number, logger: Logger): OpsServer {
+export function startOpsServer(host: string, port: number, metrics: Metrics, maxAgeSeconds: number, logger: Logger): OpsServer {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -49,9 +49,9 @@ export function startOpsServer(port: number, metrics: Metrics, maxAgeSeconds: nu
       logger.error({ port, err: err.message }, 'ops server could not listen; /healthz and /metrics are off');
       resolve(null);
     });
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       const a = server.address() as AddressInfo;
-      const u = `http://127.0.0.1:${a.port}`;
+      const u = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
       logger.info({ url: u }, 'ops server listening: /healthz, /metrics');
       resolve(u);
     });
