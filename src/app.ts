@@ -17,8 +17,9 @@ import type { Sink } from './sinks/types.js';
 import { Store, type DeliveryStatus } from './store/index.js';
 import { USER_AGENT } from './version.js';
 
-export function createClient(config: BridgeConfig, logger: Logger): LangfuseClient {
+export function createClient(config: BridgeConfig, logger: Logger, store?: Store): LangfuseClient {
   return new LangfuseClient({
+    ledger: store?.callLedger(`${config.langfuse.baseUrl}|${config.langfuse.publicKey}`),
     baseUrl: config.langfuse.baseUrl,
     publicKey: config.langfuse.publicKey,
     secretKey: config.langfuse.secretKey,
@@ -52,7 +53,7 @@ export interface RunHandle {
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<RunHandle> {
   const store = new Store(config.database);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
-  const client = createClient(config, logger);
+  const client = createClient(config, logger, store);
   const metrics = new Metrics();
   metrics.bindStore(store);
   client.onCall = (status) => metrics.langfuseCalls.inc({ status });
@@ -154,7 +155,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   const store = new Store(config.database);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
-  const client = createClient(config, logger);
+  const client = createClient(config, logger, store);
   const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
   const dispatcher = new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
   const prunedBefore = Number(store.getMeta('pruned_before') ?? 0);
@@ -170,12 +171,15 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
       sinks,
       enqueue: { redeliver: o.redeliver, origin },
       signal: o.signal,
+      resumeKey: origin,
       onProgress: (p) => {
         const c = sumCounts(store.counts(origin));
         o.onProgress?.({ ...p, delivered: c.delivered, queued: c.queued + c.retrying + c.delivering });
       },
     });
     await dispatcher.drain(o.signal);
+    // Finished: a later run of the same command reads the whole range again.
+    store.db.prepare('DELETE FROM meta WHERE key LIKE ?').run(`${origin}:%`);
   } finally {
     await dispatcher.stop(2_000);
     await closeSinks(all);

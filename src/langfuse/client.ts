@@ -6,7 +6,7 @@
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { createDispatcher, parseRetryAfter } from '../http.js';
-import { RateLimiter, sleep } from './rate-limiter.js';
+import { RateLimiter, sleep, type CallLedger } from './rate-limiter.js';
 
 export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
 
@@ -33,6 +33,8 @@ export interface LangfuseClientOptions {
   /** First backoff step; doubles per attempt, capped at 30 s. */
   backoffBaseMs?: number;
   userAgent: string;
+  /** Shares the ceiling with other processes on the same database. */
+  ledger?: CallLedger;
 }
 
 export interface CallStats {
@@ -54,7 +56,7 @@ export class LangfuseClient {
   onCall?: (status: string, path: string) => void;
 
   constructor(readonly opts: LangfuseClientOptions) {
-    this.limiter = new RateLimiter(opts.maxRequestsPerMinute);
+    this.limiter = new RateLimiter(opts.maxRequestsPerMinute, 60_000, Date.now, opts.ledger ?? null);
     this.dispatcher = createDispatcher({ connections: 4 });
     this.auth = `Basic ${Buffer.from(`${opts.publicKey}:${opts.secretKey}`).toString('base64')}`;
     const u = new URL(opts.baseUrl);

@@ -1,4 +1,14 @@
 /**
+ * Where processes sharing one database (a daemon and a backfill) keep their calls, so that together
+ * they stay under one ceiling per project.
+ */
+export interface CallLedger {
+  /** Atomically: record a call at `now` and return 0 if the window has room and no pause holds; else the ms to wait. */
+  reserve(max: number, windowMs: number, now: number): number;
+  pause(untilMs: number): void;
+}
+
+/**
  * A sliding-window ceiling: no 60 s window ever holds more than `maxPerMinute` calls, retries
  * included, and a 429 pauses every call to the project until its Retry-After has passed.
  */
@@ -12,6 +22,7 @@ export class RateLimiter {
     readonly maxPerMinute: number,
     private readonly windowMs = 60_000,
     private readonly now: () => number = Date.now,
+    private readonly ledger: CallLedger | null = null,
   ) {}
 
   /** Calls still allowed in the current window without waiting. */
@@ -22,6 +33,7 @@ export class RateLimiter {
 
   pause(untilMs: number): void {
     if (untilMs > this.pausedUntil) this.pausedUntil = untilMs;
+    this.ledger?.pause(untilMs);
   }
 
   get pausedUntilMs(): number {
@@ -44,6 +56,10 @@ export class RateLimiter {
       let until = 0;
       if (this.pausedUntil > t) until = this.pausedUntil;
       else if (this.starts.length >= this.maxPerMinute) until = this.starts[0]! + this.windowMs + 1;
+      if (!until && this.ledger) {
+        const wait = this.ledger.reserve(this.maxPerMinute, this.windowMs, t);
+        if (wait > 0) until = t + wait;
+      }
       if (!until) break;
       waited = true;
       await sleep(until - t, signal);

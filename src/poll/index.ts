@@ -201,7 +201,9 @@ export class Poller {
     const live = { fresh: false, sinks: this.sinks };
 
     if (source === 'prompts') {
-      const { versions } = await promptVersions(this.ctx(signal), { fromMs: lookFloor, toMs: now });
+      // lastUpdatedAt is the server's own clock, so prompts need no lookback beyond a little skew.
+      const since = c.cursorMs === null ? lookFloor : Math.max(lookFloor, cursorMs - 60_000);
+      const { versions } = await promptVersions(this.ctx(signal), { fromMs: since, toMs: now });
       const r = this.commit('prompts', { prompts: versions }, { ...live, cursor: { ...c, cursorMs: now, lastSweepDoneAt: now } });
       return r.events;
     }
@@ -252,8 +254,15 @@ export class Poller {
       sweepFloor = Math.max(c.sweepFloorMs!, floor ?? -Infinity);
       sweepStarted = c.sweepStartedAt ?? now;
       oldestRead = null;
-      if (c.sweepPosMs! > sweepFloor) sweepPages = pagesOf({ fromMs: sweepFloor, toMs: c.sweepPosMs! });
-      else exhausted = true;
+      if (c.sweepPosMs! > sweepFloor) {
+        const w = { fromMs: sweepFloor, toMs: c.sweepPosMs! };
+        sweepPages = pagesOf(w);
+        // Legacy: traces listed late in the swept part, so their trace.created is not missed.
+        if (legacyTraces) {
+          const late = await readTraces(w);
+          if (late.length) events += this.commit(source, batchOf([], late), live).events;
+        }
+      } else exhausted = true;
     }
     if (sweepPages) {
       exhausted = false;
@@ -290,7 +299,14 @@ export class Poller {
   async backfill(
     fromMs: number,
     toMs: number,
-    opts: { sinks: Sink[]; enqueue: EnqueueOptions; onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal },
+    opts: {
+      sinks: Sink[];
+      enqueue: EnqueueOptions;
+      onProgress?: (p: BackfillProgress) => void;
+      signal?: AbortSignal;
+      /** Where this pass records the slices it finished, so a rerun after a crash resumes there. */
+      resumeKey?: string;
+    },
   ): Promise<{ events: number; inserted: number; requeued: number }> {
     await this.connect(opts.signal);
     const totals = { events: 0, inserted: 0, requeued: 0 };
@@ -308,7 +324,10 @@ export class Poller {
       // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
       let slice = Math.min(toMs - fromMs, 3_600_000);
       const target = 20_000;
-      for (let start = fromMs; start < toMs; ) {
+      const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
+      const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
+      if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
+      for (let start = Math.max(fromMs, resumed); start < toMs; ) {
         opts.signal?.throwIfAborted();
         const end = Math.min(toMs, start + slice);
         const w = { fromMs: start, toMs: end };
@@ -322,6 +341,7 @@ export class Poller {
         }
         const batch: Batch = source === 'observations' ? { observations: rows as ObservationRecord[], traces, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
         add(totals, this.commit(source, batch, commitOpts));
+        if (doneKey) this.store.setMeta(doneKey, String(end));
         opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
         start = end;
         if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));

@@ -121,6 +121,7 @@ export class Store {
       outboxInsert: db.prepare(
         `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin, seq) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?)`,
       ),
+      outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_id = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
       outboxRequeue: db.prepare(
         `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
          WHERE event_id = ? AND sink = ? AND status IN ('delivered', 'dead')`,
@@ -192,6 +193,8 @@ export class Store {
       for (const sink of ev.sinks) {
         if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin, nextSeq()).changes) res.inserted++;
         else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink).changes) res.requeued++;
+        // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
+        else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, ev.id, sink, origin).changes) res.requeued++;
         else res.skipped++;
       }
     }
@@ -361,6 +364,30 @@ export class Store {
 
   setMeta(key: string, value: string): void {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // --- the shared request ceiling ------------------------------------------------------------
+
+  /** A CallLedger over this database for one Langfuse project. */
+  callLedger(key: string): { reserve(max: number, windowMs: number, now: number): number; pause(untilMs: number): void } {
+    const pauseKey = `pause:${key}`;
+    return {
+      reserve: (max, windowMs, now) =>
+        this.write(() => {
+          const pausedUntil = Number(this.getMeta(pauseKey) ?? 0);
+          if (pausedUntil > now) return pausedUntil - now;
+          this.db.prepare('DELETE FROM api_calls WHERE key = ? AND at <= ?').run(key, now - windowMs);
+          const row = this.db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key = ?').get(key) as { n: number; oldest: number | null };
+          if (row.n >= max) return Math.max(1, (row.oldest ?? now) + windowMs - now + 1);
+          this.db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)').run(key, now);
+          return 0;
+        }),
+      pause: (untilMs) => {
+        this.write(() => {
+          if (Number(this.getMeta(pauseKey) ?? 0) < untilMs) this.setMeta(pauseKey, String(untilMs));
+        });
+      },
+    };
   }
 
   // --- retention ------------------------------------------------------------------------------

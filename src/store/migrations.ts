@@ -65,4 +65,9 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX outbox_origin ON outbox (origin, status);
   CREATE INDEX outbox_delivered ON outbox (status, delivered_at);
   `,
+  `
+  -- Calls to Langfuse in the last minute, per project, shared by every process on this database.
+  CREATE TABLE api_calls (key TEXT NOT NULL, at INTEGER NOT NULL);
+  CREATE INDEX api_calls_window ON api_calls (key, at);
+  `,
 ];
