@@ -145,6 +145,28 @@ describe('outbox and dispatcher', () => {
   });
 });
 
+describe('the request ceiling', () => {
+  it('is shared by every process on one database, and a 429 pause holds for all of them', () => {
+    const file = tempDb();
+    const a = new Store(file);
+    const b = new Store(file);
+    cleanups.push(() => a.close(), () => b.close());
+    const la = a.callLedger('https://lf|pk');
+    const lb = b.callLedger('https://lf|pk');
+    const other = b.callLedger('https://lf|pk-other');
+    const t0 = 1_000_000;
+    expect(la.reserve(3, 60_000, t0)).toBe(0);
+    expect(lb.reserve(3, 60_000, t0 + 10)).toBe(0);
+    expect(la.reserve(3, 60_000, t0 + 20)).toBe(0);
+    // The fourth call in the window waits until the first one leaves it, whichever process asks.
+    expect(lb.reserve(3, 60_000, t0 + 30)).toBe(60_000 - 30 + 1);
+    expect(other.reserve(3, 60_000, t0 + 30)).toBe(0); // another project has its own ceiling
+    expect(lb.reserve(3, 60_000, t0 + 60_001)).toBe(0);
+    la.pause(t0 + 120_000);
+    expect(lb.reserve(3, 60_000, t0 + 100_000)).toBe(20_000);
+  });
+});
+
 describe('polling against the simulated Langfuse', () => {
   async function setup(env: Record<string, string> = {}, gen: 'v4' | 'v2' = 'v4') {
     const sim = new LangfuseSimulator({ generation: gen, seed: 7 });
