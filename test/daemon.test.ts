@@ -3,13 +3,13 @@
  * /metrics and /healthz, the prompts stream, and no repeats after a restart.
  */
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runDaemon } from '../src/app.js';
+import { replay, runBackfill, runDaemon, statusReport } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { LangfuseSimulator } from '../src/demo/simulator.js';
 import { silentLogger } from '../src/ops/logger.js';
@@ -20,6 +20,7 @@ afterEach(async () => {
 });
 
 interface Received {
+  at: number;
   path: string;
   body: Record<string, unknown>;
 }
@@ -30,7 +31,7 @@ async function receiver(status: (n: number) => number = () => 200): Promise<{ ur
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      got.push({ path: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+      got.push({ at: Date.now(), path: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
       const s = status(got.length);
       res.writeHead(s, s === 429 ? { 'retry-after': '1' } : {}).end(s === 202 ? '{"status":"success"}' : 'ok');
     });
@@ -120,6 +121,8 @@ describe('daemon', () => {
     expect(slackTexts.filter((t) => t.includes('accuracy')).length).toBe(1);
     expect(slackTexts.some((t) => t.includes('fine"'))).toBe(false);
     expect(slackTexts.find((t) => t.includes('broken'))).toContain(`${url}/project/demo-project/traces/bad-trace`);
+    // Never more than one Slack message a second.
+    for (let i = 1; i < slack.got.length; i++) expect(slack.got[i]!.at - slack.got[i - 1]!.at).toBeGreaterThanOrEqual(950);
     // PagerDuty: one page, for the ERROR trace only, with a stable dedup key.
     expect(pd.got).toHaveLength(1);
     expect(pd.got[0]!.body).toMatchObject({ event_action: 'trigger', routing_key: 'R0UTINGKEY0000000000000000000000' });
@@ -162,3 +165,66 @@ describe('daemon', () => {
     expect(out2.lines).toEqual([]);
   });
 });
+
+describe('handler modules through the outbox', () => {
+  it('a throwing handler is retried, dead-lettered, shown by status, and replay runs it again', async () => {
+    const sim = new LangfuseSimulator({ seed: 5 });
+    const url = await sim.start();
+    cleanups.push(() => sim.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'handlers-'));
+    const broken = join(dir, 'broken');
+    const seenFile = join(dir, 'seen.jsonl');
+    writeFileSync(broken, '1');
+    const mod = join(dir, 'handlers.mjs');
+    writeFileSync(
+      mod,
+      `import { existsSync, appendFileSync } from 'node:fs';
+export default {
+  '*': async (event, ctx) => {
+    appendFileSync(${JSON.stringify(seenFile)}, JSON.stringify({ id: event.id, type: event.event, attempt: ctx.attempt }) + '\\n');
+    if (existsSync(${JSON.stringify(broken)})) throw new Error('downstream ticket system is down');
+  },
+};
+`,
+    );
+    const now = Date.now();
+    const ts = new Date(now - 60_000).toISOString();
+    sim.addTrace({ id: 'h-trace', name: 'h', timestamp: ts });
+    sim.addObservation({ traceId: 'h-trace', id: 'h-gen', type: 'GENERATION', startTime: ts, level: 'ERROR', statusMessage: 'x' });
+    sim.addScore({ id: 'h-score', traceId: 'h-trace', name: 'acc', dataType: 'NUMERIC', value: 0.9, timestamp: ts });
+    const config = loadConfig({
+      env: {
+        LANGFUSE_PUBLIC_KEY: 'pk-lf-demo',
+        LANGFUSE_SECRET_KEY: 'sk-lf-demo',
+        LANGFUSE_BASE_URL: url,
+        BRIDGE_DATABASE: join(dir, 'b.db'),
+        BRIDGE_HANDLERS: mod,
+        BRIDGE_RETRY_MAX_ATTEMPTS: '2',
+        BRIDGE_RETRY_BASE_SECONDS: '0.01',
+        BRIDGE_MAX_REQUESTS_PER_MINUTE: '600',
+      },
+    });
+    const from = now - 120_000;
+    const r = await runBackfill(config, silentLogger(), { fromMs: from, toMs: now, redeliver: false, sink: null, alerts: false });
+    expect(r.exitCode).toBe(3);
+    // Every event type reached the handler, twice (two attempts), then died.
+    const calls = () => readLines(seenFile);
+    expect(new Set(calls().map((c) => c.type))).toEqual(new Set(['trace.created', 'trace.updated', 'generation.created', 'score.created']));
+    expect(calls().filter((c) => c.attempt === 2)).toHaveLength(4);
+    const status = statusReport(config);
+    expect(status.sinks.find((s) => s.name === 'handler')).toMatchObject({ dead: 4, delivered: 0 });
+    expect(status.recentDead[0]!.lastError).toMatch(/downstream ticket system is down/);
+
+    rmSync(broken);
+    expect(replay(config, 'handler', null)).toBe(4);
+    // A pass over the same range now waits for the replayed deliveries and succeeds.
+    const again = await runBackfill(config, silentLogger(), { fromMs: from, toMs: now, redeliver: false, sink: null, alerts: false });
+    expect(again.exitCode).toBe(0);
+    expect(statusReport(config).sinks.find((s) => s.name === 'handler')).toMatchObject({ dead: 0, delivered: 4 });
+    expect(existsSync(broken)).toBe(false);
+  });
+});
+
+function readLines(file: string): Array<{ id: string; type: string; attempt: number }> {
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; type: string; attempt: number });
+}
