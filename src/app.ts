@@ -4,11 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from './config.js';
+import type { BridgeConfig, SlackSinkConfig } from './config.js';
 import { Dispatcher } from './delivery/index.js';
 import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError } from './langfuse/client.js';
 import { sleep } from './langfuse/rate-limiter.js';
+import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
 import { startOpsServer } from './ops/server.js';
 import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from './poll/index.js';
@@ -76,6 +77,8 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     },
   });
   const abort = new AbortController();
+  const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
+  const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
   const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
 
   logger.info(
@@ -119,6 +122,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const done = (async () => {
     await loop();
     logger.info('stopping: no more polls; letting deliveries in flight finish');
+    digest?.stop();
     await dispatcher.stop(7_000);
     await ops?.close();
     await closeSinks(sinks);

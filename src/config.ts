@@ -4,6 +4,7 @@
  * names the setting, what it must be, and what it got.
  */
 import { readFileSync } from 'node:fs';
+import cron from 'node-cron';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -85,9 +86,13 @@ export interface BridgeConfig {
   httpHost: string;
   healthMaxAgeSeconds: number;
   sinks: SinkConfig[];
+  /** Cron expression (UTC) for the Slack digest of the day's usage, errors and low scores; null: off. */
+  digestCron: string | null;
   /** Rules for alert sinks; null means the contract's defaults. */
   rules: unknown[] | null;
   configFile: string | null;
+  /** Optional Redis delivery backend: the outbox is relayed to BullMQ queues worked by `worker` processes. */
+  queue: { redisUrl: string | null; connectWaitSeconds: number; prefix: string; lockSeconds: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -143,6 +148,12 @@ export function parseInstant(setting: string, raw: unknown): Date {
   const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
   if (!ok || Number.isNaN(d.getTime())) fail(setting, 'an ISO 8601 time with a zone, such as 2026-11-01T00:00:00Z', raw);
   return d;
+}
+
+function digestCron(raw: unknown): string | null {
+  if (raw === undefined || raw === null || raw === '') return null;
+  if (typeof raw !== 'string' || !cron.validate(raw)) fail('BRIDGE_DIGEST_CRON', 'a cron expression such as "0 9 * * *" (09:00 UTC every day)', raw);
+  return raw;
 }
 
 function streams(setting: string, raw: unknown): Stream[] {
@@ -249,6 +260,16 @@ const fileSchema = z
     stdout: z.boolean().optional(),
     sinks: z.array(sinkFileSchema).optional(),
     rules: z.array(z.unknown()).optional(),
+    digestCron: z.string().optional(),
+    queue: z
+      .object({
+        redisUrl: z.string().optional(),
+        connectWaitSeconds: z.number().int().min(0).max(3600).optional(),
+        prefix: z.string().min(1).optional(),
+        lockSeconds: z.number().int().min(1).max(3600).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 type FileConfig = z.infer<typeof fileSchema>;
@@ -383,7 +404,34 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     healthMaxAgeSeconds: wholeNumber('BRIDGE_HEALTH_MAX_AGE_SECONDS', pick('BRIDGE_HEALTH_MAX_AGE_SECONDS', file.healthMaxAgeSeconds) ?? pollIntervalSeconds * 3, 1),
     sinks,
     rules: file.rules ?? null,
+    digestCron: digestCron(pick('BRIDGE_DIGEST_CRON', file.digestCron)),
     configFile: opts.configFile ?? null,
+    queue: queueSettings(env, file.queue ?? {}, pick),
+  };
+}
+
+/** BRIDGE_REDIS_URL switches delivery to Redis queues; unset, everything stays in-process. */
+function queueSettings(env: Env, fq: NonNullable<FileConfig['queue']>, pick: (envName: string, fileValue: unknown) => unknown): BridgeConfig['queue'] {
+  const rawUrl = pick('BRIDGE_REDIS_URL', fq.redisUrl);
+  let redisUrl: string | null = null;
+  if (rawUrl !== undefined && String(rawUrl).trim() !== '') {
+    const setting = env.BRIDGE_REDIS_URL ? 'BRIDGE_REDIS_URL' : 'queue.redisUrl';
+    let u: URL | null = null;
+    try {
+      u = new URL(String(rawUrl).trim());
+    } catch {
+      u = null;
+    }
+    if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname) fail(setting, 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379', rawUrl);
+    redisUrl = String(rawUrl).trim();
+  }
+  const prefix = String(pick('BRIDGE_QUEUE_PREFIX', fq.prefix) ?? 'langfuse-bridge').trim();
+  if (!prefix || /\s/.test(prefix)) fail('BRIDGE_QUEUE_PREFIX', 'a key prefix without spaces', prefix);
+  return {
+    redisUrl,
+    connectWaitSeconds: wholeNumber('BRIDGE_REDIS_WAIT_SECONDS', pick('BRIDGE_REDIS_WAIT_SECONDS', fq.connectWaitSeconds) ?? 30, 0, 3600, 'seconds'),
+    prefix,
+    lockSeconds: wholeNumber('BRIDGE_WORKER_LOCK_SECONDS', pick('BRIDGE_WORKER_LOCK_SECONDS', fq.lockSeconds) ?? 30, 1, 3600, 'seconds'),
   };
 }
 
