@@ -167,6 +167,11 @@ describe('the request ceiling', () => {
   });
 });
 
+/** Pretends the last late-data sweep was long ago, so the next poll starts one. */
+function dueForSweep(store: Store, project: string, source: string): void {
+  store.putCursor({ ...store.getCursor(project, source), lastSweepDoneAt: 0 });
+}
+
 describe('polling against the simulated Langfuse', () => {
   async function setup(env: Record<string, string> = {}, gen: 'v4' | 'v2' = 'v4') {
     const sim = new LangfuseSimulator({ generation: gen, seed: 7 });
@@ -206,6 +211,7 @@ describe('polling against the simulated Langfuse', () => {
     const now = Date.now();
     // 3,000 observations land late, all older than the cursor: three pages of 1000 to sweep.
     sim.generate({ from: new Date(now - 1_100_000), to: new Date(now - 60_000), traces: 600, observationsPerTrace: 5, scoresPerTrace: 0 });
+    dueForSweep(store, poller.projectId!, 'observations');
     await poller.pollOnce();
     const c1 = store.getCursor(poller.projectId!, 'observations');
     expect(c1.cursorMs).toBeGreaterThanOrEqual(now);
@@ -229,6 +235,11 @@ describe('polling against the simulated Langfuse', () => {
     const t = sim.addTrace({ id: 'late-trace', timestamp: ts, name: 'late' });
     sim.addObservation({ traceId: t.id, id: 'late-obs', type: 'GENERATION', startTime: ts, level: 'ERROR', statusMessage: 'late error' });
     sim.addScore({ id: 'late-score', traceId: t.id, name: 'acc', dataType: 'NUMERIC', value: 0.1, timestamp: ts });
+    await poller.pollOnce();
+    // Not yet: the poll read only what is newer than its cursor.
+    expect((store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE body LIKE '%late-%'`).get() as { n: number }).n).toBe(0);
+    dueForSweep(store, poller.projectId!, 'observations');
+    dueForSweep(store, poller.projectId!, 'scores');
     await poller.pollOnce();
     await poller.pollOnce();
     const rows = store.db.prepare(`SELECT type, body FROM events ORDER BY type`).all() as Array<{ type: string; body: string }>;

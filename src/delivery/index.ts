@@ -102,7 +102,7 @@ export class Dispatcher {
     const queue = new PQueue({ concurrency: sink.concurrency, ...(paced ? { interval: sink.minIntervalMs, intervalCap: 1 } : {}) });
     this.queues.set(sink.name, queue);
     // Claim ahead so one transaction feeds many attempts; paced sinks only hold what they will send soon.
-    const window = paced ? 2 : Math.max(sink.concurrency * 2, 128);
+    const window = paced ? 2 : Math.max(sink.concurrency * 4, 256);
     const idleMs = this.opts.idleMs ?? 500;
     while (this.running) {
       const room = window - (queue.size + queue.pending);
@@ -178,8 +178,8 @@ export class Dispatcher {
   /** Outcomes are written in small batches: one transaction for many deliveries. */
   private record(o: DeliveryOutcome): void {
     this.outcomes.push(o);
-    if (this.outcomes.length >= 256) this.flush();
-    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 5);
+    if (this.outcomes.length >= 512) this.flush();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 25);
   }
 
   flush(): void {

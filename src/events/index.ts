@@ -208,14 +208,9 @@ export function detectObservations(
         mergedDetail.a = realDetail.a;
       }
       if (realDetail && !rec && realDetail.t) mergedDetail.t = realDetail.t;
-      seen.put({
-        kind: 'trace',
-        id: traceId,
-        version: null,
-        level: mergedLevel,
-        created: created || real?.created === 1 ? 1 : 0,
-        detail: JSON.stringify(mergedDetail),
-      });
+      const row = { kind: 'trace', id: traceId, version: null, level: mergedLevel, created: created || real?.created === 1 ? 1 : 0, detail: JSON.stringify(mergedDetail) };
+      // Re-reads of the lookback mostly change nothing: write only what did.
+      if (!real || real.level !== row.level || real.created !== row.created || real.detail !== row.detail) seen.put(row);
     }
   }
 

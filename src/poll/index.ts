@@ -2,10 +2,9 @@
  * Polling and backfill: reads windows from the sources, turns them into events in one transaction
  * with the seen versions and the cursor, and routes each event to the sinks that want it.
  *
- * A poll reads `[cursor − lookback, now)` newest first. As soon as everything newer than the cursor
- * is in hand, those events and the new cursor commit together; the rest of the window (the
- * late-data sweep) is read with whatever the request budget leaves, and resumes on the next poll
- * where it stopped when the budget ran out.
+ * A poll reads what is newer than its cursor and commits those events together with the new cursor.
+ * Every sweep interval it also re-reads the lookback (the late-data sweep), newest first, with
+ * whatever the request budget leaves; a sweep cut short resumes on the next poll where it stopped.
  */
 import type { Logger } from 'pino';
 import type { BridgeConfig, Stream } from '../config.js';
@@ -33,6 +32,14 @@ export function sourcesFor(streams: readonly Stream[]): SourceName[] {
   if (streams.includes('scores')) out.push('scores');
   if (streams.includes('prompts')) out.push('prompts');
   return out;
+}
+
+/**
+ * How often the late-data sweep starts: every minute (or every poll, if polls are rarer), and at
+ * least four times per lookback. Polls in between read only what is newer than the cursor.
+ */
+export function sweepIntervalMs(pollIntervalSeconds: number, lookbackSeconds: number): number {
+  return Math.max(pollIntervalSeconds * 1000, Math.min((lookbackSeconds * 1000) / 4, 60_000));
 }
 
 /** Which streams a source feeds, for `status`. */
@@ -220,54 +227,39 @@ export class Poller {
       source === 'observations' ? { observations: rows as ObservationRecord[], traces: legacyTraces ? (traces ?? []) : undefined, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
 
     let events = 0;
-    const sweeping = c.sweepPosMs !== null && c.sweepFloorMs !== null;
-    // Phase 1, the head: everything newer than the cursor, committed with the new cursor.
-    // Without a sweep in progress, the head and the sweep are one newest-first read of the window.
-    const headWindow: Window = { fromMs: sweeping ? cursorMs : lookFloor, toMs: now };
-    const pages = pagesOf(headWindow);
+    // Phase 1, the head: everything newer than the cursor, committed together with the new cursor.
+    const headWindow: Window = { fromMs: c.cursorMs === null ? lookFloor : cursorMs, toMs: now };
     const traces = legacyTraces ? await readTraces(headWindow) : undefined;
-    let rows: Array<ObservationRecord | ScoreRecord> = [];
-    let exhausted = false;
-    let oldestRead: number | null = null;
-    for (;;) {
-      const n = await pages.next();
-      if (n.done) {
-        exhausted = true;
-        break;
-      }
-      rows.push(...n.value.rows);
-      if (n.value.oldestMs !== null) oldestRead = n.value.oldestMs;
-      if (n.value.oldestMs !== null && n.value.oldestMs < cursorMs) break;
-    }
-    let cursor: CursorRow = { ...c, cursorMs: now };
-    if (!sweeping && exhausted) cursor = { ...cursor, sweepPosMs: null, sweepFloorMs: null, sweepStartedAt: null, lastSweepDoneAt: now };
-    events += this.commit(source, batchOf(rows, traces), { ...live, cursor }).events;
-    rows = [];
+    const rows: Array<ObservationRecord | ScoreRecord> = [];
+    for await (const p of pagesOf(headWindow)) for (const r of p.rows) rows.push(r);
 
-    // Phase 2, the sweep: the rest of the lookback, newest first, while the budget lasts.
-    let sweepPages: AsyncGenerator<Page<ObservationRecord | ScoreRecord>> | null = null;
-    let sweepFloor = lookFloor;
-    let sweepStarted = now;
-    if (!sweeping && !exhausted) {
-      sweepPages = pages;
-    } else if (sweeping) {
-      sweepFloor = Math.max(c.sweepFloorMs!, floor ?? -Infinity);
-      sweepStarted = c.sweepStartedAt ?? now;
-      oldestRead = null;
-      if (c.sweepPosMs! > sweepFloor) {
-        const w = { fromMs: sweepFloor, toMs: c.sweepPosMs! };
-        sweepPages = pagesOf(w);
-        // Legacy: traces listed late in the swept part, so their trace.created is not missed.
-        if (legacyTraces) {
-          const late = await readTraces(w);
-          if (late.length) events += this.commit(source, batchOf([], late), live).events;
-        }
-      } else exhausted = true;
+    // Phase 2, the late-data sweep: every `sweepEvery`, the lookback (plus one sweep interval, so
+    // nothing that lands within the lookback falls between two sweeps) is read again, newest first,
+    // with the calls the budget leaves; a sweep the budget cuts short resumes next poll.
+    const sweepEvery = sweepIntervalMs(this.config.pollIntervalSeconds, this.config.lookbackSeconds);
+    let sweep = { floorMs: c.sweepFloorMs, posMs: c.sweepPosMs, startedAt: c.sweepStartedAt };
+    let lastSweepDoneAt = c.cursorMs === null ? now : c.lastSweepDoneAt; // the first head covered the lookback
+    if (sweep.posMs === null && lookback > 0 && c.cursorMs !== null && now - (lastSweepDoneAt ?? 0) >= sweepEvery) {
+      sweep = { floorMs: Math.max(now - lookback - sweepEvery, floor ?? -Infinity), posMs: cursorMs, startedAt: now };
     }
-    if (sweepPages) {
-      exhausted = false;
+    events += this.commit(source, batchOf(rows, traces), {
+      ...live,
+      cursor: { ...c, cursorMs: now, sweepFloorMs: sweep.floorMs, sweepPosMs: sweep.posMs, sweepStartedAt: sweep.startedAt, lastSweepDoneAt },
+    }).events;
+    if (sweep.posMs === null || sweep.floorMs === null) return events;
+
+    let exhausted = sweep.posMs <= sweep.floorMs;
+    let oldestRead: number | null = null;
+    if (!exhausted) {
+      const w = { fromMs: sweep.floorMs, toMs: sweep.posMs };
+      // Legacy: traces listed late in the swept part, so their trace.created is not missed.
+      if (legacyTraces) {
+        const late = await readTraces(w);
+        if (late.length) events += this.commit(source, batchOf([], late), live).events;
+      }
+      const pages = pagesOf(w);
       while (spent() < budget) {
-        const n = await sweepPages.next();
+        const n = await pages.next();
         if (n.done) {
           exhausted = true;
           break;
@@ -277,15 +269,13 @@ export class Poller {
       }
     }
     const latest = this.store.getCursor(this.projectId!, source);
-    if (sweepPages || sweeping) {
-      if (exhausted) {
-        this.store.putCursor({ ...latest, sweepPosMs: null, sweepFloorMs: null, sweepStartedAt: null, lastSweepDoneAt: Date.now() });
-      } else {
-        // Resume below the oldest row read; rows at exactly that time are read again, harmlessly.
-        const pos = oldestRead !== null ? oldestRead + 1 : (c.sweepPosMs ?? cursorMs);
-        this.store.putCursor({ ...latest, sweepPosMs: pos, sweepFloorMs: sweepFloor, sweepStartedAt: sweepStarted });
-        this.logger.info({ source, behindSeconds: Math.round((Date.now() - sweepStarted) / 1000) }, 'late-data sweep paused by the request ceiling; it resumes next poll');
-      }
+    if (exhausted) {
+      this.store.putCursor({ ...latest, sweepPosMs: null, sweepFloorMs: null, sweepStartedAt: null, lastSweepDoneAt: Date.now() });
+    } else {
+      // Resume below the oldest row read; rows at exactly that time are read again, harmlessly.
+      const pos = oldestRead !== null ? oldestRead + 1 : sweep.posMs;
+      this.store.putCursor({ ...latest, sweepPosMs: pos });
+      this.logger.info({ source, behindSeconds: Math.round((Date.now() - (sweep.startedAt ?? now)) / 1000) }, 'late-data sweep paused by the request ceiling; it resumes next poll');
     }
     return events;
   }
