@@ -102,45 +102,12 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
     ...(extra.retryAfterMs !== undefined ? { retryAfterMs: extra.retryAfterMs } : {}),
   });
 
-  // One abort listener per caller signal, not one per attempt: a dispatcher passes the same shutdown
-  // signal to every attempt in flight, and a listener each would trip Node's MaxListeners warning.
-  const linked = new WeakMap<AbortSignal, Set<AbortController>>();
-  function link(signal: AbortSignal, controller: AbortController): () => void {
-    let attempts = linked.get(signal);
-    if (!attempts) {
-      const set = new Set<AbortController>();
-      attempts = set;
-      linked.set(signal, set);
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const c of set) c.abort(signal.reason);
-          set.clear();
-        },
-        { once: true },
-      );
-    }
-    const set = attempts;
-    set.add(controller);
-    return () => {
-      set.delete(controller);
-    };
-  }
-
   async function deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
     if (!target) return failure(`webhook URL of sink ${cfg.name} is not a valid http(s) URL`, false);
     if (signal.aborted) return failure('aborted before sending', true);
 
     const ts = Math.floor(Date.now() / 1000);
     const headers = { ...baseHeaders, ...signer(delivery.eventId, delivery.body, ts) };
-
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(timeoutText));
-    }, timeoutMs);
-    const unlink = link(signal, controller);
 
     try {
       const res = await dispatcher.request({
@@ -149,11 +116,12 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
         method: 'POST',
         headers,
         body: delivery.body,
-        signal: controller.signal,
+        // The attempt's timeout is the pool's headersTimeout/bodyTimeout: no timer per attempt.
+        signal,
       });
       const status = res.statusCode;
       try {
-        await res.body.dump({ limit: 64 * 1024, signal: controller.signal });
+        await res.body.dump({ limit: 64 * 1024 });
       } catch {
         // The status is what counts; an unread or cut-off response body changes nothing.
       }
@@ -170,14 +138,11 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
       }
       return failure(what, true, { status });
     } catch (err) {
-      if (timedOut || TIMEOUT_CODES.has(errorCode(err) ?? '')) return failure(`${timeoutText} waiting for ${target.origin}`, true);
+      if (TIMEOUT_CODES.has(errorCode(err) ?? '')) return failure(`${timeoutText} waiting for ${target.origin}`, true);
       if (signal.aborted) return failure(`aborted while sending to ${target.origin}`, true);
       const message = errorMessage(err);
       const host = new URL(target.origin).hostname;
       return failure(message.includes(host) ? message : `${message} (${target.origin})`, true);
-    } finally {
-      clearTimeout(timer);
-      unlink();
     }
   }
 
