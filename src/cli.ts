@@ -2,7 +2,8 @@
 /** Commands and flags; the work is in app.ts. */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { Fatal, check, formatStatus, replay, runBackfill, runDaemon, sendTestEvent, statusReport } from './app.js';
+import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues } from './app.js';
+import { runWorker } from './queue/worker.js';
 import { LOG_LEVELS, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
 
@@ -60,17 +61,18 @@ const program = new Command()
   .option('-c, --config <file>', 'JSON config file (several sinks, rules); ${VAR} in strings is read from the environment')
   .addOption(new Option('--log-level <level>', 'log verbosity').choices([...LOG_LEVELS]).default(process.env.LOG_LEVEL ?? 'info'))
   .addHelpText('after', EXAMPLES)
-  .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
 program
   .command('run')
   .description('Poll on the interval and deliver events until SIGINT/SIGTERM')
+  .option('--with-worker', 'with BRIDGE_REDIS_URL: also deliver from the Redis queues in this process', false)
   .addHelpText('after', '\nExample:\n  $ BRIDGE_POLL_INTERVAL_SECONDS=15 langfuse-bridge run --log-level debug')
-  .action(async (_o, cmd: Command) => {
+  .action(async (o: { withWorker: boolean }, cmd: Command) => {
     const cfg = config(cmd);
     const log = logger(cmd);
-    const handle = await runDaemon(cfg, log);
+    if (o.withWorker && !cfg.queue.redisUrl) throw new ConfigError('--with-worker needs BRIDGE_REDIS_URL (Redis queues); without it `run` delivers in-process already');
+    const handle = await runDaemon(cfg, log, { withWorker: o.withWorker });
     let stopping = false;
     const onSignal = (sig: string): void => {
       if (stopping) {
@@ -147,8 +149,8 @@ program
   .command('status')
   .description('Per stream: cursor and last poll; per sink: queued, delivered, dead-lettered')
   .option('--json', 'machine-readable output', false)
-  .action((o: { json: boolean }, cmd: Command) => {
-    const r = statusReport(config(cmd, false));
+  .action(async (o: { json: boolean }, cmd: Command) => {
+    const r = await statusReportWithQueues(config(cmd, false));
     process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatStatus(r)}\n`);
   });
 
@@ -158,9 +160,37 @@ program
   .option('--sink <name>', 'only this sink')
   .option('--since <iso>', 'only deliveries dead-lettered since then', instant('--since'))
   .addHelpText('after', '\nExample:\n  $ langfuse-bridge replay --sink webhook --since 2026-11-26T00:00:00Z')
-  .action((o: { sink?: string; since?: Date }, cmd: Command) => {
-    const n = replay(config(cmd, false), o.sink ?? null, o.since?.getTime() ?? null);
+  .action(async (o: { sink?: string; since?: Date }, cmd: Command) => {
+    const n = await replayWithQueues(config(cmd, false), o.sink ?? null, o.since?.getTime() ?? null, logger(cmd));
     process.stdout.write(`${n} dead-lettered deliveries queued again${n ? '; `langfuse-bridge run` delivers them' : ''}\n`);
+  });
+
+program
+  .command('worker')
+  .description('Deliver from the Redis queues (BRIDGE_REDIS_URL) that `run` relays the outbox to, until SIGINT/SIGTERM')
+  .option('--sink <name>', 'only this sink’s queue')
+  .option('--concurrency <n>', 'deliveries in flight per sink in this process (default: the sink’s own)', (v: string): number => {
+    if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
+    return Number(v);
+  })
+  .addHelpText('after', '\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 langfuse-bridge worker --concurrency 16')
+  .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
+    const log = logger(cmd);
+    const handle = await runWorker(config(cmd, false), log, { sink: o.sink ?? null, concurrency: o.concurrency ?? null });
+    let stopping = false;
+    const onSignal = (sig: string): void => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      log.info({ signal: sig }, 'shutting down');
+      handle.stop();
+      setTimeout(() => {
+        log.error('shutdown took longer than 10 s; exiting');
+        process.exit(1);
+      }, 9_500).unref();
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    await handle.done;
   });
 
 program

@@ -187,6 +187,8 @@ export function detectObservations(
 
       const wasCreated = prior?.created === 1;
       const canCreate = !wasCreated && (rec !== undefined || (!legacy && obs.length > 0));
+      // A backfill on a legacy server: the trace was listed in an earlier slice, its error shows up in this one.
+      const createdEarlier = !wasCreated && !canCreate && opts.fresh && real?.created === 1;
       const created = wasCreated || canCreate;
       const shownLevel = Math.max(level, 1);
 
@@ -195,7 +197,7 @@ export function detectObservations(
         if (shownLevel >= 2) {
           out.push(makeEvent('trace.updated', eventId(projectId, 'trace.updated', traceId, levelOf(shownLevel)), known.a ?? known.t, traceData(projectId, traceId, known, shownLevel)));
         }
-      } else if (wasCreated && raisedHere && batchLevel >= 2) {
+      } else if ((wasCreated || createdEarlier) && raisedHere && batchLevel >= 2) {
         out.push(makeEvent('trace.updated', eventId(projectId, 'trace.updated', traceId, levelOf(batchLevel)), known.a ?? known.t, traceData(projectId, traceId, known, batchLevel)));
       }
 

@@ -312,14 +312,16 @@ export class Poller {
         continue;
       }
       // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
-      let slice = Math.min(toMs - fromMs, 3_600_000);
+      let slice = 3_600_000;
       const target = 20_000;
       const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
       const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
       if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
       for (let start = Math.max(fromMs, resumed); start < toMs; ) {
         opts.signal?.throwIfAborted();
-        const end = Math.min(toMs, start + slice);
+        // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
+        // whatever --from says, and a fresh database produces the same bodies.
+        const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
         const w = { fromMs: start, toMs: end };
         const rows: Array<ObservationRecord | ScoreRecord> = [];
         const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);

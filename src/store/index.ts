@@ -75,6 +75,32 @@ export interface EnqueueResult {
   skipped: number;
 }
 
+/** Owner of rows handed to the Redis queues (BRIDGE_REDIS_URL): closed by a relay, not by a lease. */
+export const REDIS_OWNER = 'redis';
+/** Lease of relayed rows: never runs out, so no in-process dispatcher takes them back. */
+const REDIS_LEASE = 8_640_000_000_000_000;
+
+export interface RelayRow {
+  eventId: string;
+  sink: string;
+  /** next_at when handed over: part of the job id. */
+  gen: number;
+  /** Attempts made before the hand-over (rows that were retrying in-process). */
+  attempts: number;
+  body: string;
+  type: string;
+}
+
+export interface RelayOutcome {
+  eventId: string;
+  sink: string;
+  gen: number;
+  status: 'delivered' | 'dead';
+  error?: string | null;
+  /** Attempts the job made, when known. */
+  attempts?: number;
+}
+
 /** Who holds a claim: host, pid and start time, so a restarted process can tell a dead owner. */
 export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}`;
 
@@ -155,15 +181,20 @@ export class Store {
   }
 
   private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) {
-      throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
-    }
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
+    // Read the version inside the write transaction: two processes opening a new database at once
+    // must not both apply the same migration.
+    for (;;) {
+      const applied = this.db.transaction(() => {
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        if (current > MIGRATIONS.length) {
+          throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
+        }
+        if (current === MIGRATIONS.length) return false;
+        this.db.exec(MIGRATIONS[current]!);
+        this.db.pragma(`user_version = ${current + 1}`);
+        return true;
       }).immediate();
+      if (!applied) return;
     }
   }
 
@@ -317,6 +348,113 @@ export class Store {
       .prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND (? IS NULL OR origin = ?)`)
       .get(origin, origin) as { n: number };
     return row.n;
+  }
+
+  // --- Redis relay (src/queue) ----------------------------------------------------------------
+  // A row handed to a Redis queue is 'delivering' with owner 'redis' and a lease that never runs out;
+  // its next_at at hand-over time is the generation in the job id, so a relay repeated after a crash
+  // names the same job, and a replayed or redelivered row (next_at reset) names a new one.
+
+  /** Marks up to `limit` queued or retrying rows of these sinks as handed to Redis; in write order. */
+  takeForRelay(sinks: string[], limit: number, origin: string | null = null, now = Date.now()): RelayRow[] {
+    if (sinks.length === 0 || limit <= 0) return [];
+    return this.write(() => {
+      const rows = this.db
+        .prepare(
+          `UPDATE outbox SET status = 'delivering', owner = '${REDIS_OWNER}', lease_until = ${REDIS_LEASE}, updated_at = @now
+           WHERE (event_id, sink) IN (
+             SELECT event_id, sink FROM outbox
+             WHERE sink IN (SELECT value FROM json_each(@sinks)) AND status IN ('queued', 'retrying') AND (@origin IS NULL OR origin = @origin)
+             ORDER BY next_at, seq LIMIT @limit)
+           RETURNING event_id AS eventId, sink, attempts, next_at AS nextAt, seq`,
+        )
+        .all({ now, sinks: JSON.stringify(sinks), origin, limit }) as Array<{ eventId: string; sink: string; attempts: number; nextAt: number; seq: number }>;
+      rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
+      const out: RelayRow[] = [];
+      for (const r of rows) {
+        const ev = this.eventBody(r.eventId);
+        if (ev) out.push({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: ev.body, type: ev.type });
+      }
+      return out;
+    });
+  }
+
+  /** Rows handed to Redis and not closed yet, by (sink, event id) after `after`; for reconciling. */
+  relayed(origin: string | null, after: { sink: string; eventId: string } | null, limit: number): RelayRow[] {
+    return this.db
+      .prepare(
+        `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type FROM outbox o JOIN events e ON e.id = o.event_id
+         WHERE o.status = 'delivering' AND o.owner = '${REDIS_OWNER}' AND (@origin IS NULL OR o.origin = @origin)
+           AND (@sink IS NULL OR o.sink > @sink OR (o.sink = @sink AND o.event_id > @eventId))
+         ORDER BY o.sink, o.event_id LIMIT @limit`,
+      )
+      .all({ origin, sink: after?.sink ?? null, eventId: after?.eventId ?? '', limit }) as RelayRow[];
+  }
+
+  /** Rows handed to Redis and not closed, per sink (the relay keeps each under a cap). */
+  relayedBySink(): Map<string, number> {
+    const rows = this.db
+      .prepare(`SELECT sink, COUNT(*) AS n FROM outbox WHERE status = 'delivering' AND owner = '${REDIS_OWNER}' GROUP BY sink`)
+      .all() as Array<{ sink: string; n: number }>;
+    return new Map(rows.map((r) => [r.sink, r.n]));
+  }
+
+  /** How many rows wait on Redis (handed over, not closed). */
+  relayedCount(origin: string | null = null): number {
+    const row = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status = 'delivering' AND owner = '${REDIS_OWNER}' AND (? IS NULL OR origin = ?)`)
+      .get(origin, origin) as { n: number };
+    return row.n;
+  }
+
+  /**
+   * Closes rows whose job ended: delivered, or dead (the failed job stays in Redis for `replay`).
+   * Only the generation handed over is closed; returns the outcomes that changed a row, with the event type.
+   */
+  closeRelayed(outcomes: RelayOutcome[], now = Date.now()): Array<RelayOutcome & { type: string }> {
+    if (outcomes.length === 0) return [];
+    return this.write(() => {
+      const done = this.db.prepare(
+        `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL, attempts = attempts + @made
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
+      );
+      const dead = this.db.prepare(
+        `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, lease_until = NULL, last_error = @error, attempts = attempts + @made
+         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
+      );
+      const out: Array<RelayOutcome & { type: string }> = [];
+      for (const o of outcomes) {
+        const p = { eventId: o.eventId, sink: o.sink, gen: o.gen, now, made: Math.max(1, o.attempts ?? 1), error: o.error ?? null };
+        if ((o.status === 'delivered' ? done : dead).run(p).changes) out.push({ ...o, type: this.eventBody(o.eventId)?.type ?? 'unknown' });
+      }
+      return out;
+    });
+  }
+
+  /** Hands rows back to the outbox when Redis did not take them (queued or retrying, as before). */
+  releaseRelayed(rows: Array<{ eventId: string; sink: string; gen: number }>, now = Date.now()): number {
+    if (rows.length === 0) return 0;
+    return this.write(() => {
+      const st = this.db.prepare(
+        `UPDATE outbox SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, owner = NULL, lease_until = NULL, updated_at = ?
+         WHERE event_id = ? AND sink = ? AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
+      );
+      let n = 0;
+      for (const r of rows) n += st.run(now, r.eventId, r.sink, r.gen).changes;
+      return n;
+    });
+  }
+
+  /** A dead row whose failed job `replay` retried in Redis: open again, closed when the job ends. */
+  reopenRelayed(eventId: string, sink: string, gen: number, now = Date.now()): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE outbox SET status = 'delivering', lease_until = ${REDIS_LEASE}, dead_at = NULL, last_error = NULL, updated_at = ?
+           WHERE event_id = ? AND sink = ? AND status = 'dead' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
+        )
+        .run(now, eventId, sink, gen).changes > 0
+    );
   }
 
   // --- cursors --------------------------------------------------------------------------------
