@@ -1,0 +1,111 @@
+// idle: a Poller (in-process) against a simulator (child process) that gets no new data. After a first poll,
+// 20 idle polls; per poll: API calls per resource (from the simulator's request log) and CPU time
+// (process.cpuUsage around pollOnce). Two seedings:
+//   busy   the last 2 h hold 2,000 traces, so the lookback window (20 min) holds ~1,700 observations
+//   quiet  the data ends 30 min ago: nothing in the lookback window
+import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { summarizeProfile } from './profile-summary.mjs';
+import { instrumentStore } from './diag-store.mjs';
+import { DIST, PUBLIC_KEY, SECRET_KEY, fix, forkHelper, int, log, median, removeDir, silentLogger, status, tempDir } from './lib.mjs';
+
+const { Store } = await import(join(DIST, 'store/index.js'));
+const { Poller } = await import(join(DIST, 'poll/index.js'));
+const { loadConfig } = await import(join(DIST, 'config.js'));
+const { createClient } = await import(join(DIST, 'app.js'));
+
+const MIN = 60_000;
+const RESOURCES = { '/api/public/v2/observations': 'observations', '/api/public/v3/scores': 'scores' };
+
+async function scenario(name, batch, polls) {
+  const sim = forkHelper('sim-server.mjs', { generation: 'v4', publicKey: PUBLIC_KEY, secretKey: SECRET_KEY, batches: [batch] });
+  const dir = tempDir(`idle-${name}`);
+  try {
+    const ready = await sim.ready;
+    const config = loadConfig({
+      env: {
+        LANGFUSE_PUBLIC_KEY: PUBLIC_KEY,
+        LANGFUSE_SECRET_KEY: SECRET_KEY,
+        LANGFUSE_BASE_URL: ready.url,
+        BRIDGE_DATABASE: join(dir, 'bridge.db'),
+        // High enough that the limiter never sleeps inside a measured poll; calls per poll are what is counted.
+        BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000',
+      },
+    });
+    const logger = await silentLogger();
+    const store = new Store(config.database);
+    const client = createClient(config, logger, store);
+    // A sink that takes every event (routing only: nothing is delivered here).
+    const sink = { name: 'webhook', kind: 'webhook', alerting: false, concurrency: 1, minIntervalMs: 0, accepts: () => true, deliver: async () => ({ ok: true }) };
+    const poller = new Poller(store, client, config, [sink], logger);
+    const first = await poller.pollOnce();
+    const firstCalls = await sim.ask({ cmd: 'requests', reset: true });
+    const inst = process.env.BENCH_PROFILE === '1' ? instrumentStore(Store, ['write', 'getSeen', 'putSeen', 'putCursor', 'getCursor', 'enqueue', 'getMeta', 'setMeta']) : null;
+    const perPoll = [];
+    // BENCH_PROFILE=1: CPU-profile the idle polls only (not the setup or the first poll).
+    const session = process.env.BENCH_PROFILE === '1' ? new Session() : null;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 100 });
+      await session.post('Profiler.start');
+    }
+    for (let i = 0; i < polls; i++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const r = await poller.pollOnce();
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      const req = await sim.ask({ cmd: 'requests', reset: true });
+      perPoll.push({ cpuMs: (c.user + c.system) / 1000, wall, events: r.events, calls: req.byPath, statuses: req.statuses });
+    }
+    if (session) {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      const file = join(dir, `idle-${name}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      const sum = summarizeProfile(file, 20);
+      log(`idle/${name} Store calls over ${polls} idle polls:\n${inst.report()}`);
+      log(`idle/${name} profile of ${polls} idle polls (${fix(sum.totalMs, 0)} ms sampled, profiler overhead included):\n${sum.functions.join('\n')}\nby file\n${sum.files.join('\n')}`);
+    }
+    await client.close();
+    store.close();
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const calls = {};
+    for (const [path, label] of Object.entries(RESOURCES)) calls[label] = mean(perPoll.map((p) => p.calls[path] ?? 0));
+    const other = mean(perPoll.map((p) => Object.entries(p.calls).filter(([k]) => !RESOURCES[k]).reduce((a, [, v]) => a + v, 0)));
+    const cpu = perPoll.map((p) => p.cpuMs);
+    const res = {
+      scenario: name,
+      firstPoll: { events: first.events, calls: firstCalls.byPath },
+      calls,
+      otherCalls: other,
+      newEvents: perPoll.reduce((a, p) => a + p.events, 0),
+      cpuMean: mean(cpu),
+      cpuMedian: median(cpu),
+      cpuMax: Math.max(...cpu),
+      wallMedian: median(perPoll.map((p) => p.wall)),
+    };
+    res.ok = Object.values(calls).every((c) => c <= 1) && other === 0 && res.cpuMedian < 20;
+    log(`idle/${name}: first poll ${int(first.events)} events; idle polls: ${JSON.stringify(calls)} calls/poll (other ${fix(other, 1)}), CPU median ${fix(res.cpuMedian, 1)} ms (mean ${fix(res.cpuMean, 1)}, max ${fix(res.cpuMax, 1)}), wall median ${fix(res.wallMedian, 1)} ms, ${res.newEvents} new events`);
+    return res;
+  } finally {
+    await sim.stop();
+    removeDir(dir);
+  }
+}
+
+export async function runIdle() {
+  const polls = Number(process.env.BENCH_IDLE_POLLS ?? 20);
+  const now = Date.now();
+  const busy = await scenario('busy', { from: now - 120 * MIN, to: now - MIN, traces: 2000, observationsPerTrace: 5, scoresPerTrace: 1 }, polls);
+  const quiet = await scenario('quiet', { from: now - 180 * MIN, to: now - 30 * MIN, traces: 2000, observationsPerTrace: 5, scoresPerTrace: 1 }, polls);
+  const line = (r, label) =>
+    `idle     ${label.padEnd(34)} calls/poll: observations ${fix(r.calls.observations, 1)}, scores ${fix(r.calls.scores, 1)}${r.otherCalls ? `, other ${fix(r.otherCalls, 1)}` : ''}  ` +
+    `CPU ${fix(r.cpuMedian, 1)} ms/poll (mean ${fix(r.cpuMean, 1)}, max ${fix(r.cpuMax, 1)})  target ≤1 call/resource, <20 ms  ${status(r.ok)}`;
+  return [
+    { name: 'idle-busy', ...busy, line: line(busy, '(lookback holds ~330 traces)') },
+    { name: 'idle-quiet', ...quiet, line: line(quiet, '(nothing in the lookback)') },
+  ];
+}

@@ -1,0 +1,66 @@
+// Child process: the ingest baseline. Pages the same endpoints the bridge's backfill reads, with the same
+// page sizes, field groups, cursor pagination and adaptive time slices, and JSON.parse's every page.
+// Nothing else: no mapping, no change detection, no database, no delivery.
+// argv: <baseUrl> <fromMs> <toMs>; prints { calls, observations, scores, bytes } as JSON on stdout.
+import { Agent, request } from 'undici';
+
+const [baseUrl, fromArg, toArg] = process.argv.slice(2);
+const fromMs = Number(fromArg);
+const toMs = Number(toArg);
+const auth = `Basic ${Buffer.from(`${process.env.LANGFUSE_PUBLIC_KEY}:${process.env.LANGFUSE_SECRET_KEY}`).toString('base64')}`;
+const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4, pipelining: 1 });
+const origin = new URL(baseUrl).origin;
+const iso = (ms) => new Date(ms).toISOString();
+
+let calls = 0;
+let bytes = 0;
+
+async function get(path, query) {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+  const res = await request(`${origin}${path}?${qs}`, {
+    method: 'GET',
+    dispatcher,
+    headers: { accept: 'application/json', 'user-agent': 'bench-baseline', authorization: auth },
+  });
+  const text = await res.body.text();
+  calls++;
+  bytes += text.length;
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode} for ${path}: ${text.slice(0, 200)}`);
+  return JSON.parse(text);
+}
+
+async function readWindow(source, w) {
+  const path = source === 'observations' ? '/api/public/v2/observations' : '/api/public/v3/scores';
+  const query =
+    source === 'observations'
+      ? { fromStartTime: iso(w.fromMs), toStartTime: iso(w.toMs), limit: 1000, fields: 'core,basic,model,usage,trace_context' }
+      : { fromTimestamp: iso(w.fromMs), toTimestamp: iso(w.toMs), limit: 100, fields: 'details,subject' };
+  let cursor;
+  let rows = 0;
+  for (;;) {
+    const body = await get(path, { ...query, cursor });
+    const n = Array.isArray(body?.data) ? body.data.length : 0;
+    rows += n;
+    const next = body?.meta?.cursor;
+    if (!next || n === 0) return rows;
+    cursor = next;
+  }
+}
+
+const totals = { observations: 0, scores: 0 };
+for (const source of ['observations', 'scores']) {
+  // The bridge's backfill slicing (src/poll/index.ts): start at 1 h, aim at 20,000 rows a slice.
+  let slice = Math.min(toMs - fromMs, 3_600_000);
+  const target = 20_000;
+  for (let start = fromMs; start < toMs; ) {
+    const end = Math.min(toMs, start + slice);
+    const rows = await readWindow(source, { fromMs: start, toMs: end });
+    totals[source] += rows;
+    start = end;
+    if (rows > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
+    else if (rows < target / 4) slice = Math.min(86_400_000, slice * 2);
+  }
+}
+await dispatcher.close();
+process.stdout.write(`${JSON.stringify({ calls, bytes, ...totals })}\n`);
