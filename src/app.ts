@@ -16,6 +16,7 @@ import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from '
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
 import { Store, type DeliveryStatus } from './store/index.js';
+import { QueueDelivery, formatQueueStatus, queueStatus, retryFailedJobs, waitForRedis, type QueueStatus } from './queue/index.js';
 import { USER_AGENT } from './version.js';
 
 export function createClient(config: BridgeConfig, logger: Logger, store?: Store): LangfuseClient {
@@ -51,7 +52,9 @@ export interface RunHandle {
 }
 
 /** The daemon: polls on the interval until stopped, delivering all the while. */
-export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<RunHandle> {
+export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
+  // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
+  if (config.queue.redisUrl) await waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   const client = createClient(config, logger, store);
@@ -59,11 +62,13 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   metrics.bindStore(store);
   client.onCall = (status) => metrics.langfuseCalls.inc({ status });
   metrics.waitSource = () => client.limiter.waitedMs;
-  const dispatcher = new Dispatcher(store, sinks, {
-    retry: config.retry,
-    logger,
-    hooks: { onOutcome: (sink, outcome, type) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) },
-  });
+  const hooks = { onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) };
+  const dispatcher = config.queue.redisUrl
+    ? new QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
+    : new Dispatcher(store, sinks, { retry: config.retry, logger, hooks });
+  if (!config.queue.redisUrl && store.relayedCount() > 0) {
+    logger.warn({ deliveries: store.relayedCount() }, 'deliveries handed to Redis by an earlier run stay open until a bridge with BRIDGE_REDIS_URL reads their end');
+  }
   const poller = new Poller(store, client, config, sinks, logger, {
     onEvents: (events) => {
       for (const e of events) metrics.onEvent(e);
@@ -156,12 +161,16 @@ export function backfillSinks(all: Sink[], sinkName: string | null, alerts: bool
 }
 
 export async function runBackfill(config: BridgeConfig, logger: Logger, o: BackfillOptions, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ exitCode: number; events: number; inserted: number; delivered: number; dead: number }> {
+  if (config.queue.redisUrl) await waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
   const client = createClient(config, logger, store);
   const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
-  const dispatcher = new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
+  // Redis mode: relay this backfill's rows and wait until their jobs ended (workers deliver them).
+  const dispatcher = config.queue.redisUrl
+    ? new QueueDelivery(store, sinks, config, logger, { origin, reconcileMs: 1_000 })
+    : new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
   const prunedBefore = Number(store.getMeta('pruned_before') ?? 0);
   const retentionCut = Date.now() - config.retentionDays * 86_400_000;
   if (o.fromMs < Math.max(prunedBefore, retentionCut) && !o.redeliver) {
@@ -177,8 +186,9 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
       signal: o.signal,
       resumeKey: origin,
       onProgress: (p) => {
-        const c = sumCounts(store.counts(origin));
-        o.onProgress?.({ ...p, delivered: c.delivered, queued: c.queued + c.retrying + c.delivering });
+        // pending() reads a small index of open rows; a full count per slice would grow with the outbox.
+        const queued = store.pending(origin);
+        o.onProgress?.({ ...p, delivered: Math.max(0, p.inserted - queued), queued });
       },
     });
     await dispatcher.drain(o.signal);
@@ -218,6 +228,15 @@ export interface StatusReport {
   sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
   oldestPendingAt: string | null;
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
+  /** Redis mode: per-sink job counts from the queues. */
+  queues?: QueueStatus;
+}
+
+/** `status`: the outbox, and in Redis mode the queues too ('delivering' rows are the ones handed to Redis). */
+export async function statusReportWithQueues(config: BridgeConfig): Promise<StatusReport> {
+  const r = statusReport(config);
+  if (config.queue.redisUrl) r.queues = await queueStatus(config, r.sinks.map((s) => s.name));
+  return r;
 }
 
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -268,6 +287,7 @@ export function formatStatus(r: StatusReport): string {
   for (const s of r.sinks) {
     lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
   }
+  if (r.queues) lines.push(...formatQueueStatus(r.queues));
   if (r.oldestPendingAt) lines.push(`\noldest pending delivery since ${r.oldestPendingAt}`);
   if (r.recentDead.length) {
     lines.push('\nrecent dead letters (langfuse-bridge replay sends them again):');
@@ -286,6 +306,21 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
   } finally {
     store.close();
   }
+}
+
+/** `replay`: in Redis mode, failed jobs are retried in place (their rows open again), then dead rows requeued. */
+export async function replayWithQueues(config: BridgeConfig, sink: string | null, sinceMs: number | null, logger?: Logger): Promise<number> {
+  if (!config.queue.redisUrl) return replay(config, sink, sinceMs);
+  const store = new Store(config.database);
+  let retried = 0;
+  try {
+    const known = new Set([...config.sinks.map((s) => s.name), ...store.counts().keys()]);
+    if (sink && !known.has(sink)) throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
+    retried = await retryFailedJobs(config, store, sink ? [sink] : [...known], sinceMs, logger);
+  } finally {
+    store.close();
+  }
+  return retried + replay(config, sink, sinceMs);
 }
 
 // --- check / test-event ---------------------------------------------------------------------------

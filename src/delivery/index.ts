@@ -148,20 +148,20 @@ export class Dispatcher {
     }
     this.inflight.delete(key);
     if (f.abort.signal.aborted && !result.ok) {
-      this.record({ eventId: row.eventId, sink: row.sink, status: 'released' });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
     }
     const ms = Date.now() - began;
     const log = this.opts.logger;
     if (result.ok) {
-      this.record({ eventId: row.eventId, sink: row.sink, status: 'delivered' });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered' });
       this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
       log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
       return;
     }
     const last = row.attempts >= this.opts.retry.maxAttempts;
     if (!result.retry || last) {
-      this.record({ eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason });
       this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
       log.error(
         { sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason },
@@ -170,7 +170,7 @@ export class Dispatcher {
       return;
     }
     const wait = Math.max(backoffMs(this.opts.retry, row.attempts), result.retryAfterMs ?? 0);
-    this.record({ eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason });
+    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason });
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
     log.warn({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
   }
@@ -222,7 +222,7 @@ export class Dispatcher {
     for (const [key, f] of this.inflight) {
       if (!f.started) {
         this.inflight.delete(key);
-        this.record({ eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
+        this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
       }
     }
     const idle = Promise.all([...this.queues.values()].map((q) => q.onIdle()));
@@ -230,7 +230,7 @@ export class Dispatcher {
     await Promise.race([idle, timer]);
     for (const f of this.inflight.values()) f.abort.abort(new Error('shutting down'));
     await Promise.race([idle, new Promise((r) => setTimeout(r, 500).unref())]);
-    for (const f of this.inflight.values()) this.record({ eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
+    for (const f of this.inflight.values()) this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
     this.inflight.clear();
     await Promise.all(this.loops);
     this.flush();

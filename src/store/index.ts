@@ -47,6 +47,8 @@ export interface CursorRow {
 }
 
 export interface ClaimedDelivery {
+  /** The outbox row: its position in write order. */
+  seq: number;
   eventId: string;
   sink: string;
   attempts: number;
@@ -55,6 +57,7 @@ export interface ClaimedDelivery {
 }
 
 export interface DeliveryOutcome {
+  seq: number;
   eventId: string;
   sink: string;
   status: 'delivered' | 'retrying' | 'dead' | 'released';
@@ -104,13 +107,6 @@ export interface RelayOutcome {
 /** Who holds a claim: host, pid and start time, so a restarted process can tell a dead owner. */
 export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}`;
 
-/** Keeps the order in which events were written, for deliveries that become due at the same time. */
-let seqCounter = 0;
-function nextSeq(): number {
-  seqCounter = (seqCounter + 1) % 1000;
-  return Date.now() * 1000 + seqCounter;
-}
-
 function ownerIsDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
   if (host !== os.hostname() || !pid) return false;
@@ -124,6 +120,7 @@ function ownerIsDead(owner: string): boolean {
 
 export class Store {
   readonly db: Database.Database;
+  private ledgerDb: Database.Database | null = null;
   private readonly stmts;
 
   constructor(readonly file: string) {
@@ -145,7 +142,7 @@ export class Store {
       eventInsert: db.prepare('INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)'),
       eventBody: db.prepare('SELECT body, type FROM events WHERE id = ?'),
       outboxInsert: db.prepare(
-        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin, seq) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?)`,
       ),
       outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_id = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
       outboxRequeue: db.prepare(
@@ -155,27 +152,27 @@ export class Store {
       cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
       claim: db.prepare(
         `UPDATE outbox SET status = 'delivering', attempts = attempts + 1, owner = @owner, lease_until = @leaseUntil, updated_at = @now
-         WHERE (event_id, sink) IN (
-           SELECT event_id, sink FROM outbox
+         WHERE seq IN (
+           SELECT seq FROM outbox
            WHERE sink = @sink AND status IN ('queued', 'retrying') AND next_at <= @now AND (@origin IS NULL OR origin = @origin)
            ORDER BY next_at, seq LIMIT @limit)
-         RETURNING event_id AS eventId, sink, attempts, next_at AS nextAt, seq`,
+         RETURNING seq, event_id AS eventId, sink, attempts, next_at AS nextAt`,
       ),
       done: db.prepare(
         `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering'`,
       ),
       retry: db.prepare(
         `UPDATE outbox SET status = 'retrying', next_at = @nextAt, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering'`,
       ),
       dead: db.prepare(
         `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering'`,
       ),
       release: db.prepare(
         `UPDATE outbox SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END, attempts = MAX(attempts - 1, 0), updated_at = @now, owner = NULL, lease_until = NULL
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering'`,
       ),
     };
   }
@@ -222,7 +219,7 @@ export class Store {
     for (const ev of events) {
       this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
       for (const sink of ev.sinks) {
-        if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin, nextSeq()).changes) res.inserted++;
+        if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) res.inserted++;
         else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink).changes) res.requeued++;
         // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
         else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, ev.id, sink, origin).changes) res.requeued++;
@@ -251,7 +248,7 @@ export class Store {
       const out: ClaimedDelivery[] = [];
       for (const r of rows) {
         const ev = this.eventBody(r.eventId);
-        if (ev) out.push({ eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type });
+        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type });
       }
       return out;
     });
@@ -262,7 +259,7 @@ export class Store {
     if (outcomes.length === 0) return;
     this.write(() => {
       for (const o of outcomes) {
-        const p = { eventId: o.eventId, sink: o.sink, now, nextAt: o.nextAt ?? now, error: o.error ?? null };
+        const p = { seq: o.seq, now, nextAt: o.nextAt ?? now, error: o.error ?? null };
         if (o.status === 'delivered') this.stmts.done.run(p);
         else if (o.status === 'retrying') this.stmts.retry.run(p);
         else if (o.status === 'dead') this.stmts.dead.run(p);
@@ -278,7 +275,7 @@ export class Store {
   recoverStalled(now = Date.now()): number {
     return this.write(() => {
       const rows = this.db
-        .prepare(`SELECT event_id AS eventId, sink, owner, lease_until AS leaseUntil FROM outbox WHERE status = 'delivering' AND owner IS NOT ?`)
+        .prepare(`SELECT event_id AS eventId, sink, owner, lease_until AS leaseUntil FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner IS NOT ?`)
         .all(OWNER) as Array<{ eventId: string; sink: string; owner: string | null; leaseUntil: number | null }>;
       let n = 0;
       const reset = this.db.prepare(
@@ -384,7 +381,7 @@ export class Store {
     return this.db
       .prepare(
         `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type FROM outbox o JOIN events e ON e.id = o.event_id
-         WHERE o.status = 'delivering' AND o.owner = '${REDIS_OWNER}' AND (@origin IS NULL OR o.origin = @origin)
+         WHERE o.status IN ('queued', 'retrying', 'delivering') AND o.status = 'delivering' AND o.owner = '${REDIS_OWNER}' AND (@origin IS NULL OR o.origin = @origin)
            AND (@sink IS NULL OR o.sink > @sink OR (o.sink = @sink AND o.event_id > @eventId))
          ORDER BY o.sink, o.event_id LIMIT @limit`,
       )
@@ -394,7 +391,7 @@ export class Store {
   /** Rows handed to Redis and not closed, per sink (the relay keeps each under a cap). */
   relayedBySink(): Map<string, number> {
     const rows = this.db
-      .prepare(`SELECT sink, COUNT(*) AS n FROM outbox WHERE status = 'delivering' AND owner = '${REDIS_OWNER}' GROUP BY sink`)
+      .prepare(`SELECT sink, COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner = '${REDIS_OWNER}' GROUP BY sink`)
       .all() as Array<{ sink: string; n: number }>;
     return new Map(rows.map((r) => [r.sink, r.n]));
   }
@@ -402,7 +399,7 @@ export class Store {
   /** How many rows wait on Redis (handed over, not closed). */
   relayedCount(origin: string | null = null): number {
     const row = this.db
-      .prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status = 'delivering' AND owner = '${REDIS_OWNER}' AND (? IS NULL OR origin = ?)`)
+      .prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND (? IS NULL OR origin = ?)`)
       .get(origin, origin) as { n: number };
     return row.n;
   }
@@ -509,22 +506,32 @@ export class Store {
   /** A CallLedger over this database for one Langfuse project. */
   callLedger(key: string): { reserve(max: number, windowMs: number, now: number): number; pause(untilMs: number): void } {
     const pauseKey = `pause:${key}`;
+    // A connection of its own that does not fsync: losing the last call records in a power cut only
+    // forgets calls that have left the window by the time anything restarts.
+    const db = this.ledgerDb ?? (this.ledgerDb = this.file === ':memory:' ? this.db : new Database(this.file));
+    if (db !== this.db) {
+      db.pragma('busy_timeout = 10000');
+      db.pragma('synchronous = OFF');
+    }
+    const sql = {
+      paused: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setPause: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)'),
+      trim: db.prepare('DELETE FROM api_calls WHERE key = ? AND at <= ?'),
+      window: db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key = ?'),
+      add: db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)'),
+    };
+    const reserve = db.transaction((max: number, windowMs: number, now: number): number => {
+      const pausedUntil = Number((sql.paused.get(pauseKey) as { value: string } | undefined)?.value ?? 0);
+      if (pausedUntil > now) return pausedUntil - now;
+      sql.trim.run(key, now - windowMs);
+      const row = sql.window.get(key) as { n: number; oldest: number | null };
+      if (row.n >= max) return Math.max(1, (row.oldest ?? now) + windowMs - now + 1);
+      sql.add.run(key, now);
+      return 0;
+    });
     return {
-      reserve: (max, windowMs, now) =>
-        this.write(() => {
-          const pausedUntil = Number(this.getMeta(pauseKey) ?? 0);
-          if (pausedUntil > now) return pausedUntil - now;
-          this.db.prepare('DELETE FROM api_calls WHERE key = ? AND at <= ?').run(key, now - windowMs);
-          const row = this.db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key = ?').get(key) as { n: number; oldest: number | null };
-          if (row.n >= max) return Math.max(1, (row.oldest ?? now) + windowMs - now + 1);
-          this.db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)').run(key, now);
-          return 0;
-        }),
-      pause: (untilMs) => {
-        this.write(() => {
-          if (Number(this.getMeta(pauseKey) ?? 0) < untilMs) this.setMeta(pauseKey, String(untilMs));
-        });
-      },
+      reserve: (max, windowMs, now) => reserve.immediate(max, windowMs, now),
+      pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
     };
   }
 
@@ -545,6 +552,7 @@ export class Store {
   }
 
   close(): void {
+    if (this.ledgerDb && this.ledgerDb !== this.db && this.ledgerDb.open) this.ledgerDb.close();
     if (this.db.open) this.db.close();
   }
 }

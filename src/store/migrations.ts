@@ -43,8 +43,10 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX events_age ON events (created_at);
 
-  -- One row per event and sink: queued, delivering, retrying, delivered or dead.
+  -- One row per event and sink: queued, delivering, retrying, delivered or dead. Keyed by write
+  -- order, so status changes touch the row and small partial indexes, not random pages.
   CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
     sink TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -54,16 +56,16 @@ export const MIGRATIONS: string[] = [
     lease_until INTEGER,
     last_error TEXT,
     origin TEXT NOT NULL DEFAULT 'live',
-    seq INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     delivered_at INTEGER,
     dead_at INTEGER,
-    PRIMARY KEY (event_id, sink)
-  ) WITHOUT ROWID;
-  CREATE INDEX outbox_due ON outbox (sink, status, next_at, seq);
-  CREATE INDEX outbox_origin ON outbox (origin, status);
-  CREATE INDEX outbox_delivered ON outbox (status, delivered_at);
+    UNIQUE (event_id, sink)
+  );
+  CREATE INDEX outbox_due ON outbox (sink, next_at, seq) WHERE status IN ('queued', 'retrying');
+  CREATE INDEX outbox_open ON outbox (origin, created_at) WHERE status IN ('queued', 'retrying', 'delivering');
+  CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
+  CREATE INDEX outbox_dead ON outbox (dead_at) WHERE status = 'dead';
   `,
   `
   -- Calls to Langfuse in the last minute, per project, shared by every process on this database.
