@@ -422,7 +422,9 @@ function queueSettings(env: Env, fq: NonNullable<FileConfig['queue']>, pick: (en
     } catch {
       u = null;
     }
-    if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname) fail(setting, 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379', rawUrl);
+    if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname) {
+      fail(setting, 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379', String(rawUrl).replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@'));
+    }
     redisUrl = String(rawUrl).trim();
   }
   const prefix = String(pick('BRIDGE_QUEUE_PREFIX', fq.prefix) ?? 'langfuse-bridge').trim();
