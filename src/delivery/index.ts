@@ -6,7 +6,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
-import type { DeliveryResult, Sink } from '../sinks/types.js';
+import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
 
 export interface RetryPolicy {
@@ -18,6 +18,20 @@ export interface RetryPolicy {
 export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = Math.random): number {
   const exp = Math.min(3_600_000, policy.baseSeconds * 1000 * 2 ** Math.max(0, failedAttempts - 1));
   return Math.round(exp * (0.5 + random() * 0.5));
+}
+
+/** The attempt's view of a row; the parsed event is built only for sinks that read it. */
+function delivery(row: ClaimedDelivery): Delivery {
+  let parsed: AnyBridgeEvent | undefined;
+  return {
+    eventId: row.eventId,
+    eventType: row.type,
+    body: row.body,
+    attempt: row.attempts,
+    get event(): AnyBridgeEvent {
+      return (parsed ??= JSON.parse(row.body) as AnyBridgeEvent);
+    },
+  };
 }
 
 export interface DispatchHooks {
@@ -141,8 +155,7 @@ export class Dispatcher {
     const began = Date.now();
     let result: DeliveryResult;
     try {
-      const event = JSON.parse(row.body) as AnyBridgeEvent;
-      result = await sink.deliver({ eventId: row.eventId, eventType: row.type, body: row.body, event, attempt: row.attempts }, f.abort.signal);
+      result = await sink.deliver(delivery(row), f.abort.signal);
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }

@@ -313,7 +313,7 @@ export class Poller {
       }
       // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
       let slice = 3_600_000;
-      const target = 20_000;
+      const target = 8_000;
       const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
       const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
       if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
