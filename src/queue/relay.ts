@@ -40,6 +40,9 @@ export interface RelayOptions {
   onClosed?(sink: string, outcome: 'delivered' | 'dead', eventType: string): void;
 }
 
+/** Deletes a job hash that has no `timestamp` (what BullMQ sets on every job it adds): a leftover. */
+const CLEAR_PARTIAL_JOB = `if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], 'timestamp') == 0 then return redis.call('DEL', KEYS[1]) end return 0`;
+
 interface SinkQueue {
   queue: Queue;
   events: QueueEvents;
@@ -298,10 +301,19 @@ export class Relay {
       });
       this.close(outcomes);
       for (const r of broken) {
-        await this.sinkQueue(r.sink).queue.remove(jobIdFor(r.eventId, r.gen));
-        lost.push(r);
+        try {
+          await this.sinkQueue(r.sink).queue.remove(jobIdFor(r.eventId, r.gen));
+          lost.push(r);
+        } catch (err) {
+          this.log.debug({ sink: r.sink, eventId: r.eventId, err: (err as Error).message }, 'could not remove a job Redis lost the data of; trying again later');
+        }
       }
       if (lost.length) {
+        // A key left with a few fields and no job (Redis lost the rest) would make the add below a
+        // no-op: clear such leftovers first, atomically, never a whole job.
+        const clear = this.client.pipeline();
+        for (const r of lost) clear.eval(CLEAR_PARTIAL_JOB, 1, this.sinkQueue(r.sink).queue.toKey(jobIdFor(r.eventId, r.gen)));
+        await clear.exec();
         // Rows the relay marked a moment ago may not be added yet: adding again is harmless, same id.
         await this.addJobs(lost);
         this.stats.reenqueued += lost.length;

@@ -1,0 +1,105 @@
+/**
+ * Redis going away while the daemon runs: polling goes on into the SQLite outbox, the relay logs and
+ * retries, and catches up when Redis is back — here a private redis-server, killed and started again
+ * empty (no persistence), so the jobs handed over before the outage are gone too and are re-enqueued.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
+import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { SlowReceiver } from './helpers.js';
+
+beforeAll(() => assertBuilt());
+afterEach(async () => killLiveChildren());
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function startRedis(port: number, dir: string): ChildProcess {
+  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+}
+
+async function stopRedis(p: ChildProcess | null): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
+}
+
+describe.skipIf(!['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some((f) => existsSync(f)))('Redis going away while running', () => {
+  let sim: LangfuseSimulator;
+  let rx: SlowReceiver;
+  let redis: ChildProcess | null = null;
+  const tmp = tempDir('lfb-queue-');
+
+  beforeAll(async () => {
+    sim = await startSim({ seed: 8 });
+    rx = new SlowReceiver();
+    await rx.start();
+  });
+  afterAll(async () => {
+    await stopRedis(redis);
+    await rx?.stop();
+    await sim?.stop();
+    tmp.cleanup();
+  });
+
+  it('keeps polling into the outbox, then relays and delivers everything when Redis is back', async () => {
+    const port = await freePort();
+    redis = startRedis(port, tmp.dir);
+    const env = bridgeEnv({
+      langfuseUrl: sim.url,
+      database: path.join(tmp.dir, 'outage.db'),
+      webhookUrl: rx.url,
+      extra: {
+        BRIDGE_REDIS_URL: `redis://127.0.0.1:${port}`,
+        BRIDGE_REDIS_WAIT_SECONDS: '10',
+        BRIDGE_POLL_INTERVAL_SECONDS: '1',
+        BRIDGE_LOOKBACK_SECONDS: '0',
+        BRIDGE_START_FROM: new Date(Date.now() - 5 * 60_000).toISOString(),
+      },
+    });
+    const daemon = spawnCli(['run', '--with-worker'], env);
+    const stopTrickle = sim.startTrickle({ intervalMs: 100, lateRate: 0 });
+    try {
+      await waitFor(() => rx.hits.length >= 10, 20_000, 'deliveries through Redis');
+
+      await stopRedis(redis);
+      redis = null;
+      const before = (await statusJson(env)).sinks.find((s) => s.name === 'webhook')!;
+      await delay(3_000);
+      // Polling went on: more events wait in the outbox, queued for Redis.
+      const during = (await statusJson(env)).sinks.find((s) => s.name === 'webhook')!;
+      expect(during.queued, JSON.stringify({ before, during })).toBeGreaterThan(before.queued);
+      expect(daemon.running).toBe(true);
+      expect(daemon.stderr).toMatch(/Redis unreachable: events keep going into the outbox/);
+
+      // Back, empty: what it held before the outage is lost and re-enqueued, the rest relayed.
+      redis = startRedis(port, tmp.dir);
+      stopTrickle();
+      await waitFor(async () => {
+        const s = (await statusJson(env)).sinks.find((x) => x.name === 'webhook')!;
+        return s.queued + s.delivering + s.retrying === 0 && s.delivered > during.delivered;
+      }, 30_000, 'the outbox to drain after Redis came back');
+      const st = (await statusJson(env)).sinks.find((s) => s.name === 'webhook')!;
+      expect(st.dead).toBe(0);
+      const ids = new Set(rx.ids());
+      expect(ids.size).toBe(st.delivered);
+      expect(daemon.stderr).toMatch(/Redis reachable again/);
+    } finally {
+      stopTrickle();
+      daemon.kill('SIGTERM');
+    }
+    const exit = await daemon.wait(12_000);
+    expect(exit.code, daemon.describe()).toBe(0);
+  });
+});
