@@ -16,7 +16,7 @@ import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from '
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
 import { Store, type DeliveryStatus } from './store/index.js';
-import { QueueDelivery, formatQueueStatus, queueStatus, retryFailedJobs, waitForRedis, type QueueStatus } from './queue/index.js';
+import type { QueueStatus } from './queue/index.js';
 import { USER_AGENT } from './version.js';
 
 export function createClient(config: BridgeConfig, logger: Logger, store?: Store): LangfuseClient {
@@ -31,6 +31,9 @@ export function createClient(config: BridgeConfig, logger: Logger, store?: Store
     userAgent: USER_AGENT,
   });
 }
+
+/** The Redis backend loads only when BRIDGE_REDIS_URL asks for it: it weighs on every start otherwise. */
+const queueModule = () => import('./queue/index.js');
 
 export class Fatal extends Error {
   constructor(
@@ -54,7 +57,8 @@ export interface RunHandle {
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
   // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
-  if (config.queue.redisUrl) await waitForRedis(config.queue, logger);
+  const queue = config.queue.redisUrl ? await queueModule() : null;
+  if (queue) await queue.waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   const client = createClient(config, logger, store);
@@ -63,8 +67,8 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   client.onCall = (status) => metrics.langfuseCalls.inc({ status });
   metrics.waitSource = () => client.limiter.waitedMs;
   const hooks = { onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) };
-  const dispatcher = config.queue.redisUrl
-    ? new QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
+  const dispatcher = queue
+    ? new queue.QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
     : new Dispatcher(store, sinks, { retry: config.retry, logger, hooks });
   if (!config.queue.redisUrl && store.relayedCount() > 0) {
     logger.warn({ deliveries: store.relayedCount() }, 'deliveries handed to Redis by an earlier run stay open until a bridge with BRIDGE_REDIS_URL reads their end');
@@ -161,15 +165,16 @@ export function backfillSinks(all: Sink[], sinkName: string | null, alerts: bool
 }
 
 export async function runBackfill(config: BridgeConfig, logger: Logger, o: BackfillOptions, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ exitCode: number; events: number; inserted: number; delivered: number; dead: number }> {
-  if (config.queue.redisUrl) await waitForRedis(config.queue, logger);
+  const queue = config.queue.redisUrl ? await queueModule() : null;
+  if (queue) await queue.waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
   const client = createClient(config, logger, store);
   const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
   // Redis mode: relay this backfill's rows and wait until their jobs ended (workers deliver them).
-  const dispatcher = config.queue.redisUrl
-    ? new QueueDelivery(store, sinks, config, logger, { origin, reconcileMs: 1_000 })
+  const dispatcher = queue
+    ? new queue.QueueDelivery(store, sinks, config, logger, { origin, reconcileMs: 1_000 })
     : new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
   const prunedBefore = Number(store.getMeta('pruned_before') ?? 0);
   const retentionCut = Date.now() - config.retentionDays * 86_400_000;
@@ -230,12 +235,18 @@ export interface StatusReport {
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
   /** Redis mode: per-sink job counts from the queues. */
   queues?: QueueStatus;
+  /** The queues as `status` prints them. */
+  queueLines?: string[];
 }
 
 /** `status`: the outbox, and in Redis mode the queues too ('delivering' rows are the ones handed to Redis). */
 export async function statusReportWithQueues(config: BridgeConfig): Promise<StatusReport> {
   const r = statusReport(config);
-  if (config.queue.redisUrl) r.queues = await queueStatus(config, r.sinks.map((s) => s.name));
+  if (config.queue.redisUrl) {
+    const queue = await queueModule();
+    r.queues = await queue.queueStatus(config, r.sinks.map((s) => s.name));
+    r.queueLines = queue.formatQueueStatus(r.queues);
+  }
   return r;
 }
 
@@ -287,7 +298,7 @@ export function formatStatus(r: StatusReport): string {
   for (const s of r.sinks) {
     lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
   }
-  if (r.queues) lines.push(...formatQueueStatus(r.queues));
+  if (r.queueLines) lines.push(...r.queueLines);
   if (r.oldestPendingAt) lines.push(`\noldest pending delivery since ${r.oldestPendingAt}`);
   if (r.recentDead.length) {
     lines.push('\nrecent dead letters (langfuse-bridge replay sends them again):');
@@ -316,7 +327,7 @@ export async function replayWithQueues(config: BridgeConfig, sink: string | null
   try {
     const known = new Set([...config.sinks.map((s) => s.name), ...store.counts().keys()]);
     if (sink && !known.has(sink)) throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
-    retried = await retryFailedJobs(config, store, sink ? [sink] : [...known], sinceMs, logger);
+    retried = await (await queueModule()).retryFailedJobs(config, store, sink ? [sink] : [...known], sinceMs, logger);
   } finally {
     store.close();
   }

@@ -3,7 +3,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
 import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues } from './app.js';
-import { runWorker } from './queue/worker.js';
 import { LOG_LEVELS, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
 
@@ -151,7 +150,7 @@ program
   .option('--json', 'machine-readable output', false)
   .action(async (o: { json: boolean }, cmd: Command) => {
     const r = await statusReportWithQueues(config(cmd, false));
-    process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatStatus(r)}\n`);
+    process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
   });
 
 program
@@ -176,6 +175,8 @@ program
   .addHelpText('after', '\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 langfuse-bridge worker --concurrency 16')
   .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
     const log = logger(cmd);
+    // Loaded here: the Redis client weighs on every other command's start.
+    const { runWorker } = await import('./queue/worker.js');
     const handle = await runWorker(config(cmd, false), log, { sink: o.sink ?? null, concurrency: o.concurrency ?? null });
     let stopping = false;
     const onSignal = (sig: string): void => {

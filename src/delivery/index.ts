@@ -34,6 +34,14 @@ function delivery(row: ClaimedDelivery): Delivery {
   };
 }
 
+/**
+ * The spacing a paced sink gets between attempts: its minimum plus a margin, since the receiver
+ * counts arrivals and the network can bring two posts closer together than they left.
+ */
+export function pacedIntervalMs(minIntervalMs: number): number {
+  return minIntervalMs + Math.max(50, Math.round(minIntervalMs * 0.2));
+}
+
 export interface DispatchHooks {
   onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
 }
@@ -64,6 +72,7 @@ export class Dispatcher {
   private wakers = new Set<() => void>();
   private recoverTimer: NodeJS.Timeout | null = null;
   private readonly origin: string | null;
+  private readonly nextStartAt = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -113,7 +122,7 @@ export class Dispatcher {
 
   private async loop(sink: Sink): Promise<void> {
     const paced = sink.minIntervalMs > 0;
-    const queue = new PQueue({ concurrency: sink.concurrency, ...(paced ? { interval: sink.minIntervalMs, intervalCap: 1 } : {}) });
+    const queue = new PQueue({ concurrency: sink.concurrency });
     this.queues.set(sink.name, queue);
     // Claim ahead so one transaction feeds many attempts; paced sinks only hold what they will send soon.
     const window = paced ? 2 : Math.max(sink.concurrency * 4, 256);
@@ -150,6 +159,13 @@ export class Dispatcher {
 
   private async attempt(sink: Sink, f: InFlight, key: string): Promise<void> {
     if (!this.running) return; // released by stop()
+    if (sink.minIntervalMs > 0) {
+      // A real gap between starts (a fixed-window limiter lets two starts meet at a window edge).
+      const wait = (this.nextStartAt.get(sink.name) ?? 0) - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!this.running) return;
+      this.nextStartAt.set(sink.name, Date.now() + pacedIntervalMs(sink.minIntervalMs));
+    }
     f.started = true;
     const { row } = f;
     const began = Date.now();

@@ -14,19 +14,11 @@ import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
+import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
 import { LOST_JOB, RetryLater, bridgeBackoff, connectionFor, queueName, redactUrl, waitForRedis, type JobData } from './redis.js';
-
-/**
- * The limiter spaces the starts of attempts; requests from different processes reach the receiver
- * with some scheduling jitter (a busy event loop, a first request opening its connection). A 20 %
- * margin (at least 50 ms) keeps any two arrivals at least the sink's interval apart.
- */
-export function pacedIntervalMs(minIntervalMs: number): number {
-  return minIntervalMs + Math.max(50, Math.round(minIntervalMs * 0.2));
-}
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */

@@ -374,7 +374,8 @@ interface DueSummary {
 export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): SlackSink {
   const now = opts.now ?? Date.now;
   const burst = Math.max(1, Math.floor(opts.alertBurst));
-  const gap = opts.minPostGapMs ?? 1000;
+  // A little over a second: Slack counts arrivals, and the network can bunch two posts together.
+  const gap = opts.minPostGapMs ?? 1100;
   const retry = opts.summaryRetry ?? { attempts: 5, baseMs: 2000 };
   const warn = opts.warn ?? (() => {});
   const timeoutMs = cfg.timeoutSeconds * 1000;
