@@ -31,6 +31,30 @@ interface GlobalOpts {
   logLevel: string;
 }
 
+/**
+ * Runs a long-lived command until SIGINT/SIGTERM: then it stops taking work and has 10 s to finish;
+ * a second signal exits at once (deliveries in flight stay queued).
+ */
+async function untilStopped(handle: { stop(): void; done: Promise<void> }, log: ReturnType<typeof createLogger>): Promise<void> {
+  let stopping = false;
+  const onSignal = (sig: string): void => {
+    if (stopping) {
+      log.warn({ signal: sig }, 'second signal: exiting now; deliveries in flight stay queued');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal: sig }, 'shutting down');
+    handle.stop();
+    setTimeout(() => {
+      log.error('shutdown took longer than 10 s; exiting');
+      process.exit(1);
+    }, 9_500).unref();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  await handle.done;
+}
+
 function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
@@ -72,23 +96,7 @@ program
     const log = logger(cmd);
     if (o.withWorker && !cfg.queue.redisUrl) throw new ConfigError('--with-worker needs BRIDGE_REDIS_URL (Redis queues); without it `run` delivers in-process already');
     const handle = await runDaemon(cfg, log, { withWorker: o.withWorker });
-    let stopping = false;
-    const onSignal = (sig: string): void => {
-      if (stopping) {
-        log.warn({ signal: sig }, 'second signal: exiting now; deliveries in flight stay queued');
-        process.exit(130);
-      }
-      stopping = true;
-      log.info({ signal: sig }, 'shutting down');
-      handle.stop();
-      setTimeout(() => {
-        log.error('shutdown took longer than 10 s; exiting');
-        process.exit(1);
-      }, 9_500).unref();
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    await handle.done;
+    await untilStopped(handle, log);
   });
 
 program
@@ -178,20 +186,7 @@ program
     // Loaded here: the Redis client weighs on every other command's start.
     const { runWorker } = await import('./queue/worker.js');
     const handle = await runWorker(config(cmd, false), log, { sink: o.sink ?? null, concurrency: o.concurrency ?? null });
-    let stopping = false;
-    const onSignal = (sig: string): void => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      log.info({ signal: sig }, 'shutting down');
-      handle.stop();
-      setTimeout(() => {
-        log.error('shutdown took longer than 10 s; exiting');
-        process.exit(1);
-      }, 9_500).unref();
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    await handle.done;
+    await untilStopped(handle, log);
   });
 
 program

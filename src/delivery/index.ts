@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
+import { Waker } from './waker.js';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -69,7 +70,7 @@ export class Dispatcher {
   private readonly inflight = new Map<string, InFlight>();
   private outcomes: DeliveryOutcome[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
-  private wakers = new Set<() => void>();
+  private readonly waker = new Waker();
   private recoverTimer: NodeJS.Timeout | null = null;
   private readonly origin: string | null;
   private readonly nextStartAt = new Map<string, number>();
@@ -100,19 +101,7 @@ export class Dispatcher {
 
   /** New work was written: look now instead of at the next idle tick. */
   wake(): void {
-    for (const w of this.wakers) w();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
+    this.waker.wake();
   }
 
   private leaseMs(sink: Sink): number {
@@ -145,11 +134,11 @@ export class Dispatcher {
       }
       if (claimed.length === 0) {
         // Wait for an attempt to finish (room frees up) or for new work; never spin.
-        if (queue.size + queue.pending > 0) await Promise.race([new Promise((r) => queue.once('next', r)), this.idle(idleMs)]);
+        if (queue.size + queue.pending > 0) await Promise.race([new Promise((r) => queue.once('next', r)), this.waker.sleep(idleMs)]);
         else {
           const next = this.store.nextDueAt(sink.name, this.origin);
           const wait = next === null ? idleMs : Math.min(idleMs, Math.max(5, next - Date.now()));
-          await this.idle(wait);
+          await this.waker.sleep(wait);
         }
       } else {
         await queue.onSizeLessThan(Math.max(1, Math.ceil(window / 2)));

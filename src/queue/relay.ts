@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config.js';
 import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
+import { Waker } from '../delivery/waker.js';
 
 export interface RelayOptions {
   config: BridgeConfig;
@@ -52,7 +53,7 @@ export class Relay {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly queues = new Map<string, SinkQueue>();
-  private readonly wakers = new Set<() => void>();
+  private readonly waker = new Waker();
   private pendingClose: RelayOutcome[] = [];
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly client: Redis;
@@ -101,19 +102,7 @@ export class Relay {
   }
 
   wake(): void {
-    for (const w of this.wakers) w();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
+    this.waker.wake();
   }
 
   private redisError(err: unknown): void {
@@ -159,8 +148,8 @@ export class Relay {
         this.redisError(err);
       }
       if (!this.running) break;
-      if (failures) await this.idle(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
-      else if (moved < batch) await this.idle(Math.max(5, Math.min(idleMs, nextReconcile - Date.now())));
+      if (failures) await this.waker.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
+      else if (moved < batch) await this.waker.sleep(Math.max(5, Math.min(idleMs, nextReconcile - Date.now())));
     }
   }
 
