@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BridgeConfig, SlackSinkConfig } from './config.js';
+import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
 import { Dispatcher } from './delivery/index.js';
 import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError } from './langfuse/client.js';
@@ -61,11 +61,8 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   if (queue) await queue.waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
-  const client = createClient(config, logger, store);
   const metrics = new Metrics();
   metrics.bindStore(store);
-  client.onCall = (status) => metrics.langfuseCalls.inc({ status });
-  metrics.waitSource = () => client.limiter.waitedMs;
   const hooks = { onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) };
   const dispatcher = queue
     ? new queue.QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
@@ -73,30 +70,42 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   if (!config.queue.redisUrl && store.relayedCount() > 0) {
     logger.warn({ deliveries: store.relayedCount() }, 'deliveries handed to Redis by an earlier run stay open until a bridge with BRIDGE_REDIS_URL reads their end');
   }
-  const poller = new Poller(store, client, config, sinks, logger, {
-    onEvents: (events) => {
-      for (const e of events) metrics.onEvent(e);
-      dispatcher.wake();
-    },
-    onPoll: (source, outcome, lagMs) => {
-      metrics.polls.inc({ source, outcome });
-      metrics.sweepLag.set({ source }, lagMs / 1000);
-      if (outcome === 'ok') metrics.lastPollOk = Date.now();
-      else metrics.lastPollError = Date.now();
-    },
+  // One client (own request ceiling and ledger) and one poller per project, sharing store, sinks and dispatcher.
+  const several = config.projects.length > 0;
+  const projects = projectConfigs(config).map((pc) => {
+    const log = several ? logger.child({ project: pc.projectName }) : logger;
+    const client = createClient(pc, log, store);
+    client.onCall = (status) => metrics.langfuseCalls.inc({ status });
+    const poller = new Poller(store, client, pc, sinks, log, {
+      onEvents: (events) => {
+        for (const e of events) metrics.onEvent(e);
+        dispatcher.wake();
+      },
+      onPoll: (source, outcome, lagMs) => {
+        metrics.polls.inc({ source, outcome });
+        metrics.sweepLag.set({ source }, lagMs / 1000);
+        if (outcome === 'ok') metrics.lastPollOk = Date.now();
+        else metrics.lastPollError = Date.now();
+      },
+    });
+    return { config: pc, logger: log, client, poller };
   });
+  metrics.waitSource = () => projects.reduce((sum, p) => sum + p.client.limiter.waitedMs, 0);
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
   const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
 
   logger.info(
-    { langfuse: config.langfuse.baseUrl, streams: config.streams, sinks: sinks.map((s) => s.name), database: config.database, intervalSeconds: config.pollIntervalSeconds },
+    several
+      ? { projects: projects.map((p) => p.config.projectName), sinks: sinks.map((s) => s.name), database: config.database, intervalSeconds: config.pollIntervalSeconds }
+      : { langfuse: config.langfuse.baseUrl, streams: config.streams, sinks: sinks.map((s) => s.name), database: config.database, intervalSeconds: config.pollIntervalSeconds },
     'langfuse-bridge starting',
   );
   dispatcher.start();
 
-  const loop = async (): Promise<void> => {
+  // Each project polls in its own loop: one that fails (say, refused keys) does not hold up the others.
+  const loop = async ({ poller, logger }: (typeof projects)[number], prunes: boolean): Promise<void> => {
     let lastPrune = 0;
     while (!abort.signal.aborted) {
       const began = Date.now();
@@ -110,7 +119,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
         else logger.error({ err: (err as Error).message }, 'poll failed; retrying next interval');
         metrics.lastPollError = Date.now();
       }
-      if (Date.now() - lastPrune > 3_600_000) {
+      if (prunes && Date.now() - lastPrune > 3_600_000) {
         lastPrune = Date.now();
         try {
           const p = store.prune(config.retentionDays);
@@ -129,13 +138,13 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   };
 
   const done = (async () => {
-    await loop();
+    await Promise.all(projects.map((p, i) => loop(p, i === 0)));
     logger.info('stopping: no more polls; letting deliveries in flight finish');
     digest?.stop();
     await dispatcher.stop(7_000);
     await ops?.close();
     await closeSinks(sinks);
-    await client.close();
+    for (const p of projects) await p.client.close();
     store.close();
     logger.info('stopped');
   })();
@@ -150,6 +159,8 @@ export interface BackfillOptions {
   redeliver: boolean;
   sink: string | null;
   alerts: boolean;
+  /** With several projects: only this one (by its configured name); default all. */
+  project?: string | null;
   onProgress?: (p: BackfillProgress & { delivered: number; queued: number }) => void;
   signal?: AbortSignal;
 }
@@ -165,12 +176,17 @@ export function backfillSinks(all: Sink[], sinkName: string | null, alerts: bool
 }
 
 export async function runBackfill(config: BridgeConfig, logger: Logger, o: BackfillOptions, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ exitCode: number; events: number; inserted: number; delivered: number; dead: number }> {
+  let targets = projectConfigs(config);
+  if (o.project) {
+    if (config.projects.length === 0) throw new Fatal(`--project ${o.project} needs "projects" in the config file; none are configured`, 2);
+    targets = targets.filter((pc) => pc.projectName === o.project);
+    if (targets.length === 0) throw new Fatal(`--project ${o.project} is not a configured project; configured: ${config.projects.map((p) => p.name).join(', ')}`, 2);
+  }
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
   const store = new Store(config.database);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
-  const client = createClient(config, logger, store);
   const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
   // Redis mode: relay this backfill's rows and wait until their jobs ended (workers deliver them).
   const dispatcher = queue
@@ -181,28 +197,41 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   if (o.fromMs < Math.max(prunedBefore, retentionCut) && !o.redeliver) {
     logger.warn({ retentionDays: config.retentionDays }, 'the range reaches past the retention: events older than that were forgotten and may be delivered again');
   }
-  const poller = new Poller(store, client, config, sinks, logger, { onEvents: () => dispatcher.wake() });
   dispatcher.start();
-  let totals = { events: 0, inserted: 0, requeued: 0 };
+  const totals = { events: 0, inserted: 0, requeued: 0 };
+  const clients: LangfuseClient[] = [];
   try {
-    totals = await poller.backfill(o.fromMs, o.toMs, {
-      sinks,
-      enqueue: { redeliver: o.redeliver, origin },
-      signal: o.signal,
-      resumeKey: origin,
-      onProgress: (p) => {
-        // pending() reads a small index of open rows; a full count per slice would grow with the outbox.
-        const queued = store.pending(origin);
-        o.onProgress?.({ ...p, delivered: Math.max(0, p.inserted - queued), queued });
-      },
-    });
+    for (const pc of targets) {
+      const log = pc.projectName !== undefined ? logger.child({ project: pc.projectName }) : logger;
+      const client = createClient(pc, log, store);
+      clients.push(client);
+      const poller = new Poller(store, client, pc, sinks, log, { onEvents: () => dispatcher.wake() });
+      // Each project resumes its own slices; a single project keeps the key it always had.
+      const resumeKey = pc.projectName !== undefined ? `${origin}:${pc.projectName}` : origin;
+      const before = { ...totals };
+      const t = await poller.backfill(o.fromMs, o.toMs, {
+        sinks,
+        enqueue: { redeliver: o.redeliver, origin },
+        signal: o.signal,
+        resumeKey,
+        onProgress: (p) => {
+          // pending() reads a small index of open rows; a full count per slice would grow with the outbox.
+          const queued = store.pending(origin);
+          const inserted = before.inserted + p.inserted;
+          o.onProgress?.({ ...p, events: before.events + p.events, inserted, delivered: Math.max(0, inserted - queued), queued });
+        },
+      });
+      totals.events += t.events;
+      totals.inserted += t.inserted;
+      totals.requeued += t.requeued;
+    }
     await dispatcher.drain(o.signal);
     // Finished: a later run of the same command reads the whole range again.
     store.db.prepare('DELETE FROM meta WHERE key LIKE ?').run(`${origin}:%`);
   } finally {
     await dispatcher.stop(2_000);
     await closeSinks(all);
-    await client.close();
+    for (const c of clients) await c.close();
   }
   const c = sumCounts(store.counts(origin));
   store.close();
@@ -286,10 +315,17 @@ export function formatStatus(r: StatusReport): string {
   lines.push('');
   lines.push('STREAM                 CURSOR                    LAST POLL                 OUTCOME  LATE-DATA SWEEP');
   if (r.streams.length === 0) lines.push('(no poll yet)');
+  // Several projects: the stream lines under a heading per project.
+  const grouped = new Set(r.streams.map((s) => s.project)).size > 1;
+  let heading: string | null = null;
   for (const s of r.streams) {
+    if (grouped && s.project !== heading) {
+      heading = s.project;
+      lines.push(`project ${s.project}`);
+    }
     const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? 'up to date' : '-';
     lines.push(
-      `${s.streams.join(',').padEnd(22)} ${(s.cursor ?? '-').padEnd(25)} ${(s.lastPollAt ?? '-').padEnd(25)} ${(s.lastOutcome ?? '-').padEnd(8)} ${sweep}` +
+      `${grouped ? '  ' : ''}${s.streams.join(',').padEnd(grouped ? 20 : 22)} ${(s.cursor ?? '-').padEnd(25)} ${(s.lastPollAt ?? '-').padEnd(25)} ${(s.lastOutcome ?? '-').padEnd(8)} ${sweep}` +
         (s.lastError ? `\n  last error: ${s.lastError}` : ''),
     );
   }
@@ -336,7 +372,7 @@ export async function replayWithQueues(config: BridgeConfig, sink: string | null
 
 // --- check / test-event ---------------------------------------------------------------------------
 
-export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok: boolean; lines: string[] }> {
+async function checkLangfuse(config: BridgeConfig, logger: Logger): Promise<{ ok: boolean; lines: string[] }> {
   const lines: string[] = [];
   let ok = true;
   const client = new LangfuseClient({
@@ -354,12 +390,16 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
     const store = new Store(':memory:');
     const poller = new Poller(store, client, config, [], logger);
     const shape = await poller.connect();
-    lines.push(`✔ Langfuse ${config.langfuse.baseUrl}${shape.version ? ` (server ${shape.version})` : ''}: credentials accepted, project ${poller.projectId}`);
-    lines.push(
+    const generation =
       shape.generation === 'v4'
-        ? '✔ API generation: v4 (v2 observations + v3 scores)'
-        : `✔ API generation: legacy (traces, v1 observations, ${shape.scoresPath === '/api/public/scores' ? 'v1' : 'v2'} scores)`,
-    );
+        ? 'API generation: v4 (v2 observations + v3 scores)'
+        : `API generation: legacy (traces, v1 observations, ${shape.scoresPath === '/api/public/scores' ? 'v1' : 'v2'} scores)`;
+    if (config.projectName !== undefined) {
+      lines.push(`✔ Langfuse ${config.langfuse.baseUrl}${shape.version ? ` (server ${shape.version})` : ''}: credentials accepted, project ${poller.projectId}, ${generation}`);
+    } else {
+      lines.push(`✔ Langfuse ${config.langfuse.baseUrl}${shape.version ? ` (server ${shape.version})` : ''}: credentials accepted, project ${poller.projectId}`);
+      lines.push(`✔ ${generation}`);
+    }
     store.close();
   } catch (err) {
     ok = false;
@@ -367,6 +407,19 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
     lines.push(`✘ ${msg}`);
   } finally {
     await client.close();
+  }
+  return { ok, lines };
+}
+
+export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok: boolean; lines: string[] }> {
+  const lines: string[] = [];
+  let ok = true;
+  for (const pc of projectConfigs(config)) {
+    const r = await checkLangfuse(pc, logger);
+    ok &&= r.ok;
+    // Several projects: one line each, named.
+    if (pc.projectName !== undefined) lines.push(r.lines[0]!.replace(/^(✔|✘) /, `$1 project ${pc.projectName}: `));
+    else lines.push(...r.lines);
   }
   try {
     const { sinks } = await createSinks(config, logger);

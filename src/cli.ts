@@ -107,6 +107,7 @@ program
   .option('--redeliver', 'send already-delivered events again, with the same ids', false)
   .option('--sink <name>', 'limit the pass to one sink (an alert sink named here does get alerts)')
   .option('--alerts', 'also send alerts (Slack, PagerDuty) for the range; history does not page people by default', false)
+  .option('--project <name>', 'with "projects" in the config file: only this project (default: all)')
   .addHelpText(
     'after',
     `
@@ -115,7 +116,7 @@ Examples:
   $ langfuse-bridge backfill --from 2026-11-20 --redeliver --sink webhook
 Exits 0 when every event was delivered, 3 when some were dead-lettered (see status, replay).`,
   )
-  .action(async (o: { from: Date; to?: Date; redeliver: boolean; sink?: string; alerts: boolean }, cmd: Command) => {
+  .action(async (o: { from: Date; to?: Date; redeliver: boolean; sink?: string; alerts: boolean; project?: string }, cmd: Command) => {
     const cfg = config(cmd);
     const log = logger(cmd);
     const toMs = (o.to ?? new Date()).getTime();
@@ -132,6 +133,7 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
       redeliver: o.redeliver,
       sink: o.sink ?? null,
       alerts: o.alerts,
+      project: o.project ?? null,
       signal: abort.signal,
       onProgress: (p) => {
         const secs = (Date.now() - began) / 1000;

@@ -62,6 +62,19 @@ export type SinkConfig =
   | PagerDutySinkConfig
   | HandlerSinkConfig;
 
+/** One Langfuse project of a bridge that polls several (`projects` in the config file), defaults filled in. */
+export interface ProjectConfig {
+  name: string;
+  publicKey: string;
+  secretKey: string;
+  baseUrl: string;
+  api: ApiMode;
+  maxRequestsPerMinute: number;
+  streams: Stream[];
+  lookbackSeconds: number;
+  startFrom: Date | null;
+}
+
 export interface BridgeConfig {
   langfuse: {
     publicKey: string;
@@ -93,6 +106,10 @@ export interface BridgeConfig {
   configFile: string | null;
   /** Optional Redis delivery backend: the outbox is relayed to BullMQ queues worked by `worker` processes. */
   queue: { redisUrl: string | null; connectWaitSeconds: number; prefix: string; lockSeconds: number };
+  /** Several Langfuse projects in one bridge (config file only); empty: the one project of `langfuse`. */
+  projects: ProjectConfig[];
+  /** Set by `projectConfigs` on each project's config: the project's configured name. */
+  projectName?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -233,6 +250,20 @@ const sinkFileSchema = z
   })
   .strict();
 
+const projectFileSchema = z
+  .object({
+    name: z.string(),
+    publicKey: z.string().optional(),
+    secretKey: z.string().optional(),
+    baseUrl: z.string().optional(),
+    streams: z.array(z.string()).optional(),
+    lookbackSeconds: z.number().int().min(0).optional(),
+    maxRequestsPerMinute: z.number().int().min(1).optional(),
+    api: z.enum(['auto', 'v4', 'legacy']).optional(),
+    startFrom: z.string().optional(),
+  })
+  .strict();
+
 const fileSchema = z
   .object({
     langfuse: z
@@ -260,6 +291,7 @@ const fileSchema = z
     stdout: z.boolean().optional(),
     sinks: z.array(sinkFileSchema).optional(),
     rules: z.array(z.unknown()).optional(),
+    projects: z.array(projectFileSchema).optional(),
     digestCron: z.string().optional(),
     queue: z
       .object({
@@ -292,10 +324,17 @@ export function readConfigFile(file: string, env: Env): FileConfig {
   } catch (err) {
     throw new ConfigError(`--config ${file} is not valid JSON (${(err as Error).message}); fix the file`);
   }
-  const parsed = fileSchema.safeParse(interpolate(json, env, file));
+  const interpolated = interpolate(json, env, file);
+  const parsed = fileSchema.safeParse(interpolated);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue ? zodPath(issue.path) : '';
+    let where = issue ? zodPath(issue.path) : '';
+    // projects[i] ("name").field, like the other one-line messages about a named entry.
+    const [top, index] = issue?.path ?? [];
+    if (top === 'projects' && typeof index === 'number' && issue) {
+      const raw = (interpolated as { projects?: unknown[] } | null)?.projects?.[index] as Record<string, unknown> | undefined;
+      where = `${projectLabel(index, raw?.name)}${zodPath(issue.path.slice(2)) ? `.${zodPath(issue.path.slice(2))}` : ''}`;
+    }
     const what = issue?.code === 'unrecognized_keys' ? `has unknown key(s) ${(issue as { keys: string[] }).keys.join(', ')}` : `is invalid: ${issue?.message ?? 'bad value'}`;
     throw new ConfigError(`--config ${file}: ${where || 'the top level'} ${what}`);
   }
@@ -319,7 +358,8 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
 
   const publicKey = String(pick('LANGFUSE_PUBLIC_KEY', fl.publicKey) ?? '');
   const secretKey = String(pick('LANGFUSE_SECRET_KEY', fl.secretKey) ?? '');
-  if (opts.requireKeys !== false) {
+  const hasProjects = (file.projects ?? []).length > 0;
+  if (opts.requireKeys !== false && !hasProjects) {
     if (!publicKey) throw new ConfigError('LANGFUSE_PUBLIC_KEY is required (a pk-lf-… key from your Langfuse project settings); set it or put langfuse.publicKey in the config file');
     if (!secretKey) throw new ConfigError('LANGFUSE_SECRET_KEY is required (an sk-lf-… key from your Langfuse project settings); set it or put langfuse.secretKey in the config file');
   }
@@ -381,7 +421,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     sinks.push({ type: 'stdout', name: uniqueName(sinks, 'stdout'), events: ['*'], pretty: false });
   }
 
-  return {
+  const config: BridgeConfig = {
     langfuse: {
       publicKey,
       secretKey,
@@ -407,7 +447,57 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     digestCron: digestCron(pick('BRIDGE_DIGEST_CRON', file.digestCron)),
     configFile: opts.configFile ?? null,
     queue: queueSettings(env, file.queue ?? {}, pick),
+    projects: [],
   };
+  config.projects = projectsFromFile(file.projects ?? [], config, opts.requireKeys !== false);
+  return config;
+}
+
+function projectLabel(i: number, name: unknown): string {
+  return typeof name === 'string' && name.trim() ? `projects[${i}] (${JSON.stringify(name.trim())})` : `projects[${i}]`;
+}
+
+/** The file's `projects`, each with the top-level settings as defaults. */
+function projectsFromFile(list: NonNullable<FileConfig['projects']>, base: BridgeConfig, requireKeys: boolean): ProjectConfig[] {
+  const seen = new Map<string, number>();
+  return list.map((p, i) => {
+    const at = projectLabel(i, p.name);
+    const name = p.name.trim();
+    if (!name) fail(`${at}.name`, 'a non-empty string', p.name);
+    const prev = seen.get(name);
+    if (prev !== undefined) throw new ConfigError(`${at}.name repeats the name of projects[${prev}]; give each project its own name`);
+    seen.set(name, i);
+    const publicKey = p.publicKey ?? '';
+    const secretKey = p.secretKey ?? '';
+    if (requireKeys) {
+      if (!publicKey) throw new ConfigError(`${at}.publicKey is required (a pk-lf-… key from that Langfuse project's settings)`);
+      if (!secretKey) throw new ConfigError(`${at}.secretKey is required (an sk-lf-… key from that Langfuse project's settings)`);
+    }
+    return {
+      name,
+      publicKey,
+      secretKey,
+      baseUrl: p.baseUrl === undefined ? base.langfuse.baseUrl : parseUrl(`${at}.baseUrl`, p.baseUrl),
+      api: p.api ?? base.langfuse.api,
+      maxRequestsPerMinute: p.maxRequestsPerMinute === undefined ? base.langfuse.maxRequestsPerMinute : wholeNumber(`${at}.maxRequestsPerMinute`, p.maxRequestsPerMinute, 1, 100_000),
+      streams: p.streams === undefined ? base.streams : streams(`${at}.streams`, p.streams),
+      lookbackSeconds: p.lookbackSeconds === undefined ? base.lookbackSeconds : wholeNumber(`${at}.lookbackSeconds`, p.lookbackSeconds, 0, 7 * 86_400, 'seconds'),
+      startFrom: p.startFrom === undefined ? base.startFrom : parseInstant(`${at}.startFrom`, p.startFrom),
+    };
+  });
+}
+
+/** One full config per project (the base with that project's Langfuse settings), or `[config]` without projects. */
+export function projectConfigs(config: BridgeConfig): BridgeConfig[] {
+  if (config.projects.length === 0) return [config];
+  return config.projects.map((p) => ({
+    ...config,
+    langfuse: { ...config.langfuse, publicKey: p.publicKey, secretKey: p.secretKey, baseUrl: p.baseUrl, api: p.api, maxRequestsPerMinute: p.maxRequestsPerMinute },
+    streams: p.streams,
+    lookbackSeconds: p.lookbackSeconds,
+    startFrom: p.startFrom,
+    projectName: p.name,
+  }));
 }
 
 /** BRIDGE_REDIS_URL switches delivery to Redis queues; unset, everything stays in-process. */

@@ -162,8 +162,19 @@ export class Poller {
 
   /** One poll of every source. Returns the number of events committed. */
   async pollOnce(signal?: AbortSignal): Promise<{ events: number; failed: SourceName[] }> {
-    await this.connect(signal);
     const sources = sourcesFor(this.config.streams);
+    try {
+      await this.connect(signal);
+    } catch (err) {
+      // One of several projects: a project that cannot connect (say, refused keys) still shows in
+      // `status`, under its id when known from an earlier run, otherwise under its configured name.
+      if (this.config.projectName !== undefined && !signal?.aborted) this.recordConnectFailure(sources, (err as Error).message);
+      throw err;
+    }
+    if (this.config.projectName !== undefined && this.projectId !== this.config.projectName) {
+      // Rows recorded under the name while the project could not connect; its id has them now.
+      this.store.db.prepare('DELETE FROM cursors WHERE project = ? AND cursor_ms IS NULL').run(this.config.projectName);
+    }
     // The calls one poll may spend, so that polls every interval stay under the ceiling.
     const budget = Math.max(sources.length, Math.floor((this.config.langfuse.maxRequestsPerMinute * this.config.pollIntervalSeconds) / 60));
     const perSource = Math.max(1, Math.floor(budget / sources.length));
@@ -190,6 +201,15 @@ export class Poller {
       }
     }
     return { events, failed };
+  }
+
+  private recordConnectFailure(sources: SourceName[], message: string): void {
+    const project = this.store.getMeta(`project:${this.config.langfuse.publicKey}`) ?? this.config.projectName!;
+    for (const source of sources) {
+      const c = this.store.getCursor(project, source);
+      this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOutcome: 'error', lastError: message });
+      this.hooks.onPoll?.(source, 'error', 0);
+    }
   }
 
   private startFloor(): number | null {

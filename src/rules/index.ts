@@ -31,6 +31,8 @@ export interface AlertMatch {
 }
 
 export interface RuleConditions {
+  /** Langfuse project ids (`event.data.projectId`); for a bridge that polls several projects. */
+  project?: string[];
   level?: 'WARNING' | 'ERROR';
   traceName?: string[];
   scoreName?: string[];
@@ -88,6 +90,7 @@ const ruleSchema = z
     events: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
     when: z
       .object({
+        project: stringOrList.optional(),
         level: z.enum(['WARNING', 'ERROR']).optional(),
         traceName: stringOrList.optional(),
         scoreName: stringOrList.optional(),
@@ -127,6 +130,7 @@ const EXPECT: Record<string, string> = {
   'when.model': 'a model name or a list of them',
   'when.costAbove': 'a number of USD, 0 or more',
   'when.tokensAbove': 'a number of tokens, 0 or more',
+  'when.project': 'a Langfuse project id or a list of them',
   sinks: 'a non-empty list of sink names such as ["slack"]',
   mode: 'one of "once", "every"',
   severity: 'one of "critical", "error", "warning", "info"',
@@ -185,6 +189,7 @@ function list(v: string | string[] | undefined): string[] | undefined {
 
 type Entity = 'trace' | 'generation' | 'score';
 const FIELD_ENTITIES: Record<keyof RuleConditions, Entity[]> = {
+  project: ['trace', 'generation', 'score'],
   level: ['trace', 'generation'],
   traceName: ['trace'],
   environment: ['trace'],
@@ -238,6 +243,7 @@ function compileOne(raw: unknown, i: number, sinks: Map<string, string | null>):
   const r: RawRule = parsed.data;
   const w = r.when ?? {};
   const when: RuleConditions = {};
+  if (w.project !== undefined) when.project = list(w.project);
   if (w.level !== undefined) when.level = w.level;
   if (w.traceName !== undefined) when.traceName = list(w.traceName);
   if (w.scoreName !== undefined) when.scoreName = list(w.scoreName);
@@ -441,6 +447,7 @@ function decide(rule: CompiledRule, event: AnyBridgeEvent): AlertAction | null {
   const entity = entityOf(event.event);
   // A condition that cannot apply to this kind of event means no match.
   if (fields.some((f) => entity === null || !FIELD_ENTITIES[f].includes(entity))) return null;
+  if (w.project && !matchesName(w.project, event.data.projectId)) return null;
   switch (event.event) {
     case 'trace.created':
     case 'trace.updated':
