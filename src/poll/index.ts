@@ -2,7 +2,8 @@
  * Polling and backfill: reads windows from the sources, turns them into events in one transaction
  * with the seen versions and the cursor, and routes each event to the sinks that want it.
  *
- * A poll reads what is newer than its cursor and commits those events together with the new cursor.
+ * A poll reads what is newer than its cursor, and the last minute again (where most late rows land),
+ * and commits those events together with the new cursor.
  * Every sweep interval it also re-reads the lookback (the late-data sweep), newest first, with
  * whatever the request budget leaves; a sweep cut short resumes on the next poll where it stopped.
  */
@@ -247,8 +248,10 @@ export class Poller {
       source === 'observations' ? { observations: rows as ObservationRecord[], traces: legacyTraces ? (traces ?? []) : undefined, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
 
     let events = 0;
-    // Phase 1, the head: everything newer than the cursor, committed together with the new cursor.
-    const headWindow: Window = { fromMs: c.cursorMs === null ? lookFloor : cursorMs, toMs: now };
+    // Phase 1, the head: everything newer than the cursor and the last minute again (Langfuse makes
+    // most rows queryable 15–30 s after their timestamp), committed together with the new cursor.
+    const recent = Math.min(lookback, Math.max(60_000, 2 * this.config.pollIntervalSeconds * 1000));
+    const headWindow: Window = { fromMs: c.cursorMs === null ? lookFloor : Math.max(cursorMs - recent, floor ?? -Infinity), toMs: now };
     const traces = legacyTraces ? await readTraces(headWindow) : undefined;
     const rows: Array<ObservationRecord | ScoreRecord> = [];
     for await (const p of pagesOf(headWindow)) for (const r of p.rows) rows.push(r);
