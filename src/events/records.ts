@@ -2,7 +2,7 @@
  * What the sources hand to change detection: Langfuse objects of either API generation, reduced to
  * the fields events need. Sources fill these leniently; detection never sees raw API bodies.
  */
-import type { Level } from './types.js';
+import type { Level, ScoreData } from './types.js';
 
 export interface ObservationRecord {
   id: string;
@@ -43,20 +43,12 @@ export interface TraceRecord {
   tags: string[];
 }
 
-export interface ScoreRecord {
+/** A score as events carry it (ScoreData), plus what change detection needs. */
+export type ScoreRecord = Omit<ScoreData, 'projectId' | 'scoreId'> & {
   id: string;
-  traceId: string | null;
-  observationId: string | null;
-  sessionId: string | null;
-  name: string;
-  value: number | boolean | string | null;
-  stringValue: string | null;
-  dataType: string;
-  source: string | null;
-  comment: string | null;
   timestamp: string;
   updatedAt: string | null;
-}
+};
 
 export interface PromptVersionRecord {
   name: string;
