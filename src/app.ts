@@ -187,7 +187,10 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   const store = new Store(config.database);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
-  const origin = `backfill:${createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12)}`;
+  // The same pass run again resumes under the same origin; a --redeliver pass is always a new one,
+  // so that each of its deliveries is sent again exactly once.
+  const pass = createHash('sha1').update(JSON.stringify([o.fromMs, o.toMs, o.redeliver, sinks.map((s) => s.name)])).digest('hex').slice(0, 12);
+  const origin = `backfill:${pass}${o.redeliver ? `:${Date.now().toString(36)}` : ''}`;
   // Redis mode: relay this backfill's rows and wait until their jobs ended (workers deliver them).
   const dispatcher = queue
     ? new queue.QueueDelivery(store, sinks, config, logger, { origin, reconcileMs: 1_000 })

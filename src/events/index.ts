@@ -189,15 +189,17 @@ export function detectObservations(
       const canCreate = !wasCreated && (rec !== undefined || (!legacy && obs.length > 0));
       // A backfill on a legacy server: the trace was listed in an earlier slice, its error shows up in this one.
       const createdEarlier = !wasCreated && !canCreate && opts.fresh && real?.created === 1;
+      // A backfill re-reading part of a trace must not report a level below one already known.
+      const belowKnown = (level: number): boolean => opts.fresh && real !== undefined && real.level > level;
       const created = wasCreated || canCreate;
       const shownLevel = Math.max(level, 1);
 
       if (canCreate) {
         out.push(makeEvent('trace.created', eventId(projectId, 'trace.created', traceId, ''), known.t, traceData(projectId, traceId, known, shownLevel)));
-        if (shownLevel >= 2) {
+        if (shownLevel >= 2 && !belowKnown(shownLevel)) {
           out.push(makeEvent('trace.updated', eventId(projectId, 'trace.updated', traceId, levelOf(shownLevel)), known.a ?? known.t, traceData(projectId, traceId, known, shownLevel)));
         }
-      } else if ((wasCreated || createdEarlier) && raisedHere && batchLevel >= 2) {
+      } else if ((wasCreated || createdEarlier) && raisedHere && batchLevel >= 2 && !belowKnown(batchLevel)) {
         out.push(makeEvent('trace.updated', eventId(projectId, 'trace.updated', traceId, levelOf(batchLevel)), known.a ?? known.t, traceData(projectId, traceId, known, batchLevel)));
       }
 

@@ -27,6 +27,9 @@ import type { Sink } from '../sinks/types.js';
 
 export type SourceName = 'observations' | 'scores' | 'prompts';
 
+/** How long a trace's observations may span and still be read together by one backfill slice. */
+const TRACE_SPAN_MS = 15 * 60_000;
+
 export function sourcesFor(streams: readonly Stream[]): SourceName[] {
   const out: SourceName[] = [];
   if (streams.includes('traces') || streams.includes('generations')) out.push('observations');
@@ -346,8 +349,12 @@ export class Poller {
         // whatever --from says, and a fresh database produces the same bodies.
         const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
         const w = { fromMs: start, toMs: end };
+        // Observations are read a little past the slice, so a trace that starts near its end is seen
+        // whole (its trace.created carries the same level however the range was cut). The overlap is
+        // read again by the next slice; its events have the same ids and the outbox keeps the first.
+        const obsWindow = { fromMs: start, toMs: Math.min(toMs, end + TRACE_SPAN_MS) };
         const rows: Array<ObservationRecord | ScoreRecord> = [];
-        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
+        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), obsWindow) : scorePages(this.ctx(opts.signal), w);
         for await (const p of pages) for (const r of p.rows) rows.push(r);
         let traces: TraceRecord[] | undefined;
         if (source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces')) {

@@ -150,7 +150,7 @@ export class Store {
       outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_id = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
       outboxRequeue: db.prepare(
         `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
-         WHERE event_id = ? AND sink = ? AND status IN ('delivered', 'dead')`,
+         WHERE event_id = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`,
       ),
       cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
       claim: db.prepare(
@@ -223,7 +223,8 @@ export class Store {
       this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
       for (const sink of ev.sinks) {
         if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) res.inserted++;
-        else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink).changes) res.requeued++;
+        // Once per pass: a row this pass already sent again is not sent a third time.
+        else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink, origin).changes) res.requeued++;
         // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
         else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, ev.id, sink, origin).changes) res.requeued++;
         else res.skipped++;
