@@ -134,6 +134,24 @@ describe('outbox and dispatcher', () => {
     expect(backoffMs(p, 30, () => 1)).toBe(3_600_000);
   });
 
+  it('prunes delivered rows and seen versions past the retention, never pending or dead ones', () => {
+    const store = new Store(tempDb());
+    cleanups.push(() => store.close());
+    enqueue(store, 3, ['s']);
+    const day = 86_400_000;
+    const old = Date.now() - 40 * day;
+    store.db.prepare(`UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = 'e0'`).run(old);
+    store.db.prepare(`UPDATE outbox SET status = 'dead', dead_at = ? WHERE event_id = 'e1'`).run(old);
+    store.db.prepare(`UPDATE events SET created_at = ?`).run(old);
+    store.putSeen('p', { kind: 'trace', id: 'old', version: null, level: 1, created: 1, detail: null }, old);
+    store.putSeen('p', { kind: 'trace', id: 'new', version: null, level: 1, created: 1, detail: null });
+    expect(store.prune(30)).toEqual({ outbox: 1, events: 1, seen: 1 });
+    expect(store.counts().get('s')).toMatchObject({ delivered: 0, dead: 1, queued: 1 });
+    expect(store.getSeen('p', 'trace', 'new')).toBeDefined();
+    expect(store.getSeen('p', 'trace', 'old')).toBeUndefined();
+    expect(Number(store.getMeta('pruned_before'))).toBeGreaterThan(old);
+  });
+
   it('takes back deliveries whose owner died', () => {
     const store = new Store(tempDb());
     cleanups.push(() => store.close());
