@@ -2,19 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, matchesEventPatterns } from '../src/config.js';
+import { loadConfig, matchesEventPatterns } from '../src/config.js';
+import { configErrorOf } from './helpers/config-error.js';
 
 const keys = { LANGFUSE_PUBLIC_KEY: 'pk-lf-1', LANGFUSE_SECRET_KEY: 'sk-lf-1' };
 const bad = (env: Record<string, string>, file?: string) => {
-  try {
-    loadConfig({ env: { ...keys, ...env }, configFile: file ?? null });
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const msg = (err as Error).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  }
-  throw new Error('expected a ConfigError');
+  return configErrorOf(() => loadConfig({ env: { ...keys, ...env }, configFile: file ?? null }));
 };
 
 describe('config', () => {

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { check, Fatal, formatStatus, runBackfill, runDaemon, statusReport } from '../src/app.js';
-import { ConfigError, loadConfig, projectConfigs } from '../src/config.js';
+import { loadConfig, projectConfigs } from '../src/config.js';
 import { LangfuseSimulator } from '../src/demo/simulator.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { compileRules } from '../src/rules/index.js';
+import { configErrorOf } from './helpers/config-error.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -34,15 +35,7 @@ function configFile(body: unknown): string {
 }
 
 function configError(body: unknown, env: Record<string, string> = {}): string {
-  try {
-    loadConfig({ env, configFile: configFile(body) });
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const msg = (err as Error).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  }
-  throw new Error('expected a ConfigError');
+  return configErrorOf(() => loadConfig({ env, configFile: configFile(body) }));
 }
 
 describe('projects config', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config.js';
 import type { AnyBridgeEvent, GenerationData, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
+import { configErrorOf } from './helpers/config-error.js';
 
 const SINKS = [
   { name: 'slack', type: 'slack' },
@@ -78,15 +78,7 @@ function generation(over: Partial<GenerationData> = {}, id = 'evt_g1'): AnyBridg
 const sinksOf = (ms: Array<{ sink: string }>): string[] => ms.map((m) => m.sink).sort();
 
 function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    const msg = (err as Error).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  }
-  throw new Error('expected a ConfigError');
+  return configErrorOf(() => fn());
 }
 
 describe('default rules', () => {
