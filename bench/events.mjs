@@ -4,16 +4,8 @@ import { DIST } from './lib.mjs';
 
 const { eventId, makeEvent } = await import(join(DIST, 'events/index.js'));
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The simulator's seeded generator, so bench data is as reproducible as the simulator's.
+const { mulberry32: rng } = await import(join(DIST, 'demo/sim-data.js'));
 const hex = (r, n) => {
   let s = '';
   while (s.length < n) s += Math.floor(r() * 4294967296).toString(16).padStart(8, '0');

@@ -563,19 +563,3 @@ function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig 
       return { type: 'handler', name, module: s.module, events, timeoutSeconds: s.timeoutSeconds ?? 30, concurrency: s.concurrency ?? 8 };
   }
 }
-
-/** Redacts secrets for logs and `check`. */
-export function describeSink(s: SinkConfig): string {
-  switch (s.type) {
-    case 'webhook':
-      return `${s.name} (webhook ${new URL(s.url).origin}, ${s.signature} signature)`;
-    case 'slack':
-      return `${s.name} (slack)`;
-    case 'pagerduty':
-      return `${s.name} (pagerduty ${new URL(s.eventsUrl).host})`;
-    case 'handler':
-      return `${s.name} (handler ${s.module})`;
-    case 'stdout':
-      return `${s.name} (stdout)`;
-  }
-}

@@ -1,4 +1,6 @@
+import http from 'node:http';
 import { mkdtempSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -263,6 +265,51 @@ describe('polling against the simulated Langfuse', () => {
     const rows = store.db.prepare(`SELECT type, body FROM events ORDER BY type`).all() as Array<{ type: string; body: string }>;
     const late = rows.filter((r) => r.body.includes('late-'));
     expect(late.map((r) => r.type).sort()).toEqual(['generation.created', 'score.created', 'trace.created', 'trace.updated']);
+  });
+
+  it('BRIDGE_START_FROM: the first poll starts there and nothing older is delivered', async () => {
+    const start = Date.now() - 120_000;
+    const { sim, poller, store } = await setup({ BRIDGE_START_FROM: new Date(start).toISOString(), BRIDGE_LOOKBACK_SECONDS: '600' });
+    const at = (ms: number) => new Date(ms).toISOString();
+    sim.addTrace({ id: 'before', timestamp: at(start - 60_000) });
+    sim.addObservation({ traceId: 'before', id: 'before-obs', type: 'GENERATION', startTime: at(start - 60_000) });
+    sim.addTrace({ id: 'after', timestamp: at(start + 60_000) });
+    sim.addObservation({ traceId: 'after', id: 'after-obs', type: 'GENERATION', startTime: at(start + 60_000) });
+    await poller.pollOnce();
+    dueForSweep(store, poller.projectId!, 'observations');
+    await poller.pollOnce(); // a late-data sweep must not reach past the start either
+    const bodies = (store.db.prepare('SELECT body FROM events').all() as Array<{ body: string }>).map((r) => r.body).join('\n');
+    expect(bodies).toContain('after-obs');
+    expect(bodies).not.toContain('before');
+  });
+
+  it('calls Langfuse through HTTP_PROXY when one is set', async () => {
+    const seen: string[] = [];
+    // A minimal forward proxy: takes absolute-form requests and passes them on.
+    const proxy = http.createServer((req, res) => {
+      seen.push(req.url ?? '');
+      const target = new URL(req.url ?? '');
+      const up = http.request({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    delete process.env.NO_PROXY;
+    delete process.env.no_proxy;
+    cleanups.push(() => {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      proxy.closeAllConnections();
+      proxy.close();
+    });
+    const { poller } = await setup(); // the client is built after the proxy is set
+    await poller.pollOnce();
+    expect(seen.some((u) => u.includes('/api/public/v2/observations'))).toBe(true);
+    expect(seen.some((u) => u.includes('/api/public/v3/scores'))).toBe(true);
   });
 
   it('a poll that fails leaves the cursor where it was', async () => {

@@ -17,7 +17,7 @@ export class Metrics {
   readonly lastPollAge = new Gauge({ name: 'bridge_last_successful_poll_age_seconds', help: 'Seconds since the last successful poll', registers: [this.registry] });
   readonly tokens = new Counter({ name: 'bridge_generation_tokens_total', help: 'Tokens of generations seen, by model and kind (prompt, completion, total)', labelNames: ['model', 'kind'], registers: [this.registry] });
   readonly cost = new Counter({ name: 'bridge_generation_cost_usd_total', help: 'Cost of generations seen, by model', labelNames: ['model'], registers: [this.registry] });
-  readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox, by sink and status', labelNames: ['sink', 'status'], registers: [this.registry] });
+  readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox not yet delivered or dead, by sink and status (queued, retrying, delivering)', labelNames: ['sink', 'status'], registers: [this.registry] });
   readonly oldestPending = new Gauge({ name: 'bridge_outbox_oldest_pending_age_seconds', help: 'Age of the oldest delivery not yet delivered or dead', registers: [this.registry] });
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
@@ -48,7 +48,8 @@ export class Metrics {
     if (this.waitSource) this.rateLimitWaits.set(this.waitSource() / 1000);
     if (this.store?.db.open) {
       this.outboxDepth.reset();
-      for (const [sink, c] of this.store.counts()) for (const [status, n] of Object.entries(c)) this.outboxDepth.set({ sink, status }, n);
+      // Open rows only: a scrape must not scan a month of delivered rows (bridge_deliveries_total counts those).
+      for (const r of this.store.openCounts()) this.outboxDepth.set({ sink: r.sink, status: r.status }, r.n);
       const oldest = this.store.oldestPendingAt();
       this.oldestPending.set(oldest === null ? 0 : (now - oldest) / 1000);
     }

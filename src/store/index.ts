@@ -314,6 +314,13 @@ export class Store {
     return out;
   }
 
+  /** Rows not yet delivered or dead, per sink and status: reads only the small index of open rows. */
+  openCounts(): Array<{ sink: string; status: DeliveryStatus; n: number }> {
+    return this.db
+      .prepare(`SELECT sink, status, COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') GROUP BY sink, status`)
+      .all() as Array<{ sink: string; status: DeliveryStatus; n: number }>;
+  }
+
   oldestPendingAt(): number | null {
     const row = this.db.prepare(`SELECT MIN(created_at) AS t FROM outbox WHERE status IN ('queued', 'retrying', 'delivering')`).get() as { t: number | null };
     return row.t;
