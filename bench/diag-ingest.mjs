@@ -124,5 +124,5 @@ try {
   db.close();
 } finally {
   await sim.stop();
-  removeDir(dir);
+  if (process.env.DIAG_KEEP) console.log(`kept ${dir}`); else removeDir(dir);
 }

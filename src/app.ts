@@ -81,6 +81,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
         for (const e of events) metrics.onEvent(e);
         dispatcher.wake();
       },
+      handoff: dispatcher instanceof Dispatcher ? () => dispatcher.handoff() : undefined,
       onPoll: (source, outcome, lagMs) => {
         metrics.polls.inc({ source, outcome });
         metrics.sweepLag.set({ source }, lagMs / 1000);
@@ -208,7 +209,10 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
       const log = pc.projectName !== undefined ? logger.child({ project: pc.projectName }) : logger;
       const client = createClient(pc, log, store);
       clients.push(client);
-      const poller = new Poller(store, client, pc, sinks, log, { onEvents: () => dispatcher.wake() });
+      const poller = new Poller(store, client, pc, sinks, log, {
+        onEvents: () => dispatcher.wake(),
+        handoff: dispatcher instanceof Dispatcher ? () => dispatcher.handoff() : undefined,
+      });
       // Each project resumes its own slices; a single project keeps the key it always had.
       const resumeKey = pc.projectName !== undefined ? `${origin}:${pc.projectName}` : origin;
       const before = { ...totals };

@@ -341,11 +341,39 @@ describe('stdout sink', () => {
   it('writes one JSON line per delivery', async () => {
     const out = new PassThrough();
     const sink = createStdoutSink(stdoutConfig, out);
-    expect(sink).toMatchObject({ kind: 'stdout', concurrency: 1, alerting: false });
+    expect(sink).toMatchObject({ kind: 'stdout', alerting: false });
     for (const n of [1, 2, 3]) expect(await sink.deliver(delivery(n), never)).toEqual({ ok: true });
     const lines = String(out.read()).split('\n');
     expect(lines).toEqual([delivery(1).body, delivery(2).body, delivery(3).body, '']);
     expect(lines.slice(0, 3).map((l) => (JSON.parse(l) as AnyBridgeEvent).id)).toEqual(['evt_test_1', 'evt_test_2', 'evt_test_3']);
+  });
+
+  it('writes lines handed over together in one write, in order', async () => {
+    const chunks: string[] = [];
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(String(chunk));
+        cb();
+      },
+    });
+    const sink = createStdoutSink(stdoutConfig, out);
+    expect(sink.concurrency).toBeGreaterThan(1);
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => sink.deliver(delivery(n), never)));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]!.split('\n')).toEqual([...[1, 2, 3, 4, 5].map((n) => delivery(n).body), '']);
+  });
+
+  it('does not write a line whose attempt was aborted before its turn', async () => {
+    const out = new PassThrough();
+    const sink = createStdoutSink(stdoutConfig, out);
+    const ac = new AbortController();
+    const first = sink.deliver(delivery(1), ac.signal);
+    const second = sink.deliver(delivery(2), never);
+    ac.abort();
+    expect(await first).toMatchObject({ ok: false, retry: true });
+    expect(await second).toEqual({ ok: true });
+    expect(String(out.read())).toBe(`${delivery(2).body}\n`);
   });
 
   it('waits for drain when the stream is full', async () => {

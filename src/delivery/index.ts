@@ -7,7 +7,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
-import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
+import type { ClaimedDelivery, Claimer, DeliveryOutcome, Store } from '../store/index.js';
 import { Waker } from './waker.js';
 
 export interface RetryPolicy {
@@ -70,10 +70,16 @@ export class Dispatcher {
   private readonly inflight = new Map<string, InFlight>();
   private outcomes: DeliveryOutcome[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly waker = new Waker();
+  /** One per sink loop, so a wake reaches every loop even when it is busy. */
+  private readonly wakers = new Map<string, Waker>();
   private recoverTimer: NodeJS.Timeout | null = null;
   private readonly origin: string | null;
   private readonly nextStartAt = new Map<string, number>();
+  /** Sinks whose last claim found nothing more due: new rows may skip the outbox queue. */
+  private readonly caughtUp = new Set<string>();
+  private readonly windows = new Map<string, number>();
+
+  private readonly sinksByName: Map<string, Sink>;
 
   constructor(
     private readonly store: Store,
@@ -81,6 +87,11 @@ export class Dispatcher {
     private readonly opts: DispatcherOptions,
   ) {
     this.origin = opts.origin ?? null;
+    this.sinksByName = new Map(sinks.map((s) => [s.name, s]));
+  }
+
+  get claimOrigin(): string | null {
+    return this.origin;
   }
 
   start(): void {
@@ -101,7 +112,7 @@ export class Dispatcher {
 
   /** New work was written: look now instead of at the next idle tick. */
   wake(): void {
-    this.waker.wake();
+    for (const w of this.wakers.values()) w.wake();
   }
 
   private leaseMs(sink: Sink): number {
@@ -113,8 +124,11 @@ export class Dispatcher {
     const paced = sink.minIntervalMs > 0;
     const queue = new PQueue({ concurrency: sink.concurrency });
     this.queues.set(sink.name, queue);
+    const waker = new Waker();
+    this.wakers.set(sink.name, waker);
     // Claim ahead so one transaction feeds many attempts; paced sinks only hold what they will send soon.
     const window = paced ? 2 : Math.max(sink.concurrency * 4, 256);
+    this.windows.set(sink.name, window);
     const idleMs = this.opts.idleMs ?? 500;
     while (this.running) {
       const room = window - (queue.size + queue.pending);
@@ -126,23 +140,66 @@ export class Dispatcher {
           this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
         }
       }
-      for (const row of claimed) {
-        const key = `${row.eventId}\u0000${row.sink}`;
-        const f: InFlight = { row, started: false, abort: new AbortController() };
-        this.inflight.set(key, f);
-        queue.add(() => this.attempt(sink, f, key)).catch(() => undefined);
-      }
-      if (claimed.length === 0) {
-        // Wait for an attempt to finish (room frees up) or for new work; never spin.
-        if (queue.size + queue.pending > 0) await Promise.race([new Promise((r) => queue.once('next', r)), this.waker.sleep(idleMs)]);
-        else {
-          const next = this.store.nextDueAt(sink.name, this.origin);
-          const wait = next === null ? idleMs : Math.min(idleMs, Math.max(5, next - Date.now()));
-          await this.waker.sleep(wait);
-        }
+      for (const row of claimed) this.schedule(sink, queue, row);
+      if (room > 0 && claimed.length < room) this.caughtUp.add(sink.name);
+      else if (room > 0) this.caughtUp.delete(sink.name);
+      if (room <= 0) {
+        // Full: wait for an attempt to finish.
+        await waker.sleep(idleMs, new Promise((r) => queue.once('next', r)));
+      } else if (claimed.length < room) {
+        // Nothing more is due: sleep until new work is written or the next retry falls due (never
+        // claim again on every finished attempt: each claim is a write transaction).
+        const next = this.store.nextDueAt(sink.name, this.origin);
+        const wait = next === null ? idleMs : Math.min(idleMs, Math.max(5, next - Date.now()));
+        await waker.sleep(wait);
       } else {
+        // A full batch: claim more once half of it has started.
         await queue.onSizeLessThan(Math.max(1, Math.ceil(window / 2)));
       }
+    }
+  }
+
+  private schedule(sink: Sink, queue: PQueue, row: ClaimedDelivery): void {
+    const key = `${row.eventId}\u0000${row.sink}`;
+    const f: InFlight = { row, started: false, abort: new AbortController() };
+    this.inflight.set(key, f);
+    queue.add(() => this.attempt(sink, f, key)).catch(() => undefined);
+  }
+
+  /**
+   * A hand-off for one write transaction: new rows of sinks that have caught up with the outbox
+   * are written claimed by this process and, once `handOver()` is called after the commit, go
+   * straight to the sinks' queues.
+   */
+  handoff(): Handoff {
+    return new Handoff(this);
+  }
+
+  /** How many new rows this sink takes directly now (its claim window, twice over). */
+  roomFor(sink: string): number {
+    const queue = this.queues.get(sink);
+    if (!this.running || !queue || !this.caughtUp.has(sink)) return 0;
+    return 2 * (this.windows.get(sink) ?? 0) - (queue.size + queue.pending);
+  }
+
+  leaseFor(sink: string): number | null {
+    const s = this.sinksByName.get(sink);
+    return s ? this.leaseMs(s) : null;
+  }
+
+  /** New rows for this sink stayed queued: until a claim catches up, nothing skips the queue. */
+  fellBehind(sink: string): void {
+    this.caughtUp.delete(sink);
+  }
+
+  /** Rows written claimed by a committed hand-off. */
+  accept(rows: ClaimedDelivery[]): void {
+    for (const row of rows) {
+      const sink = this.sinksByName.get(row.sink);
+      const queue = this.queues.get(row.sink);
+      // Stopped meanwhile: give them back to the outbox.
+      if (!this.running || !sink || !queue) this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
+      else this.schedule(sink, queue, row);
     }
   }
 
@@ -252,5 +309,39 @@ export class Dispatcher {
     this.inflight.clear();
     await Promise.all(this.loops);
     this.flush();
+  }
+}
+
+/** See Dispatcher.handoff(). */
+export class Handoff implements Claimer {
+  readonly origin: string | null;
+  private readonly rows: ClaimedDelivery[] = [];
+  private readonly room = new Map<string, number>();
+
+  constructor(private readonly dispatcher: Dispatcher) {
+    this.origin = dispatcher.claimOrigin;
+  }
+
+  leaseUntil(sink: string, now: number): number | null {
+    let room = this.room.get(sink);
+    if (room === undefined) this.room.set(sink, (room = this.dispatcher.roomFor(sink)));
+    if (room <= 0) return null;
+    const lease = this.dispatcher.leaseFor(sink);
+    return lease === null ? null : now + lease;
+  }
+
+  claimed(row: ClaimedDelivery): void {
+    this.rows.push(row);
+    this.room.set(row.sink, (this.room.get(row.sink) ?? 1) - 1);
+  }
+
+  queued(sink: string): void {
+    this.room.set(sink, 0);
+    this.dispatcher.fellBehind(sink);
+  }
+
+  /** After the transaction committed: the rows it wrote claimed go to their sinks. */
+  handOver(): void {
+    if (this.rows.length) this.dispatcher.accept(this.rows);
   }
 }

@@ -22,13 +22,40 @@ import {
 } from '../events/index.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { observationPages, probeApi, promptVersions, scorePages, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
-import type { CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
+import type { Claimer, CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
 import type { Sink } from '../sinks/types.js';
 
 export type SourceName = 'observations' | 'scores' | 'prompts';
 
 /** How long a trace's observations may span and still be read together by one backfill slice. */
 const TRACE_SPAN_MS = 15 * 60_000;
+/** Observations a backfill holds back for the next slice at most; beyond that it processes them as they are. */
+const MAX_HELD = 50_000;
+
+/**
+ * Splits a backfill slice's observations (and, on legacy servers, its listed traces): traces that
+ * started at or after `cutIso` wait for the next slice, which reads on from where this one ended,
+ * so every trace is processed with at least TRACE_SPAN_MS of its observations, each row read once.
+ */
+export function holdRecentTraces(
+  observations: ObservationRecord[],
+  traces: TraceRecord[] | undefined,
+  cutIso: string,
+): { ready: { observations: ObservationRecord[]; traces?: TraceRecord[] }; held: { observations: ObservationRecord[]; traces?: TraceRecord[] } } {
+  const earliest = new Map<string, string>();
+  const note = (id: string, t: string): void => {
+    const e = earliest.get(id);
+    if (e === undefined || t < e) earliest.set(id, t);
+  };
+  for (const o of observations) note(o.traceId, o.startTime);
+  for (const t of traces ?? []) note(t.id, t.timestamp);
+  const waits = (id: string): boolean => earliest.get(id)! >= cutIso;
+  const ready = { observations: [] as ObservationRecord[], traces: traces ? ([] as TraceRecord[]) : undefined };
+  const held = { observations: [] as ObservationRecord[], traces: traces ? ([] as TraceRecord[]) : undefined };
+  for (const o of observations) (waits(o.traceId) ? held : ready).observations.push(o);
+  for (const t of traces ?? []) (waits(t.id) ? held : ready).traces!.push(t);
+  return { ready, held };
+}
 
 export function sourcesFor(streams: readonly Stream[]): SourceName[] {
   const out: SourceName[] = [];
@@ -57,6 +84,8 @@ export interface PollHooks {
   onEvents?(events: AnyBridgeEvent[], source: SourceName): void;
   onPoll?(source: SourceName, outcome: 'ok' | 'error', lagMs: number): void;
   onSkip?(what: string): void;
+  /** An in-process dispatcher's hand-off for one commit (see Dispatcher.handoff). */
+  handoff?(): Claimer & { handOver(): void };
 }
 
 export interface CommitResult {
@@ -140,6 +169,7 @@ export class Poller {
     const project = this.projectId!;
     const store = this.store;
     let events: AnyBridgeEvent[] = [];
+    const handoff = this.hooks.handoff?.();
     const res = store.write(() => {
       const seen: SeenAccess = {
         get: (kind, id) => store.getSeen(project, kind, id),
@@ -154,10 +184,11 @@ export class Poller {
         const targets = opts.sinks.filter((s) => s.accepts(ev)).map((s) => s.name);
         if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
       }
-      const r = store.enqueue(rows, opts.enqueue);
+      const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff);
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });
+    handoff?.handOver();
     if (events.length) this.hooks.onEvents?.(events, source);
     return { events: events.length, inserted: res.inserted, requeued: res.requeued };
   }
@@ -343,27 +374,40 @@ export class Poller {
       const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
       const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
       if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
+      // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
+      let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
       for (let start = Math.max(fromMs, resumed); start < toMs; ) {
         opts.signal?.throwIfAborted();
         // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
         // whatever --from says, and a fresh database produces the same bodies.
         const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
         const w = { fromMs: start, toMs: end };
-        // Observations are read a little past the slice, so a trace that starts near its end is seen
-        // whole (its trace.created carries the same level however the range was cut). The overlap is
-        // read again by the next slice; its events have the same ids and the outbox keeps the first.
-        const obsWindow = { fromMs: start, toMs: Math.min(toMs, end + TRACE_SPAN_MS) };
         const rows: Array<ObservationRecord | ScoreRecord> = [];
-        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), obsWindow) : scorePages(this.ctx(opts.signal), w);
+        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
         for await (const p of pages) for (const r of p.rows) rows.push(r);
-        let traces: TraceRecord[] | undefined;
-        if (source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces')) {
-          traces = [];
-          for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
+        let batch: Batch;
+        let resumeAt = end;
+        if (source === 'observations') {
+          let traces: TraceRecord[] | undefined;
+          if (this.shape!.generation === 'legacy' && this.streams.has('traces')) {
+            traces = [];
+            for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
+          }
+          const observations = held.observations.length ? held.observations.concat(rows as ObservationRecord[]) : (rows as ObservationRecord[]);
+          const listed = traces && held.traces?.length ? held.traces.concat(traces) : traces;
+          // The last slice, or too much held already: process everything as it is.
+          const last = end >= toMs || observations.length > MAX_HELD;
+          const split = last ? { ready: { observations, traces: listed }, held: { observations: [] } } : holdRecentTraces(observations, listed, new Date(end - TRACE_SPAN_MS).toISOString());
+          held = split.held;
+          batch = { observations: split.ready.observations, traces: split.ready.traces, scores: [] };
+          // A rerun after a crash must read the held rows again: it resumes at the oldest of them.
+          for (const o of held.observations) resumeAt = Math.min(resumeAt, Date.parse(o.startTime));
+          for (const t of held.traces ?? []) resumeAt = Math.min(resumeAt, Date.parse(t.timestamp));
+        } else {
+          batch = { observations: [], scores: rows as ScoreRecord[] };
         }
-        const batch: Batch = source === 'observations' ? { observations: rows as ObservationRecord[], traces, scores: [] } : { observations: [], scores: rows as ScoreRecord[] };
         add(totals, this.commit(source, batch, commitOpts));
-        if (doneKey) this.store.setMeta(doneKey, String(end));
+        if (doneKey) this.store.setMeta(doneKey, String(resumeAt));
         opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
         start = end;
         if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));

@@ -1,6 +1,8 @@
 /**
  * The stdout sink: one JSON line per event (indented when `pretty`), written in order with
- * backpressure respected. A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
+ * backpressure respected. Lines handed over in the same turn of the event loop go out in one write,
+ * and each delivery is acknowledged only once that write has been accepted by the stream.
+ * A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
  */
 import { matchesEventPatterns, type StdoutSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
@@ -12,6 +14,15 @@ function describeError(err: unknown): string {
   const message = (e instanceof Error ? e.message : String(err)).replace(/\s+/g, ' ').trim();
   if (code && !message.includes(code)) return `${code}: ${message}`;
   return message || code || 'write error';
+}
+
+/** Lines taken in per write; more wait for the next one. */
+const MAX_BATCH = 256;
+
+interface Pending {
+  line: string;
+  resolve: (r: DeliveryResult) => void;
+  signal: AbortSignal;
 }
 
 export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStream = process.stdout): Sink {
@@ -38,72 +49,98 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     }
   };
 
+  let waiting: Pending[] = [];
+  let scheduled = false;
+  let writing = false;
+
+  const schedule = (): void => {
+    if (scheduled || writing || waiting.length === 0) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+
+  /** Writes what has gathered as one chunk; settles its deliveries when the stream took it. */
+  function flush(): void {
+    scheduled = false;
+    // An attempt aborted before its line went out is not written at all.
+    const all = waiting;
+    const live: Pending[] = [];
+    for (const p of all) {
+      if (p.signal.aborted) p.resolve({ ok: false, retry: true, reason: 'aborted before writing' });
+      else live.push(p);
+    }
+    const batch = live.slice(0, MAX_BATCH);
+    waiting = live.slice(MAX_BATCH);
+    if (batch.length === 0) return;
+    const closed = closedReason();
+    if (closed) {
+      for (const p of batch) p.resolve({ ok: false, retry: true, reason: closed });
+      schedule();
+      return;
+    }
+    writing = true;
+    let settled = false;
+    let written = false;
+    let drained = true;
+    const settle = (result: DeliveryResult): void => {
+      if (settled) return;
+      settled = true;
+      out.removeListener('error', onError);
+      out.removeListener('drain', onDrain);
+      out.removeListener('close', onClose);
+      writing = false;
+      for (const p of batch) p.resolve(result);
+      schedule();
+    };
+    const maybeDone = (): void => {
+      if (written && drained) settle({ ok: true });
+    };
+    function onError(err: unknown): void {
+      settle({ ok: false, retry: true, reason: `stdout write failed: ${describeError(err)}` });
+    }
+    function onDrain(): void {
+      drained = true;
+      maybeDone();
+    }
+    function onClose(): void {
+      // A clean close after our chunk was flushed is fine; before it, the lines may be lost.
+      if (!written) settle({ ok: false, retry: true, reason: closedReason() ?? 'stdout closed before the line was written' });
+      else {
+        drained = true;
+        maybeDone();
+      }
+    }
+    out.on('error', onError);
+    out.on('close', onClose);
+    let accepted: boolean;
+    try {
+      const chunk = batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join('');
+      accepted = out.write(chunk, (err?: Error | null) => {
+        if (err) onError(err);
+        else {
+          written = true;
+          maybeDone();
+        }
+      });
+    } catch (err) {
+      onError(err);
+      return;
+    }
+    if (!accepted && !settled) {
+      drained = false;
+      out.on('drain', onDrain);
+      // Shutting down while the stream is full: those attempts give up (and are retried later).
+      for (const p of batch) p.signal.addEventListener('abort', () => p.resolve({ ok: false, retry: true, reason: 'aborted while waiting for stdout to drain' }), { once: true });
+    }
+  }
+
   function deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
     const closed = closedReason();
     if (closed) return Promise.resolve({ ok: false, retry: true, reason: closed });
     if (signal.aborted) return Promise.resolve({ ok: false, retry: true, reason: 'aborted before writing' });
-
     return new Promise<DeliveryResult>((resolve) => {
-      let settled = false;
-      let written = false;
-      let drained = true;
-
-      const cleanup = (): void => {
-        out.removeListener('error', onError);
-        out.removeListener('drain', onDrain);
-        out.removeListener('close', onClose);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const settle = (result: DeliveryResult): void => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        resolve(result);
-      };
-      const fail = (reason: string): void => settle({ ok: false, retry: true, reason });
-      const maybeDone = (): void => {
-        if (written && drained) settle({ ok: true });
-      };
-      function onError(err: unknown): void {
-        fail(`stdout write failed: ${describeError(err)}`);
-      }
-      function onDrain(): void {
-        drained = true;
-        maybeDone();
-      }
-      function onClose(): void {
-        // A clean close after our chunk was flushed is fine; before it, the line may be lost.
-        if (!written) fail(closedReason() ?? 'stdout closed before the line was written');
-        else {
-          drained = true;
-          maybeDone();
-        }
-      }
-      function onAbort(): void {
-        fail('aborted while waiting for stdout to drain');
-      }
-
-      out.on('error', onError);
-      out.on('close', onClose);
-      signal.addEventListener('abort', onAbort, { once: true });
-
-      let accepted: boolean;
-      try {
-        accepted = out.write(format(delivery.body), (err?: Error | null) => {
-          if (err) onError(err);
-          else {
-            written = true;
-            maybeDone();
-          }
-        });
-      } catch (err) {
-        onError(err);
-        return;
-      }
-      if (!accepted) {
-        drained = false;
-        out.on('drain', onDrain);
-      }
+      waiting.push({ line: format(delivery.body), resolve, signal });
+      schedule();
     });
   }
 
@@ -111,7 +148,8 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     name: cfg.name,
     kind: 'stdout',
     alerting: false,
-    concurrency: 1,
+    // Many lines in flight so they can share a write; they are still written in the order handed over.
+    concurrency: MAX_BATCH,
     minIntervalMs: 0,
     accepts: (event: AnyBridgeEvent) => matchesEventPatterns(cfg.events, event.event),
     deliver,

@@ -72,6 +72,22 @@ export interface EnqueueOptions {
   origin?: string;
 }
 
+/**
+ * An in-process dispatcher with room to spare: new outbox rows it can take are written already
+ * claimed by it (as a claim would leave them) and handed over in memory once the transaction
+ * commits, which saves a claim transaction and a read of each body.
+ */
+export interface Claimer {
+  /** Only rows of this origin (null: any). */
+  readonly origin: string | null;
+  /** The lease a new row of this sink gets if the dispatcher takes it now; null: leave it queued. */
+  leaseUntil(sink: string, now: number): number | null;
+  /** Called inside the transaction for each row written claimed. */
+  claimed(row: ClaimedDelivery): void;
+  /** Called inside the transaction when a new row of this sink had to stay queued. */
+  queued(sink: string): void;
+}
+
 export interface EnqueueResult {
   inserted: number;
   requeued: number;
@@ -120,7 +136,6 @@ function ownerIsDead(owner: string): boolean {
 
 export class Store {
   readonly db: Database.Database;
-  private ledgerDb: Database.Database | null = null;
   private readonly stmts;
 
   constructor(readonly file: string) {
@@ -146,6 +161,9 @@ export class Store {
       eventBody: db.prepare('SELECT body, type FROM events WHERE id = ?'),
       outboxInsert: db.prepare(
         `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?)`,
+      ),
+      outboxInsertClaimed: db.prepare(
+        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin) VALUES (?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?)`,
       ),
       outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_id = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
       outboxRequeue: db.prepare(
@@ -215,19 +233,39 @@ export class Store {
 
   // --- events and outbox ----------------------------------------------------------------------
 
-  /** Must run inside write(): stores each event once and one outbox row per sink. */
-  enqueue(events: NewEvent[], opts: EnqueueOptions = {}, now = Date.now()): EnqueueResult {
+  /**
+   * Must run inside write(): stores each event once and one outbox row per sink. With a claimer,
+   * new rows it has room for are written claimed by it (see Claimer).
+   */
+  enqueue(events: NewEvent[], opts: EnqueueOptions = {}, now = Date.now(), claimer?: Claimer): EnqueueResult {
     const res: EnqueueResult = { inserted: 0, requeued: 0, skipped: 0 };
     const origin = opts.origin ?? 'live';
+    const handoff = claimer && (claimer.origin === null || claimer.origin === origin) ? claimer : null;
     for (const ev of events) {
       this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
       for (const sink of ev.sinks) {
-        if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) res.inserted++;
+        const lease = handoff ? handoff.leaseUntil(sink, now) : null;
+        if (lease !== null) {
+          const r = this.stmts.outboxInsertClaimed.run(ev.id, sink, now, OWNER, lease, now, now, origin);
+          if (r.changes) {
+            res.inserted++;
+            handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type });
+            continue;
+          }
+        } else if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) {
+          res.inserted++;
+          handoff?.queued(sink);
+          continue;
+        }
         // Once per pass: a row this pass already sent again is not sent a third time.
-        else if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink, origin).changes) res.requeued++;
+        if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink, origin).changes) res.requeued++;
         // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
         else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, ev.id, sink, origin).changes) res.requeued++;
-        else res.skipped++;
+        else {
+          res.skipped++;
+          continue;
+        }
+        handoff?.queued(sink);
       }
     }
     return res;
@@ -517,13 +555,9 @@ export class Store {
   /** A CallLedger over this database for one Langfuse project. */
   callLedger(key: string): { reserve(max: number, windowMs: number, now: number): number; pause(untilMs: number): void } {
     const pauseKey = `pause:${key}`;
-    // A connection of its own that does not fsync: losing the last call records in a power cut only
-    // forgets calls that have left the window by the time anything restarts.
-    const db = this.ledgerDb ?? (this.ledgerDb = this.file === ':memory:' ? this.db : new Database(this.file));
-    if (db !== this.db) {
-      db.pragma('busy_timeout = 10000');
-      db.pragma('synchronous = OFF');
-    }
+    // On the main connection: a second connection writing to the same file would make this one drop
+    // its whole page cache after every call. In WAL mode with synchronous=NORMAL a commit costs no fsync.
+    const db = this.db;
     const sql = {
       paused: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setPause: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)'),
@@ -563,7 +597,6 @@ export class Store {
   }
 
   close(): void {
-    if (this.ledgerDb && this.ledgerDb !== this.db && this.ledgerDb.open) this.ledgerDb.close();
     if (this.db.open) this.db.close();
   }
 }
