@@ -3,6 +3,7 @@
  * dead sink never holds back polling or the other sinks. A delivery's life: queued → delivering →
  * delivered, or retrying (exponential backoff with jitter) until the last attempt, then dead.
  */
+import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
@@ -19,6 +20,13 @@ export interface RetryPolicy {
 export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = Math.random): number {
   const exp = Math.min(3_600_000, policy.baseSeconds * 1000 * 2 ** Math.max(0, failedAttempts - 1));
   return Math.round(exp * (0.5 + random() * 0.5));
+}
+
+/** One controller for every attempt in flight: each adds its own listener, so no listener limit applies. */
+function sharedAbort(): AbortController {
+  const c = new AbortController();
+  setMaxListeners(0, c.signal);
+  return c;
 }
 
 /** The attempt's view of a row; the parsed event is built only for sinks that read it. */
@@ -60,7 +68,6 @@ export interface DispatcherOptions {
 interface InFlight {
   row: ClaimedDelivery;
   started: boolean;
-  abort: AbortController;
 }
 
 export class Dispatcher {
@@ -80,6 +87,9 @@ export class Dispatcher {
   private readonly windows = new Map<string, number>();
 
   private readonly sinksByName: Map<string, Sink>;
+  /** Aborts every attempt still in flight when stop() runs out of patience (one for all: cheaper per attempt). */
+  private abort = sharedAbort();
+  private readonly idleWaiters = new Set<() => void>();
 
   constructor(
     private readonly store: Store,
@@ -97,6 +107,7 @@ export class Dispatcher {
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.abort.signal.aborted) this.abort = sharedAbort();
     const recovered = this.store.recoverStalled();
     if (recovered) this.opts.logger.info({ deliveries: recovered }, 'took back deliveries left in flight by a stopped process');
     this.recoverTimer = setInterval(() => {
@@ -161,7 +172,7 @@ export class Dispatcher {
 
   private schedule(sink: Sink, queue: PQueue, row: ClaimedDelivery): void {
     const key = `${row.eventId}\u0000${row.sink}`;
-    const f: InFlight = { row, started: false, abort: new AbortController() };
+    const f: InFlight = { row, started: false };
     this.inflight.set(key, f);
     queue.add(() => this.attempt(sink, f, key)).catch(() => undefined);
   }
@@ -217,12 +228,12 @@ export class Dispatcher {
     const began = Date.now();
     let result: DeliveryResult;
     try {
-      result = await sink.deliver(delivery(row), f.abort.signal);
+      result = await sink.deliver(delivery(row), this.abort.signal);
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
     this.inflight.delete(key);
-    if (f.abort.signal.aborted && !result.ok) {
+    if (this.abort.signal.aborted && !result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
     }
@@ -231,7 +242,7 @@ export class Dispatcher {
     if (result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered' });
       this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
-      log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
+      if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
       return;
     }
     const last = row.attempts >= this.opts.retry.maxAttempts;
@@ -253,6 +264,11 @@ export class Dispatcher {
   /** Outcomes are written in small batches: one transaction for many deliveries. */
   private record(o: DeliveryOutcome): void {
     this.outcomes.push(o);
+    if (this.inflight.size === 0 && this.idleWaiters.size) {
+      this.flush();
+      for (const w of this.idleWaiters) w();
+      return;
+    }
     if (this.outcomes.length >= 512) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 25);
   }
@@ -278,9 +294,18 @@ export class Dispatcher {
   async drain(signal?: AbortSignal, pollMs = 100): Promise<void> {
     for (;;) {
       this.flush();
-      if (this.store.pending(this.origin) === 0 && this.inflight.size === 0) return;
+      if (this.inflight.size === 0 && this.store.pending(this.origin) === 0) return;
       signal?.throwIfAborted();
-      await new Promise((r) => setTimeout(r, pollMs));
+      // Look again as soon as the last attempt in flight has been recorded, or after pollMs.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          this.idleWaiters.delete(done);
+          resolve();
+        };
+        const t = setTimeout(done, pollMs);
+        this.idleWaiters.add(done);
+      });
     }
   }
 
@@ -303,7 +328,7 @@ export class Dispatcher {
     const idle = Promise.all([...this.queues.values()].map((q) => q.onIdle()));
     const timer = new Promise((r) => setTimeout(r, graceMs).unref());
     await Promise.race([idle, timer]);
-    for (const f of this.inflight.values()) f.abort.abort(new Error('shutting down'));
+    this.abort.abort(new Error('shutting down'));
     await Promise.race([idle, new Promise((r) => setTimeout(r, 500).unref())]);
     for (const f of this.inflight.values()) this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
     this.inflight.clear();
