@@ -376,23 +376,34 @@ export class Poller {
       if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
       // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
       let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
-      for (let start = Math.max(fromMs, resumed); start < toMs; ) {
-        opts.signal?.throwIfAborted();
-        // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
-        // whatever --from says, and a fresh database produces the same bodies.
-        const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
-        const w = { fromMs: start, toMs: end };
+      const legacyTraces = source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces');
+      const readSlice = async (w: Window): Promise<{ rows: Array<ObservationRecord | ScoreRecord>; traces?: TraceRecord[] }> => {
         const rows: Array<ObservationRecord | ScoreRecord> = [];
         const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
         for await (const p of pages) for (const r of p.rows) rows.push(r);
+        if (!legacyTraces) return { rows };
+        const traces: TraceRecord[] = [];
+        for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
+        return { rows, traces };
+      };
+      // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
+      // whatever --from says, and a fresh database produces the same bodies.
+      const windowAt = (start: number): Window => ({ fromMs: start, toMs: Math.min(toMs, Math.floor(start / slice) * slice + slice) });
+      let w = windowAt(Math.max(fromMs, resumed));
+      let reading = w.fromMs < toMs ? readSlice(w) : null;
+      while (reading) {
+        opts.signal?.throwIfAborted();
+        const { rows, traces } = await reading;
+        const end = w.toMs;
+        // The next slice is read while this one is committed and delivered.
+        if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
+        else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
+        const next = end < toMs ? windowAt(end) : null;
+        reading = next ? readSlice(next) : null;
+        reading?.catch(() => undefined); // awaited next round; an abort meanwhile must not go unhandled
         let batch: Batch;
         let resumeAt = end;
         if (source === 'observations') {
-          let traces: TraceRecord[] | undefined;
-          if (this.shape!.generation === 'legacy' && this.streams.has('traces')) {
-            traces = [];
-            for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
-          }
           const observations = held.observations.length ? held.observations.concat(rows as ObservationRecord[]) : (rows as ObservationRecord[]);
           const listed = traces && held.traces?.length ? held.traces.concat(traces) : traces;
           // The last slice, or too much held already: process everything as it is.
@@ -409,9 +420,7 @@ export class Poller {
         add(totals, this.commit(source, batch, commitOpts));
         if (doneKey) this.store.setMeta(doneKey, String(resumeAt));
         opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
-        start = end;
-        if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
-        else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
+        if (next) w = next;
       }
     }
     return totals;
