@@ -89,13 +89,25 @@ function skipper(ctx: ReadContext, what: string) {
   };
 }
 
+// Record times are canonical ISO strings (see map.ts), which sort and compare as the times they name.
+
 function oldest<T>(rows: T[], time: (r: T) => string): number | null {
-  let min: number | null = null;
+  let min: string | null = null;
   for (const r of rows) {
-    const t = Date.parse(time(r));
+    const t = time(r);
     if (min === null || t < min) min = t;
   }
-  return min;
+  return min === null ? null : Date.parse(min);
+}
+
+/** A filter keeping records whose time lies in [w.fromMs, w.toMs). */
+function inWindow<T>(w: Window, time: (r: T) => string): (r: T) => boolean {
+  const lo = iso(w.fromMs);
+  const hi = iso(w.toMs);
+  return (r) => {
+    const t = time(r);
+    return t >= lo && t < hi;
+  };
 }
 
 /** Cursor pagination (v4): pass `meta.cursor` back until it is absent. */
@@ -134,14 +146,11 @@ export async function* observationPages(ctx: ReadContext, w: Window): AsyncGener
         })
       : numberedPages(ctx, PATHS.observationsV1, { fromStartTime: iso(w.fromMs), toStartTime: iso(w.toMs), type }, 100);
   const skip = skipper(ctx, 'observation');
+  const within = inWindow<ObservationRecord>(w, (r) => r.startTime);
   for await (const p of pages) {
     const rows = mapItems(p.data, (r) => toObservation(r, ctx.includeIo), skip);
     // Legacy servers may ignore filters they do not know; keep only the window.
-    const inWindow = rows.filter((r) => {
-      const t = Date.parse(r.startTime);
-      return t >= w.fromMs && t < w.toMs && (type === undefined || r.type === type);
-    });
-    yield { rows: inWindow, oldestMs: oldest(rows, (r) => r.startTime) };
+    yield { rows: rows.filter((r) => within(r) && (type === undefined || r.type === type)), oldestMs: oldest(rows, (r) => r.startTime) };
   }
 }
 
@@ -149,7 +158,7 @@ export async function* tracePages(ctx: ReadContext, w: Window): AsyncGenerator<P
   const skip = skipper(ctx, 'trace');
   for await (const p of numberedPages(ctx, PATHS.traces, { fromTimestamp: iso(w.fromMs), toTimestamp: iso(w.toMs) }, 100)) {
     const rows = mapItems(p.data, toTrace, skip);
-    yield { rows: rows.filter((r) => Date.parse(r.timestamp) >= w.fromMs && Date.parse(r.timestamp) < w.toMs), oldestMs: oldest(rows, (r) => r.timestamp) };
+    yield { rows: rows.filter(inWindow<TraceRecord>(w, (r) => r.timestamp)), oldestMs: oldest(rows, (r) => r.timestamp) };
   }
 }
 
@@ -160,9 +169,10 @@ export async function* scorePages(ctx: ReadContext, w: Window): AsyncGenerator<P
       ? cursorPages(ctx, PATHS.scoresV3, { ...q, limit: 100, fields: 'details,subject' })
       : numberedPages(ctx, ctx.shape.scoresPath, q, 100);
   const skip = skipper(ctx, 'score');
+  const within = inWindow<ScoreRecord>(w, (r) => r.timestamp);
   for await (const p of pages) {
     const rows = mapItems(p.data, toScore, skip);
-    yield { rows: rows.filter((r) => Date.parse(r.timestamp) >= w.fromMs && Date.parse(r.timestamp) < w.toMs), oldestMs: oldest(rows, (r) => r.timestamp) };
+    yield { rows: rows.filter(within), oldestMs: oldest(rows, (r) => r.timestamp) };
   }
 }
 

@@ -10,8 +10,11 @@ type Raw = Record<string, unknown>;
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+/** Already in the form toISOString() gives (what Langfuse sends): kept as it is, unparsed. */
+const CANONICAL_ISO = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
 const isoOf = (v: unknown): string | null => {
   if (typeof v !== 'string') return null;
+  if (CANONICAL_ISO.test(v)) return v;
   const t = Date.parse(v);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 };

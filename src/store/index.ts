@@ -157,7 +157,7 @@ export class Store {
     this.stmts = {
       seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
       seenPut: db.prepare(
-        `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (@project, @kind, @id, @version, @level, @created, @detail, @seenAt)
+        `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (project, kind, id) DO UPDATE SET version = excluded.version, level = excluded.level, created = excluded.created, detail = excluded.detail, seen_at = excluded.seen_at`,
       ),
       eventInsert: db.prepare('INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)'),
@@ -232,7 +232,7 @@ export class Store {
   }
 
   putSeen(project: string, row: SeenRow, now = Date.now()): void {
-    this.stmts.seenPut.run({ project, ...row, seenAt: now });
+    this.stmts.seenPut.run(project, row.kind, row.id, row.version, row.level, row.created, row.detail, now);
   }
 
   // --- events and outbox ----------------------------------------------------------------------
