@@ -124,6 +124,7 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     const tty = process.stderr.isTTY === true;
     const began = Date.now();
     let lastLine = 0;
+    const fractions = new Map<string, number>();
     const abort = new AbortController();
     process.once('SIGINT', () => abort.abort(new Error('interrupted')));
     process.once('SIGTERM', () => abort.abort(new Error('interrupted')));
@@ -136,15 +137,18 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
       project: o.project ?? null,
       signal: abort.signal,
       onProgress: (p) => {
+        // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
+        fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
         const secs = (Date.now() - began) / 1000;
-        const frac = p.totalMs ? p.doneMs / p.totalMs : 1;
+        const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
         const rate = secs > 0 ? p.events / secs : 0;
         const eta = frac > 0 && frac < 1 ? Math.round((secs / frac) * (1 - frac)) : 0;
-        const line = `${p.source}: ${(frac * 100).toFixed(0)}% of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls${eta ? ` · ETA ${eta} s` : ''}`;
+        const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
+        const line = `${each} of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls${eta ? ` · ETA ${eta} s` : ''}`;
         if (tty) process.stderr.write(`\r\x1b[2K${line}`);
         else if (Date.now() - lastLine > 5_000 || frac >= 1) {
           lastLine = Date.now();
-          log.info({ source: p.source, percent: Math.round(frac * 100), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
+          log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
         }
       },
     });

@@ -181,7 +181,8 @@ export class Poller {
       else events = detectScores(batch.scores, seen, d);
       const rows: NewEvent[] = [];
       for (const ev of events) {
-        const targets = opts.sinks.filter((s) => s.accepts(ev)).map((s) => s.name);
+        const targets: string[] = [];
+        for (const s of opts.sinks) if (s.accepts(ev)) targets.push(s.name);
         if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff);
@@ -357,73 +358,84 @@ export class Poller {
   ): Promise<{ events: number; inserted: number; requeued: number }> {
     await this.connect(opts.signal);
     const totals = { events: 0, inserted: 0, requeued: 0 };
-    const sources = sourcesFor(this.config.streams);
     const callsAtStart = this.client.stats.calls;
-    for (const source of sources) {
-      const commitOpts = { fresh: true, sinks: opts.sinks, enqueue: opts.enqueue };
-      if (source === 'prompts') {
-        const { versions } = await promptVersions(this.ctx(opts.signal), { fromMs, toMs });
-        const r = this.commit('prompts', { prompts: versions }, commitOpts);
-        add(totals, r);
-        opts.onProgress?.({ source, doneMs: toMs - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
-        continue;
-      }
-      // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
-      let slice = 3_600_000;
-      const target = 8_000;
-      const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
-      const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
-      if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
-      // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
-      let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
-      const legacyTraces = source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces');
-      const readSlice = async (w: Window): Promise<{ rows: Array<ObservationRecord | ScoreRecord>; traces?: TraceRecord[] }> => {
-        const rows: Array<ObservationRecord | ScoreRecord> = [];
-        const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
-        for await (const p of pages) for (const r of p.rows) rows.push(r);
-        if (!legacyTraces) return { rows };
-        const traces: TraceRecord[] = [];
-        for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
-        return { rows, traces };
-      };
-      // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
-      // whatever --from says, and a fresh database produces the same bodies.
-      const windowAt = (start: number): Window => ({ fromMs: start, toMs: Math.min(toMs, Math.floor(start / slice) * slice + slice) });
-      let w = windowAt(Math.max(fromMs, resumed));
-      let reading = w.fromMs < toMs ? readSlice(w) : null;
-      while (reading) {
-        opts.signal?.throwIfAborted();
-        const { rows, traces } = await reading;
-        const end = w.toMs;
-        // The next slice is read while this one is committed and delivered.
-        if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
-        else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
-        const next = end < toMs ? windowAt(end) : null;
-        reading = next ? readSlice(next) : null;
-        reading?.catch(() => undefined); // awaited next round; an abort meanwhile must not go unhandled
-        let batch: Batch;
-        let resumeAt = end;
-        if (source === 'observations') {
-          const observations = held.observations.length ? held.observations.concat(rows as ObservationRecord[]) : (rows as ObservationRecord[]);
-          const listed = traces && held.traces?.length ? held.traces.concat(traces) : traces;
-          // The last slice, or too much held already: process everything as it is.
-          const last = end >= toMs || observations.length > MAX_HELD;
-          const split = last ? { ready: { observations, traces: listed }, held: { observations: [] } } : holdRecentTraces(observations, listed, new Date(end - TRACE_SPAN_MS).toISOString());
-          held = split.held;
-          batch = { observations: split.ready.observations, traces: split.ready.traces, scores: [] };
-          // A rerun after a crash must read the held rows again: it resumes at the oldest of them.
-          for (const o of held.observations) resumeAt = Math.min(resumeAt, Date.parse(o.startTime));
-          for (const t of held.traces ?? []) resumeAt = Math.min(resumeAt, Date.parse(t.timestamp));
-        } else {
-          batch = { observations: [], scores: rows as ScoreRecord[] };
-        }
-        add(totals, this.commit(source, batch, commitOpts));
-        if (doneKey) this.store.setMeta(doneKey, String(resumeAt));
-        opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
-        if (next) w = next;
-      }
-    }
+    // The sources are read side by side: while one waits for Langfuse, the other commits.
+    const settled = await Promise.allSettled(sourcesFor(this.config.streams).map((source) => this.backfillSource(source, fromMs, toMs, opts, totals, callsAtStart)));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return totals;
+  }
+
+  private async backfillSource(
+    source: SourceName,
+    fromMs: number,
+    toMs: number,
+    opts: Parameters<Poller['backfill']>[2],
+    totals: { events: number; inserted: number; requeued: number },
+    callsAtStart: number,
+  ): Promise<void> {
+    const commitOpts = { fresh: true, sinks: opts.sinks, enqueue: opts.enqueue };
+    if (source === 'prompts') {
+      const { versions } = await promptVersions(this.ctx(opts.signal), { fromMs, toMs });
+      const r = this.commit('prompts', { prompts: versions }, commitOpts);
+      add(totals, r);
+      opts.onProgress?.({ source, doneMs: toMs - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
+      return;
+    }
+    // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
+    let slice = 3_600_000;
+    const target = 8_000;
+    const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
+    const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
+    if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
+    // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
+    let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
+    const legacyTraces = source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces');
+    const readSlice = async (w: Window): Promise<{ rows: Array<ObservationRecord | ScoreRecord>; traces?: TraceRecord[] }> => {
+      const rows: Array<ObservationRecord | ScoreRecord> = [];
+      const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
+      for await (const p of pages) for (const r of p.rows) rows.push(r);
+      if (!legacyTraces) return { rows };
+      const traces: TraceRecord[] = [];
+      for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
+      return { rows, traces };
+    };
+    // Slices sit on a fixed grid (whole hours, halves, …), so the same data is cut the same way
+    // whatever --from says, and a fresh database produces the same bodies.
+    const windowAt = (start: number): Window => ({ fromMs: start, toMs: Math.min(toMs, Math.floor(start / slice) * slice + slice) });
+    let w = windowAt(Math.max(fromMs, resumed));
+    let reading = w.fromMs < toMs ? readSlice(w) : null;
+    while (reading) {
+      opts.signal?.throwIfAborted();
+      const { rows, traces } = await reading;
+      const end = w.toMs;
+      // The next slice is read while this one is committed and delivered.
+      if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
+      else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
+      const next = end < toMs ? windowAt(end) : null;
+      reading = next ? readSlice(next) : null;
+      reading?.catch(() => undefined); // awaited next round; an abort meanwhile must not go unhandled
+      let batch: Batch;
+      let resumeAt = end;
+      if (source === 'observations') {
+        const observations = held.observations.length ? held.observations.concat(rows as ObservationRecord[]) : (rows as ObservationRecord[]);
+        const listed = traces && held.traces?.length ? held.traces.concat(traces) : traces;
+        // The last slice, or too much held already: process everything as it is.
+        const last = end >= toMs || observations.length > MAX_HELD;
+        const split = last ? { ready: { observations, traces: listed }, held: { observations: [] } } : holdRecentTraces(observations, listed, new Date(end - TRACE_SPAN_MS).toISOString());
+        held = split.held;
+        batch = { observations: split.ready.observations, traces: split.ready.traces, scores: [] };
+        // A rerun after a crash must read the held rows again: it resumes at the oldest of them.
+        for (const o of held.observations) resumeAt = Math.min(resumeAt, Date.parse(o.startTime));
+        for (const t of held.traces ?? []) resumeAt = Math.min(resumeAt, Date.parse(t.timestamp));
+      } else {
+        batch = { observations: [], scores: rows as ScoreRecord[] };
+      }
+      add(totals, this.commit(source, batch, commitOpts));
+      if (doneKey) this.store.setMeta(doneKey, String(resumeAt));
+      opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
+      if (next) w = next;
+    }
   }
 }
 
