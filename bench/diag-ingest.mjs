@@ -1,10 +1,11 @@
 // Diagnostic (not part of `npm run bench`): runs one backfill in-process against a simulator child and
 // reports where the wall time goes per Store method (calls, total ms), plus SQLite transaction counts.
 // What-if knobs, for evidence only (they patch nothing in src/, only this process's objects):
-//   DIAG_SYNC=NORMAL        open the bridge's database with synchronous=NORMAL instead of FULL
+//   DIAG_SYNC=FULL          open the bridge's database with another synchronous setting than its own (NORMAL)
 //   DIAG_PRAGMAS='cache_size=-65536'  extra pragmas run when the bridge opens its database
 //   DIAG_NO_DELIVERY=1      do not deliver (the Dispatcher does not start): reading + detection + enqueue only
 //   DIAG_TRACES=20000       data size (× 5 observations + 1 score)
+//   DIAG_KEEP=1             keep the database and print where it is
 // Usage: node bench/diag-ingest.mjs
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
@@ -112,7 +113,7 @@ try {
   clearInterval(sampler);
   console.log(`backfill in-process: ${(total / 1000).toFixed(2)} s (reading + committing done at ${(pollDone / 1000).toFixed(2)} s, then draining the outbox), ${int(r.events)} events, ${int(r.delivered)} delivered, ${progress} slices`);
   console.log(`peak memory (sampled every 50 ms): ${Object.entries(peak).map(([k, v]) => `${k} ${(v / 1048576).toFixed(0)} MB`).join(', ')}; maxRSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
-  console.log(`synchronous=${process.env.DIAG_SYNC ?? 'FULL'}${process.env.DIAG_PRAGMAS ? `; ${process.env.DIAG_PRAGMAS}` : ''}`);
+  console.log(`synchronous=${process.env.DIAG_SYNC ?? 'NORMAL (the store\'s own)'}${process.env.DIAG_PRAGMAS ? `; ${process.env.DIAG_PRAGMAS}` : ''}`);
   for (const [k, s] of [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
     console.log(`${k.padEnd(32)} ${String(s.calls).padStart(8)} calls ${s.ms.toFixed(0).padStart(8)} ms  ${(s.ms / s.calls).toFixed(3).padStart(9)} ms/call`);
   }

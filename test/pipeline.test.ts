@@ -10,8 +10,8 @@ import { LangfuseSimulator } from '../src/demo/simulator.js';
 import { createClient } from '../src/app.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
-import type { Delivery, DeliveryResult, Sink } from '../src/sinks/types.js';
 import { Store } from '../src/store/index.js';
+import { memorySink } from './helpers/memory-sink.js';
 
 const log = silentLogger();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -21,23 +21,6 @@ afterEach(async () => {
 
 function tempDb(): string {
   return join(mkdtempSync(join(tmpdir(), 'bridge-test-')), 'b.db');
-}
-
-function memorySink(name: string, behave: (d: Delivery) => DeliveryResult | Promise<DeliveryResult> = () => ({ ok: true })): Sink & { got: Delivery[] } {
-  const got: Delivery[] = [];
-  return {
-    name,
-    kind: 'handler',
-    alerting: false,
-    concurrency: 4,
-    minIntervalMs: 0,
-    got,
-    accepts: () => true,
-    async deliver(d) {
-      got.push(d);
-      return behave(d);
-    },
-  };
 }
 
 function enqueue(store: Store, n: number, sinks: string[], prefix = 'e'): void {

@@ -89,7 +89,9 @@ export class Dispatcher {
   private readonly sinksByName: Map<string, Sink>;
   /** Aborts every attempt still in flight when stop() runs out of patience (one for all: cheaper per attempt). */
   private abort = sharedAbort();
-  private readonly idleWaiters = new Set<() => void>();
+  /** Woken when the last attempt in flight has been recorded, for drain(). */
+  private readonly settled = new Waker();
+  private draining = false;
 
   constructor(
     private readonly store: Store,
@@ -264,9 +266,9 @@ export class Dispatcher {
   /** Outcomes are written in small batches: one transaction for many deliveries. */
   private record(o: DeliveryOutcome): void {
     this.outcomes.push(o);
-    if (this.inflight.size === 0 && this.idleWaiters.size) {
+    if (this.inflight.size === 0 && this.draining) {
       this.flush();
-      for (const w of this.idleWaiters) w();
+      this.settled.wake();
       return;
     }
     if (this.outcomes.length >= 512) this.flush();
@@ -292,20 +294,17 @@ export class Dispatcher {
 
   /** Resolves when no delivery of this dispatcher's origin is queued, retrying or in flight. */
   async drain(signal?: AbortSignal, pollMs = 100): Promise<void> {
-    for (;;) {
-      this.flush();
-      if (this.inflight.size === 0 && this.store.pending(this.origin) === 0) return;
-      signal?.throwIfAborted();
-      // Look again as soon as the last attempt in flight has been recorded, or after pollMs.
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(t);
-          this.idleWaiters.delete(done);
-          resolve();
-        };
-        const t = setTimeout(done, pollMs);
-        this.idleWaiters.add(done);
-      });
+    this.draining = true;
+    try {
+      for (;;) {
+        this.flush();
+        if (this.inflight.size === 0 && this.store.pending(this.origin) === 0) return;
+        signal?.throwIfAborted();
+        // Look again as soon as the last attempt in flight has been recorded, or after pollMs.
+        await this.settled.sleep(pollMs);
+      }
+    } finally {
+      this.draining = false;
     }
   }
 

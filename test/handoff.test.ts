@@ -1,0 +1,143 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Dispatcher } from '../src/delivery/index.js';
+import { Waker } from '../src/delivery/waker.js';
+import { silentLogger } from '../src/ops/logger.js';
+import type { Sink } from '../src/sinks/types.js';
+import { OWNER, Store, type NewEvent } from '../src/store/index.js';
+import { memorySink } from './helpers/memory-sink.js';
+
+const log = silentLogger();
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+const events = (prefix: string, n: number, sinks: string[]): NewEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, type: 'trace.created', ts: new Date(0).toISOString(), body: `{"id":"${prefix}${i}"}`, sinks }));
+
+function setup(sinks: Sink[]): { store: Store; dispatcher: Dispatcher } {
+  const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-handoff-')), 'b.db'));
+  const dispatcher = new Dispatcher(store, sinks, { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20 });
+  cleanups.push(() => store.close());
+  return { store, dispatcher };
+}
+
+/** Starts a dispatcher and lets its first (empty) claim run, after which it has caught up with the outbox. */
+async function startCaughtUp(dispatcher: Dispatcher): Promise<void> {
+  dispatcher.start();
+  cleanups.push(() => dispatcher.stop(500));
+  await new Promise((r) => setTimeout(r, 50));
+}
+
+const until = async (check: () => boolean, ms = 5_000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('hand-off of new rows to a dispatcher that has caught up', () => {
+  it('writes them claimed by this process in the same transaction, then delivers them without a claim', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const s = memorySink('s', async () => {
+      await gate;
+      return { ok: true };
+    });
+    const { store, dispatcher } = setup([s]);
+    await startCaughtUp(dispatcher);
+    const handoff = dispatcher.handoff();
+    const r = store.write(() => store.enqueue(events('h', 3, ['s']), {}, Date.now(), handoff));
+    expect(r.inserted).toBe(3);
+    // Durable before anything is sent: committed as 'delivering', owned by this process, with a lease.
+    const rows = store.db.prepare(`SELECT status, owner, attempts, lease_until FROM outbox ORDER BY seq`).all() as Array<{ status: string; owner: string; attempts: number; lease_until: number }>;
+    expect(rows.map((x) => [x.status, x.owner, x.attempts])).toEqual(Array(3).fill(['delivering', OWNER, 1]));
+    expect(rows.every((x) => x.lease_until > Date.now())).toBe(true);
+    expect(s.got).toEqual([]);
+    handoff.handOver();
+    release();
+    await dispatcher.drain();
+    expect(s.got.map((d) => d.eventId)).toEqual(['h0', 'h1', 'h2']);
+    expect(store.counts().get('s')).toMatchObject({ delivered: 3, delivering: 0, queued: 0 });
+  });
+
+  it('a transaction that rolls back hands nothing over', async () => {
+    const s = memorySink('s');
+    const { store, dispatcher } = setup([s]);
+    await startCaughtUp(dispatcher);
+    const handoff = dispatcher.handoff();
+    expect(() =>
+      store.write(() => {
+        store.enqueue(events('x', 2, ['s']), {}, Date.now(), handoff);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    // The caller hands over only after a commit; the rows do not exist.
+    expect(store.counts().get('s')).toBeUndefined();
+  });
+
+  it('rows beyond its room stay queued, and later rows wait behind them until a claim catches up', async () => {
+    const s = memorySink('s');
+    const { store, dispatcher } = setup([s]);
+    await startCaughtUp(dispatcher);
+    const room = dispatcher.roomFor('s');
+    expect(room).toBeGreaterThan(0);
+    const handoff = dispatcher.handoff();
+    store.write(() => store.enqueue(events('r', room + 5, ['s']), {}, Date.now(), handoff));
+    const byStatus = store.db.prepare(`SELECT status, COUNT(*) AS n FROM outbox GROUP BY status`).all() as Array<{ status: string; n: number }>;
+    expect(Object.fromEntries(byStatus.map((x) => [x.status, x.n]))).toEqual({ delivering: room, queued: 5 });
+    expect(dispatcher.roomFor('s')).toBe(0); // fell behind: new rows go through the outbox queue
+    handoff.handOver();
+    dispatcher.wake();
+    await dispatcher.drain();
+    expect(s.got).toHaveLength(room + 5);
+    expect(new Set(s.got.map((d) => d.eventId)).size).toBe(room + 5);
+  });
+
+  it('a stopped dispatcher takes nothing, and rows of another origin are left to their own', async () => {
+    const s = memorySink('s');
+    const { store, dispatcher } = setup([s]);
+    expect(dispatcher.roomFor('s')).toBe(0);
+    const other = new Dispatcher(store, [s], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20, origin: 'backfill:x' });
+    await startCaughtUp(other);
+    store.write(() => store.enqueue(events('o', 2, ['s']), { origin: 'live' }, Date.now(), other.handoff()));
+    expect((store.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status = 'queued'`).get() as { n: number }).n).toBe(2);
+  });
+
+  it('rows handed to a process that died are taken back at the next start', async () => {
+    const s = memorySink('s');
+    const { store } = setup([s]);
+    // As a killed process leaves them: committed claimed, never delivered.
+    store.write(() => store.enqueue(events('d', 2, ['s'])));
+    store.db.prepare(`UPDATE outbox SET status = 'delivering', attempts = 1, owner = ?, lease_until = ?`).run(`${OWNER.split(':')[0]}:999999999:dead`, Date.now() + 600_000);
+    const next = new Dispatcher(store, [s], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20 });
+    next.start();
+    cleanups.push(() => next.stop(500));
+    await until(() => s.got.length === 2);
+    await next.drain();
+    expect(store.counts().get('s')).toMatchObject({ delivered: 2 });
+  });
+});
+
+describe('waker', () => {
+  it('keeps a wake that came while nobody slept', async () => {
+    const w = new Waker();
+    w.wake();
+    const t = Date.now();
+    await w.sleep(2_000);
+    expect(Date.now() - t).toBeLessThan(500);
+  });
+
+  it('a sleep cut short by its other condition does not swallow the next wake', async () => {
+    const w = new Waker();
+    await w.sleep(2_000, Promise.resolve());
+    w.wake();
+    const t = Date.now();
+    await w.sleep(2_000);
+    expect(Date.now() - t).toBeLessThan(500);
+  });
+});
