@@ -50,11 +50,12 @@ async function readWindow(source, w) {
 
 const totals = { observations: 0, scores: 0 };
 for (const source of ['observations', 'scores']) {
-  // The bridge's backfill slicing (src/poll/index.ts): start at 1 h, aim at 20,000 rows a slice.
-  let slice = Math.min(toMs - fromMs, 3_600_000);
-  const target = 20_000;
+  // The bridge's backfill slicing (src/poll/index.ts): 1 h to start, on a fixed grid, aiming at 8,000
+  // rows a slice, so that both read the same windows with the same calls.
+  let slice = 3_600_000;
+  const target = 8_000;
   for (let start = fromMs; start < toMs; ) {
-    const end = Math.min(toMs, start + slice);
+    const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
     const rows = await readWindow(source, { fromMs: start, toMs: end });
     totals[source] += rows;
     start = end;
