@@ -42,3 +42,35 @@ export function parseRetryAfter(value: string | string[] | null | undefined, now
   const at = Date.parse(raw);
   return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
+
+export interface AttemptSignal {
+  signal: AbortSignal;
+  timedOut(): boolean;
+  /** Ends the attempt: drops the timer and the listener on the caller's signal. */
+  release(): void;
+}
+
+/**
+ * One attempt's signal: aborted by the caller's signal or after `ms`. Unlike AbortSignal.any, it
+ * leaves nothing attached to a long-lived caller signal once released (the dispatcher shares one).
+ */
+export function attemptSignal(parent: AbortSignal, ms: number): AttemptSignal {
+  const c = new AbortController();
+  let timedOut = false;
+  const onAbort = (): void => c.abort(parent.reason);
+  if (parent.aborted) c.abort(parent.reason);
+  else parent.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    c.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError'));
+  }, ms);
+  timer.unref();
+  return {
+    signal: c.signal,
+    timedOut: () => timedOut,
+    release: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onAbort);
+    },
+  };
+}

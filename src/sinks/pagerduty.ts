@@ -8,7 +8,7 @@ import { matchesEventPatterns } from '../config.js';
 import type { PagerDutySinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
-import { createDispatcher, parseRetryAfter, proxiedFetch } from '../http.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch, attemptSignal, type AttemptSignal } from '../http.js';
 import { formatCost, formatNumber, langfuseUrlFor } from './slack.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
@@ -188,19 +188,26 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
   const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
 
   async function send(body: PagerDutyEvent, signal: AbortSignal): Promise<DeliveryResult> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = AbortSignal.any([signal, timeout]);
+    const attempt = attemptSignal(signal, timeoutMs);
+    try {
+      return await sendOnce(body, signal, attempt);
+    } finally {
+      attempt.release();
+    }
+  }
+
+  async function sendOnce(body: PagerDutyEvent, signal: AbortSignal, attempt: AttemptSignal): Promise<DeliveryResult> {
     let res: Awaited<ReturnType<typeof httpPost>>;
     try {
       res = await httpPost(cfg.eventsUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': opts.userAgent },
         body: JSON.stringify(body),
-        signal: combined,
+        signal: attempt.signal,
       });
     } catch (err) {
       if (signal.aborted) return { ok: false, retry: true, reason: 'PagerDuty call aborted before an answer (shutting down)' };
-      if (timeout.aborted) return { ok: false, retry: true, reason: `PagerDuty did not answer within ${cfg.timeoutSeconds}s` };
+      if (attempt.timedOut()) return { ok: false, retry: true, reason: `PagerDuty did not answer within ${cfg.timeoutSeconds}s` };
       const e = err as { message?: string; cause?: { code?: string; message?: string } };
       return { ok: false, retry: true, reason: scrub(`PagerDuty unreachable: ${firstLine(String(e?.cause?.code ?? e?.cause?.message ?? e?.message ?? err))}`) };
     }

@@ -12,7 +12,7 @@ import { matchesEventPatterns } from '../config.js';
 import type { SlackSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertMatch, CompiledRules } from '../rules/index.js';
-import { createDispatcher, parseRetryAfter, proxiedFetch } from '../http.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch, attemptSignal, type AttemptSignal } from '../http.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export type SlackBlock = Record<string, unknown>;
@@ -399,19 +399,26 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
   const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
 
   async function send(message: SlackMessage, signal: AbortSignal): Promise<DeliveryResult> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = AbortSignal.any([signal, timeout]);
+    const attempt = attemptSignal(signal, timeoutMs);
+    try {
+      return await sendOnce(message, signal, attempt);
+    } finally {
+      attempt.release();
+    }
+  }
+
+  async function sendOnce(message: SlackMessage, signal: AbortSignal, attempt: AttemptSignal): Promise<DeliveryResult> {
     let res: Awaited<ReturnType<typeof httpPost>>;
     try {
       res = await httpPost(cfg.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': opts.userAgent },
         body: JSON.stringify(message),
-        signal: combined,
+        signal: attempt.signal,
       });
     } catch (err) {
       if (signal.aborted) return { ok: false, retry: true, reason: 'Slack post aborted before an answer (shutting down)' };
-      if (timeout.aborted) return { ok: false, retry: true, reason: `Slack did not answer within ${cfg.timeoutSeconds}s` };
+      if (attempt.timedOut()) return { ok: false, retry: true, reason: `Slack did not answer within ${cfg.timeoutSeconds}s` };
       return { ok: false, retry: true, reason: scrub(`Slack unreachable: ${networkReason(err)}`) };
     }
     const body = cut(firstLine(await readBody(res)), 200);
