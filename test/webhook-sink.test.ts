@@ -364,6 +364,18 @@ describe('stdout sink', () => {
     expect(chunks[0]!.split('\n')).toEqual([...[1, 2, 3, 4, 5].map((n) => delivery(n).body), '']);
   });
 
+  it('gives up on every waiting line when shutdown aborts while stdout is stuck', async () => {
+    const out = new PassThrough({ highWaterMark: 16 }); // never read: the first write fills it
+    const sink = createStdoutSink(stdoutConfig, out);
+    const ac = new AbortController();
+    const first = sink.deliver(delivery(1), ac.signal);
+    await new Promise((r) => setTimeout(r, 20)); // written, waiting for 'drain'
+    const later = sink.deliver(delivery(2), ac.signal);
+    ac.abort();
+    expect(await first).toMatchObject({ ok: false, retry: true });
+    expect(await later).toMatchObject({ ok: false, retry: true });
+  });
+
   it('does not write a line whose attempt was aborted before its turn', async () => {
     const out = new PassThrough();
     const sink = createStdoutSink(stdoutConfig, out);

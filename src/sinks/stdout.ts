@@ -82,12 +82,14 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     let settled = false;
     let written = false;
     let drained = true;
+    const signals = new Set(batch.map((p) => p.signal));
     const settle = (result: DeliveryResult): void => {
       if (settled) return;
       settled = true;
       out.removeListener('error', onError);
       out.removeListener('drain', onDrain);
       out.removeListener('close', onClose);
+      for (const sig of signals) sig.removeEventListener('abort', onAbort);
       writing = false;
       for (const p of batch) p.resolve(result);
       schedule();
@@ -102,6 +104,14 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
       drained = true;
       maybeDone();
     }
+    // Shutting down while the stream is stuck: this batch and every line still waiting give up (and are
+    // retried later; a line the stream did take may then appear twice, which at-least-once allows).
+    function onAbort(): void {
+      settle({ ok: false, retry: true, reason: 'aborted while waiting for stdout to drain' });
+      const rest = waiting;
+      waiting = [];
+      for (const p of rest) p.resolve({ ok: false, retry: true, reason: 'aborted before writing' });
+    }
     function onClose(): void {
       // A clean close after our chunk was flushed is fine; before it, the lines may be lost.
       if (!written) settle({ ok: false, retry: true, reason: closedReason() ?? 'stdout closed before the line was written' });
@@ -112,6 +122,7 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     }
     out.on('error', onError);
     out.on('close', onClose);
+    for (const sig of signals) sig.addEventListener('abort', onAbort, { once: true });
     let accepted: boolean;
     try {
       const chunk = batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join('');
@@ -129,8 +140,6 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     if (!accepted && !settled) {
       drained = false;
       out.on('drain', onDrain);
-      // Shutting down while the stream is full: those attempts give up (and are retried later).
-      for (const p of batch) p.signal.addEventListener('abort', () => p.resolve({ ok: false, retry: true, reason: 'aborted while waiting for stdout to drain' }), { once: true });
     }
   }
 
