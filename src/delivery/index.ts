@@ -146,15 +146,18 @@ export class Dispatcher {
     while (this.running) {
       const room = window - (queue.size + queue.pending);
       let claimed: ClaimedDelivery[] = [];
+      let readOk = false;
       if (room > 0) {
         try {
           claimed = this.store.claim(sink.name, room, this.leaseMs(sink), this.origin);
+          readOk = true;
         } catch (err) {
           this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
         }
       }
       for (const row of claimed) this.schedule(sink, queue, row);
-      if (room > 0 && claimed.length < room) this.caughtUp.add(sink.name);
+      // Caught up only when a claim that worked found nothing more due.
+      if (readOk && claimed.length < room) this.caughtUp.add(sink.name);
       else if (room > 0) this.caughtUp.delete(sink.name);
       if (room <= 0) {
         // Full: wait for an attempt to finish.
@@ -286,8 +289,12 @@ export class Dispatcher {
     try {
       this.store.settle(batch);
     } catch (err) {
-      // Not written: those rows stay 'delivering' and are taken back when their lease ends (at least once).
-      this.opts.logger.error({ err: (err as Error).message, deliveries: batch.length }, 'could not record delivery outcomes');
+      // Not written (say, the database stayed locked): keep them and try again shortly, so the rows
+      // do not stay 'delivering' in a process that is alive. If it dies first, they are sent again.
+      this.opts.logger.error({ err: (err as Error).message, deliveries: batch.length }, 'could not record delivery outcomes; trying again');
+      this.outcomes = batch.concat(this.outcomes);
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 1_000);
+      return;
     }
     if (batch.some((o) => o.status !== 'delivered')) this.wake();
   }

@@ -185,19 +185,19 @@ export class Store {
       ),
       doneMany: db.prepare(
         `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
-         WHERE seq IN (SELECT value FROM json_each(@seqs)) AND status = 'delivering'`,
+         WHERE seq IN (SELECT value FROM json_each(@seqs)) AND status = 'delivering' AND owner = @owner`,
       ),
       retry: db.prepare(
         `UPDATE outbox SET status = 'retrying', next_at = @nextAt, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
-         WHERE seq = @seq AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
       dead: db.prepare(
         `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
-         WHERE seq = @seq AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
       release: db.prepare(
         `UPDATE outbox SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END, attempts = MAX(attempts - 1, 0), updated_at = @now, owner = NULL, lease_until = NULL
-         WHERE seq = @seq AND status = 'delivering'`,
+         WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
     };
   }
@@ -246,9 +246,10 @@ export class Store {
     const origin = opts.origin ?? 'live';
     const handoff = claimer && (claimer.origin === null || claimer.origin === origin) ? claimer : null;
     for (const ev of events) {
-      this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
+      // An event stored earlier keeps its stored body, which is what a claim sends: hand over only new ones.
+      const fresh = this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now).changes > 0;
       for (const sink of ev.sinks) {
-        const lease = handoff ? handoff.leaseUntil(sink, now) : null;
+        const lease = handoff && fresh ? handoff.leaseUntil(sink, now) : null;
         if (lease !== null) {
           const r = this.stmts.outboxInsertClaimed.run(ev.id, sink, now, OWNER, lease, now, now, origin);
           if (r.changes) {
@@ -315,12 +316,13 @@ export class Store {
           delivered.push(o.seq);
           continue;
         }
-        const p = { seq: o.seq, now, nextAt: o.nextAt ?? now, error: o.error ?? null };
+        // Only rows this process still holds: one whose lease ran out may belong to another by now.
+        const p = { seq: o.seq, now, nextAt: o.nextAt ?? now, error: o.error ?? null, owner: OWNER };
         if (o.status === 'retrying') this.stmts.retry.run(p);
         else if (o.status === 'dead') this.stmts.dead.run(p);
         else this.stmts.release.run(p);
       }
-      if (delivered.length) this.stmts.doneMany.run({ now, seqs: JSON.stringify(delivered) });
+      if (delivered.length) this.stmts.doneMany.run({ now, seqs: JSON.stringify(delivered), owner: OWNER });
     });
   }
 
