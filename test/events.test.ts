@@ -200,3 +200,19 @@ describe('real answers of a Langfuse v2 server', () => {
     expect(skipped).toHaveLength(1);
   });
 });
+
+describe('timestamps from Langfuse', () => {
+  const obs = (startTime: string): ObservationRecord => toObservation({ id: 'o', traceId: 't', type: 'SPAN', startTime }, false);
+
+  it('keeps canonical ISO times as they are and normalises every other form', () => {
+    expect(obs('2026-11-27T10:00:00.123Z').startTime).toBe('2026-11-27T10:00:00.123Z');
+    expect(obs('2026-11-27T10:00:00Z').startTime).toBe('2026-11-27T10:00:00.000Z');
+    expect(obs('2026-11-27T11:00:00.123+01:00').startTime).toBe('2026-11-27T10:00:00.123Z');
+  });
+
+  it('rolls a day the month does not have over as Date does, even in canonical form', () => {
+    expect(obs('2026-02-30T00:00:00.000Z').startTime).toBe(new Date(Date.parse('2026-02-30T00:00:00.000Z')).toISOString());
+    expect(obs('2026-04-31T00:00:00.000Z').startTime).toBe(new Date(Date.parse('2026-04-31T00:00:00.000Z')).toISOString());
+    expect(obs('2026-01-31T00:00:00.000Z').startTime).toBe('2026-01-31T00:00:00.000Z');
+  });
+});

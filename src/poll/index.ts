@@ -359,11 +359,27 @@ export class Poller {
     await this.connect(opts.signal);
     const totals = { events: 0, inserted: 0, requeued: 0 };
     const callsAtStart = this.client.stats.calls;
-    // The sources are read side by side: while one waits for Langfuse, the other commits.
-    const settled = await Promise.allSettled(sourcesFor(this.config.streams).map((source) => this.backfillSource(source, fromMs, toMs, opts, totals, callsAtStart)));
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return totals;
+    // The sources are read side by side: while one waits for Langfuse, the other commits. The first
+    // to fail stops the others.
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const settled = await Promise.allSettled(
+        sourcesFor(this.config.streams).map((source) =>
+          this.backfillSource(source, fromMs, toMs, { ...opts, signal: stop.signal }, totals, callsAtStart).catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw opts.signal?.aborted ? opts.signal.reason : failed.reason;
+      return totals;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   private async backfillSource(

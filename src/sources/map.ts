@@ -14,7 +14,8 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const CANONICAL_ISO = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
 const isoOf = (v: unknown): string | null => {
   if (typeof v !== 'string') return null;
-  if (CANONICAL_ISO.test(v)) return v;
+  // Days 29–31 exist only in some months: those go the long way, which rolls them over as before.
+  if (CANONICAL_ISO.test(v) && (v.charCodeAt(8) < 50 || (v[8] === '2' && v[9] !== '9'))) return v;
   const t = Date.parse(v);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 };
