@@ -74,3 +74,13 @@ export function attemptSignal(parent: AbortSignal, ms: number): AttemptSignal {
     },
   };
 }
+
+/** Runs one attempt with its own signal (see attemptSignal) and always releases it. */
+export async function withAttemptSignal<T>(parent: AbortSignal, ms: number, fn: (attempt: AttemptSignal) => Promise<T>): Promise<T> {
+  const attempt = attemptSignal(parent, ms);
+  try {
+    return await fn(attempt);
+  } finally {
+    attempt.release();
+  }
+}

@@ -8,7 +8,7 @@ import { matchesEventPatterns } from '../config.js';
 import type { PagerDutySinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
-import { createDispatcher, parseRetryAfter, proxiedFetch, attemptSignal, type AttemptSignal } from '../http.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import { formatCost, formatNumber, langfuseUrlFor } from './slack.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
@@ -187,14 +187,7 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
   // Its own small pool, proxy-aware like every outbound call.
   const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
 
-  async function send(body: PagerDutyEvent, signal: AbortSignal): Promise<DeliveryResult> {
-    const attempt = attemptSignal(signal, timeoutMs);
-    try {
-      return await sendOnce(body, signal, attempt);
-    } finally {
-      attempt.release();
-    }
-  }
+  const send = (body: PagerDutyEvent, signal: AbortSignal): Promise<DeliveryResult> => withAttemptSignal(signal, timeoutMs, (attempt) => sendOnce(body, signal, attempt));
 
   async function sendOnce(body: PagerDutyEvent, signal: AbortSignal, attempt: AttemptSignal): Promise<DeliveryResult> {
     let res: Awaited<ReturnType<typeof httpPost>>;

@@ -12,7 +12,7 @@ import { matchesEventPatterns } from '../config.js';
 import type { SlackSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertMatch, CompiledRules } from '../rules/index.js';
-import { createDispatcher, parseRetryAfter, proxiedFetch, attemptSignal, type AttemptSignal } from '../http.js';
+import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export type SlackBlock = Record<string, unknown>;
@@ -398,14 +398,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
   // Its own small pool, proxy-aware like every outbound call.
   const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
 
-  async function send(message: SlackMessage, signal: AbortSignal): Promise<DeliveryResult> {
-    const attempt = attemptSignal(signal, timeoutMs);
-    try {
-      return await sendOnce(message, signal, attempt);
-    } finally {
-      attempt.release();
-    }
-  }
+  const send = (message: SlackMessage, signal: AbortSignal): Promise<DeliveryResult> => withAttemptSignal(signal, timeoutMs, (attempt) => sendOnce(message, signal, attempt));
 
   async function sendOnce(message: SlackMessage, signal: AbortSignal, attempt: AttemptSignal): Promise<DeliveryResult> {
     let res: Awaited<ReturnType<typeof httpPost>>;
