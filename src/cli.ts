@@ -3,8 +3,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
 import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues } from './app.js';
+import { boundHeapGrowth } from './ops/heap.js';
 import { LOG_LEVELS, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
+
+boundHeapGrowth();
 
 const EXAMPLES = `
 Examples:
