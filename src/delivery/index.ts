@@ -30,17 +30,23 @@ function sharedAbort(): AbortController {
 }
 
 /** The attempt's view of a row; the parsed event is built only for sinks that read it. */
-function delivery(row: ClaimedDelivery): Delivery {
-  let parsed: AnyBridgeEvent | undefined;
-  return {
-    eventId: row.eventId,
-    eventType: row.type,
-    body: row.body,
-    attempt: row.attempts,
-    get event(): AnyBridgeEvent {
-      return (parsed ??= JSON.parse(row.body) as AnyBridgeEvent);
-    },
-  };
+class RowDelivery implements Delivery {
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly body: string;
+  readonly attempt: number;
+  private parsed: AnyBridgeEvent | undefined;
+
+  constructor(row: ClaimedDelivery) {
+    this.eventId = row.eventId;
+    this.eventType = row.type;
+    this.body = row.body;
+    this.attempt = row.attempts;
+  }
+
+  get event(): AnyBridgeEvent {
+    return (this.parsed ??= JSON.parse(this.body) as AnyBridgeEvent);
+  }
 }
 
 /**
@@ -74,7 +80,8 @@ export class Dispatcher {
   private running = false;
   private readonly loops: Promise<void>[] = [];
   private readonly queues = new Map<string, PQueue>();
-  private readonly inflight = new Map<string, InFlight>();
+  /** Attempts claimed or running, by outbox row. */
+  private readonly inflight = new Map<number, InFlight>();
   private outcomes: DeliveryOutcome[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   /** One per sink loop, so a wake reaches every loop even when it is busy. */
@@ -176,10 +183,9 @@ export class Dispatcher {
   }
 
   private schedule(sink: Sink, queue: PQueue, row: ClaimedDelivery): void {
-    const key = `${row.eventId}\u0000${row.sink}`;
     const f: InFlight = { row, started: false };
-    this.inflight.set(key, f);
-    queue.add(() => this.attempt(sink, f, key)).catch(() => undefined);
+    this.inflight.set(row.seq, f);
+    queue.add(() => this.attempt(sink, f)).catch(() => undefined);
   }
 
   /**
@@ -219,7 +225,7 @@ export class Dispatcher {
     }
   }
 
-  private async attempt(sink: Sink, f: InFlight, key: string): Promise<void> {
+  private async attempt(sink: Sink, f: InFlight): Promise<void> {
     if (!this.running) return; // released by stop()
     if (sink.minIntervalMs > 0) {
       // A real gap between starts (a fixed-window limiter lets two starts meet at a window edge).
@@ -233,11 +239,11 @@ export class Dispatcher {
     const began = Date.now();
     let result: DeliveryResult;
     try {
-      result = await sink.deliver(delivery(row), this.abort.signal);
+      result = await sink.deliver(new RowDelivery(row), this.abort.signal);
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
-    this.inflight.delete(key);
+    this.inflight.delete(row.seq);
     if (this.abort.signal.aborted && !result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
@@ -325,9 +331,9 @@ export class Dispatcher {
     this.wake();
     if (this.recoverTimer) clearInterval(this.recoverTimer);
     for (const q of this.queues.values()) q.clear();
-    for (const [key, f] of this.inflight) {
+    for (const [seq, f] of this.inflight) {
       if (!f.started) {
-        this.inflight.delete(key);
+        this.inflight.delete(seq);
         this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
       }
     }
