@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Dispatcher } from '../src/delivery/index.js';
 import { Waker } from '../src/delivery/waker.js';
 import { silentLogger } from '../src/ops/logger.js';
@@ -120,6 +120,52 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     await until(() => s.got.length === 2);
     await next.drain();
     expect(store.counts().get('s')).toMatchObject({ delivered: 2 });
+  });
+});
+
+describe('a delivery that waited in memory for most of its lease', () => {
+  /** Two rows on a sink that sends one at a time; the first attempt waits until released. */
+  async function twoWaiting(): Promise<{ store: Store; sink: ReturnType<typeof memorySink>; release: () => void; dispatcher: Dispatcher }> {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sink = { ...memorySink('s', async (d) => (d.eventId === 'w0' ? (await gate, { ok: true as const }) : { ok: true as const })), concurrency: 1 };
+    const { store, dispatcher } = setup([sink]);
+    store.write(() => store.enqueue(events('w', 2, ['s'])));
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await until(() => sink.got.length === 1); // w0 in flight, w1 claimed and waiting behind it
+    return { store, sink, release, dispatcher };
+  }
+  const leaseOf = (store: Store, id: string): { owner: string; lease_until: number } =>
+    store.db.prepare(`SELECT owner, lease_until FROM outbox WHERE event_id = ?`).get(id) as { owner: string; lease_until: number };
+
+  it('is not sent when another process took it back meanwhile', async () => {
+    const { store, sink, release, dispatcher } = await twoWaiting();
+    store.db.prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w1'`).run();
+    const realNow = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 300_000); // most of the lease has passed
+    try {
+      release();
+      await until(() => dispatcher['inflight'].size === 0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sink.got.map((d) => d.eventId)).toEqual(['w0']);
+    expect(leaseOf(store, 'w1').owner).toBe('elsewhere:1:x');
+  });
+
+  it('is held longer, then sent, when it is still this process\'s', async () => {
+    const { store, sink, release } = await twoWaiting();
+    const before = leaseOf(store, 'w1');
+    const realNow = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 300_000);
+    try {
+      release();
+      await until(() => sink.got.length === 2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(leaseOf(store, 'w1').lease_until).toBeGreaterThan(before.lease_until);
   });
 });
 

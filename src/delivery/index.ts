@@ -234,8 +234,26 @@ export class Dispatcher {
       if (!this.running) return;
       this.nextStartAt.set(sink.name, Date.now() + pacedIntervalMs(sink.minIntervalMs));
     }
-    f.started = true;
     const { row } = f;
+    // A row that waited in memory for most of its lease (a slow sink, a long queue): hold it longer
+    // first, or leave it if another process has taken it back meanwhile.
+    const leaseMs = this.leaseMs(sink);
+    if (Date.now() > row.leaseUntil - leaseMs / 2) {
+      let ours = false;
+      try {
+        ours = this.store.renewLease(row.seq, Date.now() + leaseMs);
+      } catch (err) {
+        this.opts.logger.warn({ sink: sink.name, eventId: row.eventId, err: (err as Error).message }, 'could not extend the hold on a delivery; it is sent anyway');
+        ours = true;
+      }
+      if (!ours) {
+        this.inflight.delete(row.seq);
+        this.opts.logger.info({ sink: sink.name, eventId: row.eventId }, 'a delivery that waited past its lease was taken over by another process; leaving it to that one');
+        return;
+      }
+      row.leaseUntil = Date.now() + leaseMs;
+    }
+    f.started = true;
     const began = Date.now();
     let result: DeliveryResult;
     try {

@@ -54,6 +54,8 @@ export interface ClaimedDelivery {
   attempts: number;
   body: string;
   type: string;
+  /** Until when this process holds the row; another may take it back after that. */
+  leaseUntil: number;
 }
 
 export interface DeliveryOutcome {
@@ -195,6 +197,7 @@ export class Store {
         `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
          WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
+      renew: db.prepare(`UPDATE outbox SET lease_until = @leaseUntil, updated_at = @now WHERE seq = @seq AND status = 'delivering' AND owner = @owner`),
       release: db.prepare(
         `UPDATE outbox SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END, attempts = MAX(attempts - 1, 0), updated_at = @now, owner = NULL, lease_until = NULL
          WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
@@ -254,7 +257,7 @@ export class Store {
           const r = this.stmts.outboxInsertClaimed.run(ev.id, sink, now, OWNER, lease, now, now, origin);
           if (r.changes) {
             res.inserted++;
-            handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type });
+            handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type, leaseUntil: lease });
             continue;
           }
         } else if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) {
@@ -299,7 +302,7 @@ export class Store {
       const out: ClaimedDelivery[] = [];
       for (const r of rows) {
         const ev = bodies.get(r.eventId);
-        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type });
+        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type, leaseUntil: now + leaseMs });
       }
       return out;
     });
@@ -324,6 +327,11 @@ export class Store {
       }
       if (delivered.length) this.stmts.doneMany.run({ now, seqs: JSON.stringify(delivered), owner: OWNER });
     });
+  }
+
+  /** Extends this process's hold on a row; false when the row is no longer this process's to send. */
+  renewLease(seq: number, leaseUntil: number, now = Date.now()): boolean {
+    return this.stmts.renew.run({ seq, leaseUntil, now, owner: OWNER }).changes > 0;
   }
 
   /**
