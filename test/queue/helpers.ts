@@ -6,7 +6,10 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { deletePrefix } from '../../src/queue/redis.js';
+import { assertBuilt, killLiveChildren, tempDir } from '../helpers/cli.js';
+import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
 
 export const REDIS_URL = process.env.BRIDGE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -94,4 +97,40 @@ export function duplicates(ids: string[]): string[] {
   const seen = new Map<string, number>();
   for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1);
   return [...seen].filter(([, n]) => n > 1).map(([id, n]) => `${id}×${n}`);
+}
+
+export interface QueueSuite {
+  sim: LangfuseSimulator;
+  redis: Redis;
+  /** The webhook (or Slack) receiver. */
+  rx: SlowReceiver;
+  tmp: { dir: string; cleanup: () => void };
+  /** This suite's key prefix, deleted afterwards. */
+  prefix: string;
+}
+
+/**
+ * The set-up most Redis-mode suites share: a simulated Langfuse, a Redis client, one receiver and a
+ * key prefix, created before the suite and removed after it; CLI children are killed after each test.
+ * Call inside `describe`; read the fields inside the tests.
+ */
+export function useQueueSuite(o: { tag: string; seed: number; receiverDelayMs?: number }): QueueSuite {
+  const suite = { tmp: tempDir('lfb-queue-'), prefix: uniquePrefix(o.tag) } as QueueSuite;
+  beforeAll(async () => {
+    assertBuilt();
+    suite.redis = await redisClient();
+    suite.sim = await startSim({ seed: o.seed });
+    suite.rx = new SlowReceiver();
+    if (o.receiverDelayMs !== undefined) suite.rx.delayMs = o.receiverDelayMs;
+    await suite.rx.start();
+  });
+  afterEach(async () => killLiveChildren());
+  afterAll(async () => {
+    if (suite.redis) await cleanPrefix(suite.redis, suite.prefix);
+    suite.redis?.disconnect();
+    await suite.rx?.stop();
+    await suite.sim?.stop();
+    suite.tmp.cleanup();
+  });
+  return suite;
 }

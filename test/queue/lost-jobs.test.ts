@@ -4,40 +4,19 @@
  * enqueues them again, so every event is still delivered at least once.
  */
 import path from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
-import { eventKey, expectedEvents, keyDiff, startSim, type LangfuseSimulator, type ParsedEvent } from '../helpers/sim.js';
+import { describe, expect, it } from 'vitest';
+import { bridgeEnv, spawnCli, statusJson } from '../helpers/cli.js';
+import { eventKey, expectedEvents, keyDiff, type ParsedEvent } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
-import { REDIS_URL, SlowReceiver, cleanPrefix, redisClient, uniquePrefix } from './helpers.js';
+import { REDIS_URL, cleanPrefix, useQueueSuite } from './helpers.js';
 
 const HOUR = 3_600_000;
 
 describe('Redis that loses its jobs', () => {
-  let sim: LangfuseSimulator;
-  let redis: Redis;
-  let rx: SlowReceiver;
-  const tmp = tempDir('lfb-queue-');
-  const prefix = uniquePrefix('lost');
-
-  beforeAll(async () => {
-    assertBuilt();
-    redis = await redisClient();
-    sim = await startSim({ seed: 33 });
-    rx = new SlowReceiver();
-    rx.delayMs = 30;
-    await rx.start();
-  });
-  afterEach(async () => killLiveChildren());
-  afterAll(async () => {
-    await cleanPrefix(redis, prefix);
-    redis?.disconnect();
-    await rx?.stop();
-    await sim?.stop();
-    tmp.cleanup();
-  });
+  const suite = useQueueSuite({ tag: 'lost', seed: 33, receiverDelayMs: 30 });
 
   it('re-enqueues the jobs Redis lost; every event arrives at least once', async () => {
+    const { sim, redis, rx, tmp, prefix } = suite;
     const toMs = Date.now() - 60_000;
     const fromMs = toMs - 2 * HOUR;
     sim.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 100, errorRate: 0.1 });

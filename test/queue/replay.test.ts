@@ -4,12 +4,11 @@
  * dead rows whose job Redis no longer has; `run --with-worker` then delivers them all.
  */
 import path from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, bridgeEnv, killLiveChildren, runCli, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
-import { eventKey, expectedEvents, keyDiff, startSim, type LangfuseSimulator, type ParsedEvent } from '../helpers/sim.js';
+import { describe, expect, it } from 'vitest';
+import { bridgeEnv, runCli, spawnCli, statusJson } from '../helpers/cli.js';
+import { eventKey, expectedEvents, keyDiff, type ParsedEvent } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
-import { REDIS_URL, SlowReceiver, cleanPrefix, redisClient, uniquePrefix } from './helpers.js';
+import { REDIS_URL, useQueueSuite } from './helpers.js';
 
 interface WithQueues {
   sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
@@ -18,29 +17,10 @@ interface WithQueues {
 }
 
 describe('dead letters and replay with Redis', () => {
-  let sim: LangfuseSimulator;
-  let redis: Redis;
-  let rx: SlowReceiver;
-  const tmp = tempDir('lfb-queue-');
-  const prefix = uniquePrefix('replay');
-
-  beforeAll(async () => {
-    assertBuilt();
-    redis = await redisClient();
-    sim = await startSim({ seed: 9 });
-    rx = new SlowReceiver();
-    await rx.start();
-  });
-  afterEach(async () => killLiveChildren());
-  afterAll(async () => {
-    await cleanPrefix(redis, prefix);
-    redis?.disconnect();
-    await rx?.stop();
-    await sim?.stop();
-    tmp.cleanup();
-  });
+  const suite = useQueueSuite({ tag: 'replay', seed: 9 });
 
   it('410 dead-letters; status shows failed jobs; replay retries them and requeues the rest', async () => {
+    const { sim, redis, rx, tmp, prefix } = suite;
     const toMs = Date.now() - 60_000;
     const fromMs = toMs - 10 * 60_000;
     sim.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 12 });

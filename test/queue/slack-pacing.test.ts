@@ -3,41 +3,20 @@
  * rate limiter, kept in Redis, not a timer in each process.
  */
 import path from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, bridgeEnv, killLiveChildren, runCli, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
-import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
+import { describe, expect, it } from 'vitest';
+import { bridgeEnv, runCli, spawnCli, statusJson } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { REDIS_URL, SlowReceiver, cleanPrefix, duplicates, redisClient, uniquePrefix } from './helpers.js';
+import { REDIS_URL, duplicates, useQueueSuite } from './helpers.js';
 
 const HOUR = 3_600_000;
 // Attempts start at least 1200 ms apart (the limiter's margin over Slack's second); arrivals jitter
 // with scheduling under load, never by enough to bring two messages within a second.
 
 describe('Slack pacing across three workers', () => {
-  let sim: LangfuseSimulator;
-  let redis: Redis;
-  let slack: SlowReceiver;
-  const tmp = tempDir('lfb-queue-');
-  const prefix = uniquePrefix('slack');
-
-  beforeAll(async () => {
-    assertBuilt();
-    redis = await redisClient();
-    sim = await startSim({ seed: 5 });
-    slack = new SlowReceiver();
-    await slack.start();
-  });
-  afterEach(async () => killLiveChildren());
-  afterAll(async () => {
-    await cleanPrefix(redis, prefix);
-    redis?.disconnect();
-    await slack?.stop();
-    await sim?.stop();
-    tmp.cleanup();
-  });
+  const suite = useQueueSuite({ tag: 'slack', seed: 5 });
 
   it('receives at most one message a second in total', async () => {
+    const { sim, rx: slack, tmp, prefix } = suite;
     const toMs = Date.now() - 60_000;
     const fromMs = toMs - HOUR;
     const gen = sim.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 14, errorRate: 0.5 });
