@@ -169,6 +169,91 @@ describe('a delivery that waited in memory for most of its lease', () => {
   });
 });
 
+describe('a sink that takes deliveries in groups', () => {
+  /** Records each group's event ids; fails the first `failures` groups (retryable); waits for `gate` when given. */
+  function groupSink(opts: { failures?: number; gate?: Promise<void> } = {}) {
+    const groups: string[][] = [];
+    let failures = opts.failures ?? 0;
+    const sink: Sink & { groups: string[][] } = {
+      ...memorySink('g'),
+      concurrency: 1,
+      groups,
+      async deliverGroup(ds) {
+        groups.push(ds.map((d) => d.eventId));
+        if (opts.gate && groups.length === 1) await opts.gate;
+        if (failures > 0) {
+          failures--;
+          return { ok: false, retry: true, reason: 'down' };
+        }
+        return { ok: true };
+      },
+    };
+    return sink;
+  }
+  const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+  it('gets every row once, in order, in groups of at most 256, and never one call per row', async () => {
+    const sink = groupSink();
+    const { store, dispatcher } = setup([sink]);
+    store.write(() => store.enqueue(events('q', 600, ['g'])));
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await dispatcher.drain();
+    expect(sink.groups.flat()).toEqual(ids('q', 600));
+    expect(sink.groups.every((g) => g.length <= 256)).toBe(true);
+    expect(sink.groups.length).toBeLessThanOrEqual(6);
+    expect(store.counts().get('g')).toMatchObject({ delivered: 600, delivering: 0, queued: 0, retrying: 0 });
+  });
+
+  it('a failed group puts each of its rows on the retry schedule, and the next attempt delivers them', async () => {
+    const sink = groupSink({ failures: 1 });
+    const { store, dispatcher } = setup([sink]);
+    store.write(() => store.enqueue(events('f', 10, ['g'])));
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await dispatcher.drain();
+    // Each row gets its own jittered retry time, so the second attempts may come in several groups.
+    expect(sink.groups[0]).toEqual(ids('f', 10));
+    expect(sink.groups.slice(1).flat().sort()).toEqual(ids('f', 10).sort());
+    const attempts = store.db.prepare(`SELECT DISTINCT attempts, status FROM outbox`).all();
+    expect(attempts).toEqual([{ attempts: 2, status: 'delivered' }]);
+  });
+
+  it('takes new rows by hand-off, in groups', async () => {
+    const sink = groupSink();
+    const { store, dispatcher } = setup([sink]);
+    await startCaughtUp(dispatcher);
+    const handoff = dispatcher.handoff();
+    store.write(() => store.enqueue(events('h', 300, ['g']), {}, Date.now(), handoff));
+    handoff.handOver();
+    await dispatcher.drain();
+    expect(sink.groups.map((g) => g.length)).toEqual([256, 44]);
+    expect(sink.groups.flat()).toEqual(ids('h', 300));
+    expect(store.counts().get('g')).toMatchObject({ delivered: 300 });
+  });
+
+  it('leaves out of a group a row that another process took back while it waited', async () => {
+    let release!: () => void;
+    const sink = groupSink({ gate: new Promise<void>((r) => (release = r)) });
+    const { store, dispatcher } = setup([sink]);
+    await startCaughtUp(dispatcher);
+    const handoff = dispatcher.handoff();
+    store.write(() => store.enqueue(events('w', 300, ['g']), {}, Date.now(), handoff));
+    handoff.handOver();
+    await until(() => sink.groups.length === 1); // the first group in flight, the second waiting behind it
+    store.db.prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w299'`).run();
+    const realNow = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 300_000); // most of the lease has passed
+    try {
+      release();
+      await until(() => sink.groups.length === 2 && dispatcher['inflight'].size === 0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(sink.groups[1]).toEqual(ids('w', 299).slice(256));
+  });
+});
+
 describe('waker', () => {
   it('keeps a wake that came while nobody slept', async () => {
     const w = new Waker();

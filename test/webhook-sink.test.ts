@@ -364,6 +364,23 @@ describe('stdout sink', () => {
     expect(chunks[0]!.split('\n')).toEqual([...[1, 2, 3, 4, 5].map((n) => delivery(n).body), '']);
   });
 
+  it('writes a group of deliveries as one entry, in order, and never more than 256 lines per write', async () => {
+    const chunks: string[] = [];
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(String(chunk));
+        cb();
+      },
+    });
+    const sink = createStdoutSink(stdoutConfig, out);
+    const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => delivery(from + i));
+    const results = await Promise.all([sink.deliverGroup!(group(0, 200), never), sink.deliver(delivery(200), never), sink.deliverGroup!(group(201, 100), never)]);
+    expect(results).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+    // 200 + 1 fit in one write; the next group of 100 would pass 256 lines, so it waits for the next.
+    expect(chunks.map((c) => c.split('\n').length - 1)).toEqual([201, 100]);
+    expect(chunks.join('').split('\n')).toEqual([...group(0, 301).map((d) => d.body), '']);
+  });
+
   it('gives up on every waiting line when shutdown aborts while stdout is stuck', async () => {
     const out = new PassThrough({ highWaterMark: 16 }); // never read: the first write fills it
     const sink = createStdoutSink(stdoutConfig, out);

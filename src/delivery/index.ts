@@ -22,6 +22,9 @@ export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = 
   return Math.round(exp * (0.5 + random() * 0.5));
 }
 
+/** Rows per call of a sink that takes them in groups. */
+const GROUP_SIZE = 256;
+
 /** One controller for every attempt in flight: each adds its own listener, so no listener limit applies. */
 function sharedAbort(): AbortController {
   const c = new AbortController();
@@ -92,6 +95,8 @@ export class Dispatcher {
   /** Sinks whose last claim found nothing more due: new rows may skip the outbox queue. */
   private readonly caughtUp = new Set<string>();
   private readonly windows = new Map<string, number>();
+  /** Rows scheduled on each sink and not yet finished (a group attempt carries many). */
+  private readonly load = new Map<string, number>();
 
   private readonly sinksByName: Map<string, Sink>;
   /** Aborts every attempt still in flight when stop() runs out of patience (one for all: cheaper per attempt). */
@@ -151,7 +156,7 @@ export class Dispatcher {
     this.windows.set(sink.name, window);
     const idleMs = this.opts.idleMs ?? 500;
     while (this.running) {
-      const room = window - (queue.size + queue.pending);
+      const room = window - this.loadOf(sink.name);
       let claimed: ClaimedDelivery[] = [];
       let readOk = false;
       if (room > 0) {
@@ -162,7 +167,7 @@ export class Dispatcher {
           this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
         }
       }
-      for (const row of claimed) this.schedule(sink, queue, row);
+      this.schedule(sink, queue, claimed);
       // Caught up only when a claim that worked found nothing more due.
       if (readOk && claimed.length < room) this.caughtUp.add(sink.name);
       else if (room > 0) this.caughtUp.delete(sink.name);
@@ -176,16 +181,33 @@ export class Dispatcher {
         const wait = next === null ? idleMs : Math.min(idleMs, Math.max(5, next - Date.now()));
         await waker.sleep(wait);
       } else {
-        // A full batch: claim more once half of it has started.
-        await queue.onSizeLessThan(Math.max(1, Math.ceil(window / 2)));
+        // A full batch: claim more once half of it has started (a grouping sink: once every group has).
+        await queue.onSizeLessThan(sink.deliverGroup ? 1 : Math.max(1, Math.ceil(window / 2)));
       }
     }
   }
 
-  private schedule(sink: Sink, queue: PQueue, row: ClaimedDelivery): void {
-    const f: InFlight = { row, started: false };
-    this.inflight.set(row.seq, f);
-    queue.add(() => this.attempt(sink, f)).catch(() => undefined);
+  private loadOf(sink: string): number {
+    return this.load.get(sink) ?? 0;
+  }
+
+  private schedule(sink: Sink, queue: PQueue, rows: ClaimedDelivery[]): void {
+    if (rows.length === 0) return;
+    this.load.set(sink.name, this.loadOf(sink.name) + rows.length);
+    const all = rows.map((row) => {
+      const f: InFlight = { row, started: false };
+      this.inflight.set(row.seq, f);
+      return f;
+    });
+    if (!sink.deliverGroup) {
+      for (const f of all) queue.add(() => this.attempt(sink, f)).catch(() => undefined);
+      return;
+    }
+    // One task, one write and one promise per group instead of per row; still started in order.
+    for (let i = 0; i < all.length; i += GROUP_SIZE) {
+      const group = all.slice(i, i + GROUP_SIZE);
+      queue.add(() => this.attemptGroup(sink, group)).catch(() => undefined);
+    }
   }
 
   /**
@@ -201,7 +223,7 @@ export class Dispatcher {
   roomFor(sink: string): number {
     const queue = this.queues.get(sink);
     if (!this.running || !queue || !this.caughtUp.has(sink)) return 0;
-    return 2 * (this.windows.get(sink) ?? 0) - (queue.size + queue.pending);
+    return 2 * (this.windows.get(sink) ?? 0) - this.loadOf(sink);
   }
 
   leaseFor(sink: string): number | null {
@@ -216,13 +238,65 @@ export class Dispatcher {
 
   /** Rows written claimed by a committed hand-off. */
   accept(rows: ClaimedDelivery[]): void {
+    const bySink = new Map<string, ClaimedDelivery[]>();
     for (const row of rows) {
-      const sink = this.sinksByName.get(row.sink);
-      const queue = this.queues.get(row.sink);
-      // Stopped meanwhile: give them back to the outbox.
-      if (!this.running || !sink || !queue) this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
-      else this.schedule(sink, queue, row);
+      const list = bySink.get(row.sink);
+      if (list) list.push(row);
+      else bySink.set(row.sink, [row]);
     }
+    for (const [name, list] of bySink) {
+      const sink = this.sinksByName.get(name);
+      const queue = this.queues.get(name);
+      // Stopped meanwhile: give them back to the outbox.
+      if (!this.running || !sink || !queue) for (const row of list) this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
+      else this.schedule(sink, queue, list);
+    }
+  }
+
+  /** A row leaves this process's hands: finished, released or taken over. */
+  private done(row: ClaimedDelivery): void {
+    this.inflight.delete(row.seq);
+    this.load.set(row.sink, this.loadOf(row.sink) - 1);
+  }
+
+  /**
+   * A row that waited in memory for most of its lease (a slow sink, a long queue) is held longer
+   * first; false when another process has taken it back meanwhile, which is then left to that one.
+   */
+  private holdLease(sink: Sink, row: ClaimedDelivery): boolean {
+    const leaseMs = this.leaseMs(sink);
+    if (Date.now() <= row.leaseUntil - leaseMs / 2) return true;
+    let ours = false;
+    try {
+      ours = this.store.renewLease(row.seq, Date.now() + leaseMs);
+    } catch (err) {
+      this.opts.logger.warn({ sink: sink.name, eventId: row.eventId, err: (err as Error).message }, 'could not extend the hold on a delivery; it is sent anyway');
+      ours = true;
+    }
+    if (!ours) {
+      this.done(row);
+      this.opts.logger.info({ sink: sink.name, eventId: row.eventId }, 'a delivery that waited past its lease was taken over by another process; leaving it to that one');
+      return false;
+    }
+    row.leaseUntil = Date.now() + leaseMs;
+    return true;
+  }
+
+  /** Many rows in one call of a grouping sink (stdout: one write); one result for them all. */
+  private async attemptGroup(sink: Sink, group: InFlight[]): Promise<void> {
+    if (!this.running) return; // released by stop()
+    const mine = group.filter((f) => this.holdLease(sink, f.row));
+    if (mine.length === 0) return;
+    for (const f of mine) f.started = true;
+    const began = Date.now();
+    let result: DeliveryResult;
+    try {
+      result = await sink.deliverGroup!(mine.map((f) => new RowDelivery(f.row)), this.abort.signal);
+    } catch (err) {
+      result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
+    }
+    const ms = Date.now() - began;
+    for (const f of mine) this.finish(sink, f.row, result, ms);
   }
 
   private async attempt(sink: Sink, f: InFlight): Promise<void> {
@@ -235,24 +309,7 @@ export class Dispatcher {
       this.nextStartAt.set(sink.name, Date.now() + pacedIntervalMs(sink.minIntervalMs));
     }
     const { row } = f;
-    // A row that waited in memory for most of its lease (a slow sink, a long queue): hold it longer
-    // first, or leave it if another process has taken it back meanwhile.
-    const leaseMs = this.leaseMs(sink);
-    if (Date.now() > row.leaseUntil - leaseMs / 2) {
-      let ours = false;
-      try {
-        ours = this.store.renewLease(row.seq, Date.now() + leaseMs);
-      } catch (err) {
-        this.opts.logger.warn({ sink: sink.name, eventId: row.eventId, err: (err as Error).message }, 'could not extend the hold on a delivery; it is sent anyway');
-        ours = true;
-      }
-      if (!ours) {
-        this.inflight.delete(row.seq);
-        this.opts.logger.info({ sink: sink.name, eventId: row.eventId }, 'a delivery that waited past its lease was taken over by another process; leaving it to that one');
-        return;
-      }
-      row.leaseUntil = Date.now() + leaseMs;
-    }
+    if (!this.holdLease(sink, row)) return;
     f.started = true;
     const began = Date.now();
     let result: DeliveryResult;
@@ -261,12 +318,16 @@ export class Dispatcher {
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
-    this.inflight.delete(row.seq);
+    this.finish(sink, row, result, Date.now() - began);
+  }
+
+  /** Records one row's outcome: delivered, retrying on the schedule, or dead. */
+  private finish(sink: Sink, row: ClaimedDelivery, result: DeliveryResult, ms: number): void {
+    this.done(row);
     if (this.abort.signal.aborted && !result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
     }
-    const ms = Date.now() - began;
     const log = this.opts.logger;
     if (result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered' });
@@ -349,9 +410,9 @@ export class Dispatcher {
     this.wake();
     if (this.recoverTimer) clearInterval(this.recoverTimer);
     for (const q of this.queues.values()) q.clear();
-    for (const [seq, f] of this.inflight) {
+    for (const f of this.inflight.values()) {
       if (!f.started) {
-        this.inflight.delete(seq);
+        this.done(f.row);
         this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
       }
     }
@@ -362,6 +423,7 @@ export class Dispatcher {
     await Promise.race([idle, new Promise((r) => setTimeout(r, 500).unref())]);
     for (const f of this.inflight.values()) this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
     this.inflight.clear();
+    this.load.clear();
     await Promise.all(this.loops);
     this.flush();
   }

@@ -16,11 +16,13 @@ function describeError(err: unknown): string {
   return message || code || 'write error';
 }
 
-/** Lines taken in per write; more wait for the next one. */
+/** Lines taken in per write (at least one entry); more wait for the next one. */
 const MAX_BATCH = 256;
 
 interface Pending {
+  /** One line, or a group's lines. */
   line: string;
+  lines: number;
   resolve: (r: DeliveryResult) => void;
   signal: AbortSignal;
 }
@@ -69,8 +71,10 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
       if (p.signal.aborted) p.resolve({ ok: false, retry: true, reason: 'aborted before writing' });
       else live.push(p);
     }
-    const batch = live.slice(0, MAX_BATCH);
-    waiting = live.slice(MAX_BATCH);
+    let take = 0;
+    for (let lines = 0; take < live.length && (take === 0 || lines + live[take]!.lines <= MAX_BATCH); take++) lines += live[take]!.lines;
+    const batch = live.slice(0, take);
+    waiting = live.slice(take);
     if (batch.length === 0) return;
     const closed = closedReason();
     if (closed) {
@@ -143,15 +147,25 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     }
   }
 
-  function deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
+  /** Queues one entry (one line, or a group's lines as one) for the next write. */
+  function enqueue(line: () => string, lines: number, signal: AbortSignal): Promise<DeliveryResult> {
     const closed = closedReason();
     if (closed) return Promise.resolve({ ok: false, retry: true, reason: closed });
     if (signal.aborted) return Promise.resolve({ ok: false, retry: true, reason: 'aborted before writing' });
     return new Promise<DeliveryResult>((resolve) => {
-      waiting.push({ line: format(delivery.body), resolve, signal });
+      waiting.push({ line: line(), lines, resolve, signal });
       schedule();
     });
   }
+
+  const deliver = (delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> => enqueue(() => format(delivery.body), 1, signal);
+
+  const deliverGroup = (deliveries: Delivery[], signal: AbortSignal): Promise<DeliveryResult> =>
+    enqueue(() => {
+      let chunk = '';
+      for (const d of deliveries) chunk += format(d.body);
+      return chunk;
+    }, deliveries.length, signal);
 
   return {
     name: cfg.name,
@@ -162,6 +176,7 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     minIntervalMs: 0,
     accepts: (event: AnyBridgeEvent) => matchesEventPatterns(cfg.events, event.event),
     deliver,
+    deliverGroup,
     validate: () => [],
     async close(): Promise<void> {
       out.removeListener('error', onStreamError);

@@ -39,6 +39,11 @@ export interface Sink {
   /** Whether this sink wants this event at all (type filters, rules). */
   accepts(event: AnyBridgeEvent): boolean;
   deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult>;
+  /**
+   * For sinks where many deliveries cost about what one does (stdout: one write): delivers them in
+   * order, in one go, with one result for all. The dispatcher then calls this instead of deliver().
+   */
+  deliverGroup?(deliveries: Delivery[], signal: AbortSignal): Promise<DeliveryResult>;
   /** Checks settings without sending anything; returns problems, empty when fine. */
   validate?(): string[];
   close?(): Promise<void>;
