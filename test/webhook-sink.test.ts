@@ -337,6 +337,17 @@ describe('webhook sink behind a proxy', () => {
 
 describe('stdout sink', () => {
   const stdoutConfig: StdoutSinkConfig = { type: 'stdout', name: 'stdout', events: ['*'], pretty: false };
+  /** A stream that keeps each write as one chunk. */
+  const recordingStream = (): { out: Writable; chunks: string[] } => {
+    const chunks: string[] = [];
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(String(chunk));
+        cb();
+      },
+    });
+    return { out, chunks };
+  };
 
   it('writes one JSON line per delivery', async () => {
     const out = new PassThrough();
@@ -349,13 +360,7 @@ describe('stdout sink', () => {
   });
 
   it('writes lines handed over together in one write, in order', async () => {
-    const chunks: string[] = [];
-    const out = new Writable({
-      write(chunk, _enc, cb) {
-        chunks.push(String(chunk));
-        cb();
-      },
-    });
+    const { out, chunks } = recordingStream();
     const sink = createStdoutSink(stdoutConfig, out);
     expect(sink.concurrency).toBeGreaterThan(1);
     const results = await Promise.all([1, 2, 3, 4, 5].map((n) => sink.deliver(delivery(n), never)));
@@ -365,13 +370,7 @@ describe('stdout sink', () => {
   });
 
   it('writes a group of deliveries as one entry, in order, and never more than 256 lines per write', async () => {
-    const chunks: string[] = [];
-    const out = new Writable({
-      write(chunk, _enc, cb) {
-        chunks.push(String(chunk));
-        cb();
-      },
-    });
+    const { out, chunks } = recordingStream();
     const sink = createStdoutSink(stdoutConfig, out);
     const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => delivery(from + i));
     const results = await Promise.all([sink.deliverGroup!(group(0, 200), never), sink.deliver(delivery(200), never), sink.deliverGroup!(group(201, 100), never)]);
