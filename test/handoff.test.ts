@@ -200,6 +200,7 @@ describe('a sink that takes deliveries in groups', () => {
     cleanups.push(() => dispatcher.stop(500));
     await dispatcher.drain();
     expect(sink.groups.flat()).toEqual(ids('q', 600));
+    expect(dispatcher['load'].get('g')).toBe(0);
     expect(sink.groups.every((g) => g.length <= 256)).toBe(true);
     expect(sink.groups.length).toBeLessThanOrEqual(6);
     expect(store.counts().get('g')).toMatchObject({ delivered: 600, delivering: 0, queued: 0, retrying: 0 });
@@ -225,8 +226,12 @@ describe('a sink that takes deliveries in groups', () => {
     await startCaughtUp(dispatcher);
     const handoff = dispatcher.handoff();
     store.write(() => store.enqueue(events('h', 300, ['g']), {}, Date.now(), handoff));
+    // Written claimed and taken straight into memory: no claim is left to make.
+    expect(store.counts().get('g')).toMatchObject({ delivering: 300, queued: 0 });
     handoff.handOver();
+    expect(dispatcher['inflight'].size).toBe(300);
     await dispatcher.drain();
+    expect(dispatcher['load'].get('g')).toBe(0);
     expect(sink.groups.map((g) => g.length)).toEqual([256, 44]);
     expect(sink.groups.flat()).toEqual(ids('h', 300));
     expect(store.counts().get('g')).toMatchObject({ delivered: 300 });
@@ -251,6 +256,37 @@ describe('a sink that takes deliveries in groups', () => {
       spy.mockRestore();
     }
     expect(sink.groups[1]).toEqual(ids('w', 299).slice(256));
+    expect(dispatcher['load'].get('g')).toBe(0);
+  });
+
+  it('records every row of a group even when an outcome hook throws', async () => {
+    const sink = groupSink();
+    const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-handoff-')), 'b.db'));
+    cleanups.push(() => store.close());
+    let calls = 0;
+    const hooks = {
+      onOutcome: () => {
+        if (++calls === 1) throw new Error('metrics down');
+      },
+    };
+    const dispatcher = new Dispatcher(store, [sink], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20, hooks });
+    store.write(() => store.enqueue(events('t', 5, ['g'])));
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await dispatcher.drain();
+    expect(calls).toBe(5);
+    expect(store.counts().get('g')).toMatchObject({ delivered: 5, delivering: 0 });
+  });
+
+  it('a paced sink is not given groups: pacing is per attempt', async () => {
+    const sink = { ...groupSink(), minIntervalMs: 1 };
+    const { store, dispatcher } = setup([sink]);
+    store.write(() => store.enqueue(events('p', 3, ['g'])));
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await dispatcher.drain();
+    expect(sink.groups).toEqual([]);
+    expect(sink.got.map((d) => d.eventId)).toEqual(ids('p', 3));
   });
 });
 

@@ -25,6 +25,9 @@ export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = 
 /** Rows per call of a sink that takes them in groups. */
 const GROUP_SIZE = 256;
 
+/** Groups go to sinks that offer them and are not paced (pacing is per attempt). */
+const grouped = (sink: Sink): boolean => sink.deliverGroup !== undefined && sink.minIntervalMs === 0;
+
 /** One controller for every attempt in flight: each adds its own listener, so no listener limit applies. */
 function sharedAbort(): AbortController {
   const c = new AbortController();
@@ -182,7 +185,7 @@ export class Dispatcher {
         await waker.sleep(wait);
       } else {
         // A full batch: claim more once half of it has started (a grouping sink: once every group has).
-        await queue.onSizeLessThan(sink.deliverGroup ? 1 : Math.max(1, Math.ceil(window / 2)));
+        await queue.onSizeLessThan(grouped(sink) ? 1 : Math.max(1, Math.ceil(window / 2)));
       }
     }
   }
@@ -199,7 +202,7 @@ export class Dispatcher {
       this.inflight.set(row.seq, f);
       return f;
     });
-    if (!sink.deliverGroup) {
+    if (!grouped(sink)) {
       for (const f of all) queue.add(() => this.attempt(sink, f)).catch(() => undefined);
       return;
     }
@@ -253,17 +256,23 @@ export class Dispatcher {
     }
   }
 
-  /** A row leaves this process's hands: finished, released or taken over. */
-  private done(row: ClaimedDelivery): void {
-    this.inflight.delete(row.seq);
-    this.load.set(row.sink, this.loadOf(row.sink) - 1);
+  /**
+   * A row leaves this process's hands: finished, released or taken over. False when it already had
+   * (stop() released it while the attempt ran on), so nothing is counted or recorded twice.
+   */
+  private done(f: InFlight): boolean {
+    if (this.inflight.get(f.row.seq) !== f) return false;
+    this.inflight.delete(f.row.seq);
+    this.load.set(f.row.sink, this.loadOf(f.row.sink) - 1);
+    return true;
   }
 
   /**
    * A row that waited in memory for most of its lease (a slow sink, a long queue) is held longer
    * first; false when another process has taken it back meanwhile, which is then left to that one.
    */
-  private holdLease(sink: Sink, row: ClaimedDelivery): boolean {
+  private holdLease(sink: Sink, f: InFlight): boolean {
+    const { row } = f;
     const leaseMs = this.leaseMs(sink);
     if (Date.now() <= row.leaseUntil - leaseMs / 2) return true;
     let ours = false;
@@ -274,7 +283,7 @@ export class Dispatcher {
       ours = true;
     }
     if (!ours) {
-      this.done(row);
+      this.done(f);
       this.opts.logger.info({ sink: sink.name, eventId: row.eventId }, 'a delivery that waited past its lease was taken over by another process; leaving it to that one');
       return false;
     }
@@ -285,7 +294,7 @@ export class Dispatcher {
   /** Many rows in one call of a grouping sink (stdout: one write); one result for them all. */
   private async attemptGroup(sink: Sink, group: InFlight[]): Promise<void> {
     if (!this.running) return; // released by stop()
-    const mine = group.filter((f) => this.holdLease(sink, f.row));
+    const mine = group.filter((f) => this.holdLease(sink, f));
     if (mine.length === 0) return;
     for (const f of mine) f.started = true;
     const began = Date.now();
@@ -296,7 +305,14 @@ export class Dispatcher {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
     const ms = Date.now() - began;
-    for (const f of mine) this.finish(sink, f.row, result, ms);
+    for (const f of mine) {
+      // One row's hook or log failing must not strand the rest of the group in flight.
+      try {
+        this.finish(sink, f, result, ms);
+      } catch (err) {
+        this.opts.logger.warn({ sink: sink.name, eventId: f.row.eventId, err: (err as Error).message }, 'could not finish recording a delivery');
+      }
+    }
   }
 
   private async attempt(sink: Sink, f: InFlight): Promise<void> {
@@ -309,7 +325,7 @@ export class Dispatcher {
       this.nextStartAt.set(sink.name, Date.now() + pacedIntervalMs(sink.minIntervalMs));
     }
     const { row } = f;
-    if (!this.holdLease(sink, row)) return;
+    if (!this.holdLease(sink, f)) return;
     f.started = true;
     const began = Date.now();
     let result: DeliveryResult;
@@ -318,12 +334,13 @@ export class Dispatcher {
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
-    this.finish(sink, row, result, Date.now() - began);
+    this.finish(sink, f, result, Date.now() - began);
   }
 
   /** Records one row's outcome: delivered, retrying on the schedule, or dead. */
-  private finish(sink: Sink, row: ClaimedDelivery, result: DeliveryResult, ms: number): void {
-    this.done(row);
+  private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number): void {
+    if (!this.done(f)) return;
+    const { row } = f;
     if (this.abort.signal.aborted && !result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
@@ -412,7 +429,7 @@ export class Dispatcher {
     for (const q of this.queues.values()) q.clear();
     for (const f of this.inflight.values()) {
       if (!f.started) {
-        this.done(f.row);
+        this.done(f);
         this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
       }
     }

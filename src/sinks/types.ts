@@ -41,7 +41,8 @@ export interface Sink {
   deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult>;
   /**
    * For sinks where many deliveries cost about what one does (stdout: one write): delivers them in
-   * order, in one go, with one result for all. The dispatcher then calls this instead of deliver().
+   * order, in one go, with one result for all. The dispatcher then calls this instead of deliver(),
+   * unless the sink is paced (minIntervalMs > 0).
    */
   deliverGroup?(deliveries: Delivery[], signal: AbortSignal): Promise<DeliveryResult>;
   /** Checks settings without sending anything; returns problems, empty when fine. */
