@@ -96,7 +96,8 @@ export function runNode(args, { env, captureStdout = false, nodeFlags = [] } = {
       // let the stderr pipe drain
       setImmediate(() => {
         const m = /BENCH_MAXRSS_KB (\d+)/.exec(stderr);
-        resolve({ code, signal, ms, stderr, stdout, maxRssBytes: m ? Number(m[1]) * 1024 : null, pid: child.pid });
+        const c = /BENCH_CPU_US (\d+)/.exec(stderr);
+        resolve({ code, signal, ms, stderr, stdout, maxRssBytes: m ? Number(m[1]) * 1024 : null, cpuMs: c ? Number(c[1]) / 1000 : null, pid: child.pid });
       });
     });
   });
