@@ -3,6 +3,7 @@
 // Nothing else: no mapping, no change detection, no database, no delivery.
 // argv: <baseUrl> <fromMs> <toMs>; prints { calls, observations, scores, bytes } as JSON on stdout.
 import { Agent, request } from 'undici';
+import { FIRST_SLICE_MS, nextSliceMs } from '../dist/poll/slices.js';
 
 const [baseUrl, fromArg, toArg] = process.argv.slice(2);
 const fromMs = Number(fromArg);
@@ -50,17 +51,15 @@ async function readWindow(source, w) {
 
 const totals = { observations: 0, scores: 0 };
 for (const source of ['observations', 'scores']) {
-  // The bridge's backfill slicing (src/poll/index.ts): 1 h to start, on a fixed grid, aiming at 8,000
-  // rows a slice, so that both read the same windows with the same calls.
-  let slice = 3_600_000;
-  const target = 8_000;
+  // The bridge's own backfill slicing (src/poll/slices.ts, a module with no imports), so that both read
+  // the same windows with the same calls.
+  let slice = FIRST_SLICE_MS;
   for (let start = fromMs; start < toMs; ) {
     const end = Math.min(toMs, Math.floor(start / slice) * slice + slice);
     const rows = await readWindow(source, { fromMs: start, toMs: end });
     totals[source] += rows;
+    slice = nextSliceMs(slice, rows, end - start);
     start = end;
-    if (rows > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
-    else if (rows < target / 4) slice = Math.min(86_400_000, slice * 2);
   }
 }
 await dispatcher.close();

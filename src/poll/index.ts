@@ -24,13 +24,12 @@ import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { observationPages, probeApi, promptVersions, scorePages, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
 import type { Claimer, CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
 import type { Sink } from '../sinks/types.js';
+import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
 
 export type SourceName = 'observations' | 'scores' | 'prompts';
 
 /** How long a trace's observations may span and still be read together by one backfill slice. */
 const TRACE_SPAN_MS = 15 * 60_000;
-/** Observations a backfill holds back for the next slice at most; beyond that it processes them as they are. */
-const MAX_HELD = 50_000;
 
 /**
  * Splits a backfill slice's observations (and, on legacy servers, its listed traces): traces that
@@ -354,6 +353,8 @@ export class Poller {
       signal?: AbortSignal;
       /** Where this pass records the slices it finished, so a rerun after a crash resumes there. */
       resumeKey?: string;
+      /** Rows a slice aims at (held in memory until it commits). */
+      sliceTargetRows?: number;
     },
   ): Promise<{ events: number; inserted: number; requeued: number }> {
     await this.connect(opts.signal);
@@ -399,18 +400,23 @@ export class Poller {
       return;
     }
     // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
-    let slice = 3_600_000;
-    const target = 8_000;
+    let slice = FIRST_SLICE_MS;
+    const target = opts.sliceTargetRows ?? SLICE_TARGET_ROWS;
     const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
     const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
     if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
     // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
     let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
     const legacyTraces = source === 'observations' && this.shape!.generation === 'legacy' && this.streams.has('traces');
-    const readSlice = async (w: Window): Promise<{ rows: Array<ObservationRecord | ScoreRecord>; traces?: TraceRecord[] }> => {
+    // A slice far denser than the last one (its first, or a burst) is not read to its end: past twice
+    // the target it is dropped and read again shorter, so memory stays bounded whatever the data.
+    const readSlice = async (w: Window): Promise<{ rows: Array<ObservationRecord | ScoreRecord>; traces?: TraceRecord[]; overflow?: boolean }> => {
       const rows: Array<ObservationRecord | ScoreRecord> = [];
       const pages = source === 'observations' ? observationPages(this.ctx(opts.signal), w) : scorePages(this.ctx(opts.signal), w);
-      for await (const p of pages) for (const r of p.rows) rows.push(r);
+      for await (const p of pages) {
+        for (const r of p.rows) rows.push(r);
+        if (rows.length > 2 * target && w.toMs - w.fromMs > MIN_SLICE_MS) return { rows, overflow: true };
+      }
       if (!legacyTraces) return { rows };
       const traces: TraceRecord[] = [];
       for await (const p of tracePages(this.ctx(opts.signal), w)) traces.push(...p.rows);
@@ -423,11 +429,18 @@ export class Poller {
     let reading = w.fromMs < toMs ? readSlice(w) : null;
     while (reading) {
       opts.signal?.throwIfAborted();
-      const { rows, traces } = await reading;
+      const { rows, traces, overflow } = await reading;
+      if (overflow) {
+        slice = nextSliceMs(slice, rows.length, w.toMs - w.fromMs, target);
+        this.logger.debug({ source, rows: rows.length, sliceMs: slice }, 'slice too dense: reading it again, shorter');
+        w = windowAt(w.fromMs);
+        reading = readSlice(w);
+        reading.catch(() => undefined); // awaited next round
+        continue;
+      }
       const end = w.toMs;
       // The next slice is read while this one is committed and delivered.
-      if (rows.length > target * 1.5) slice = Math.max(1000, Math.floor(slice / 2));
-      else if (rows.length < target / 4) slice = Math.min(86_400_000, slice * 2);
+      slice = nextSliceMs(slice, rows.length, end - w.fromMs, target);
       const next = end < toMs ? windowAt(end) : null;
       reading = next ? readSlice(next) : null;
       reading?.catch(() => undefined); // awaited next round; an abort meanwhile must not go unhandled
@@ -436,8 +449,9 @@ export class Poller {
       if (source === 'observations') {
         const observations = held.observations.length ? held.observations.concat(rows as ObservationRecord[]) : (rows as ObservationRecord[]);
         const listed = traces && held.traces?.length ? held.traces.concat(traces) : traces;
-        // The last slice, or too much held already: process everything as it is.
-        const last = end >= toMs || observations.length > MAX_HELD;
+        // The last slice, or more than a slice's worth held already (slices shorter than a trace's span,
+        // in dense data, would otherwise hold everything): process everything as it is.
+        const last = end >= toMs || observations.length > target;
         const split = last ? { ready: { observations, traces: listed }, held: { observations: [] } } : holdRecentTraces(observations, listed, new Date(end - TRACE_SPAN_MS).toISOString());
         held = split.held;
         batch = { observations: split.ready.observations, traces: split.ready.traces, scores: [] };
