@@ -3,22 +3,12 @@
  * denser than expected is dropped past twice the target and read again shorter, and the next slices are
  * sized from the rate seen. Nothing is lost or reported twice on the way.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
-import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
 import { FIRST_SLICE_MS, nextSliceMs } from '../src/poll/slices.js';
-import { Store } from '../src/store/index.js';
+import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
 
-const log = silentLogger();
-const HOUR = 3_600_000;
-const iso = (ms: number): string => new Date(ms).toISOString();
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -45,8 +35,9 @@ describe('the next slice length', () => {
 describe('a backfill over data far denser than its first slice', () => {
   it('reads the dense slice again shorter, sizes the next ones from its rate, and reports every event once', async () => {
     const F = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
-    const sim = new LangfuseSimulator({ generation: 'v4', seed: 9 });
-    const url = await sim.start();
+    const world = await backfillWorld(9);
+    cleanups.push(world.close);
+    const { sim, store, config, client } = world;
     // 120 traces in the first hour (a root span and a generation each): 240 observations, with a
     // slice target of 20 rows.
     for (let i = 0; i < 120; i++) {
@@ -55,14 +46,6 @@ describe('a backfill over data far denser than its first slice', () => {
       const root = sim.addObservation({ traceId: t.id, type: 'SPAN', name: 'root', startTime: iso(at), endTime: iso(at + 500) });
       sim.addObservation({ traceId: t.id, type: 'GENERATION', name: 'llm', parentObservationId: root.id, startTime: iso(at + 100), endTime: iso(at + 400) });
     }
-    const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-dense-')), 'b.db'));
-    const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000' } });
-    const client = createClient(config, log);
-    cleanups.push(async () => {
-      store.close();
-      await client.close();
-      await sim.stop();
-    });
     const slices: number[] = [];
     const sinks = [memorySink('mem')];
     const r = await new Poller(store, client, config, sinks, log).backfill(F, F + 2 * HOUR, {

@@ -3,21 +3,11 @@
  * near that slice's end was held back for the next slice, so the rerun reads it again and reports it
  * once, with the level its later observations raised (nothing lost, nothing twice).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
-import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
-import { Store } from '../src/store/index.js';
+import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
 
-const log = silentLogger();
-const HOUR = 3_600_000;
-const iso = (ms: number): string => new Date(ms).toISOString();
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -26,8 +16,9 @@ afterEach(async () => {
 describe('an interrupted backfill and the traces it held back', () => {
   it('reads a held trace again on the rerun and reports it once, at its final level', async () => {
     const F = Math.floor(Date.now() / HOUR) * HOUR - 4 * HOUR;
-    const sim = new LangfuseSimulator({ generation: 'v4', seed: 3 });
-    const url = await sim.start();
+    const world = await backfillWorld(3);
+    cleanups.push(world.close);
+    const { sim, store, config, client } = world;
     // One trace well inside the first slice, one starting 5 minutes before its end whose ERROR
     // generation comes 2 minutes into the second slice.
     const early = sim.addTrace({ name: 'early', timestamp: iso(F + 10 * 60_000) });
@@ -36,14 +27,6 @@ describe('an interrupted backfill and the traces it held back', () => {
     const root = sim.addObservation({ traceId: late.id, type: 'SPAN', name: 'root', startTime: iso(F + HOUR - 5 * 60_000), endTime: iso(F + HOUR + 3 * 60_000) });
     sim.addObservation({ traceId: late.id, type: 'GENERATION', name: 'llm', parentObservationId: root.id, startTime: iso(F + HOUR + 2 * 60_000), endTime: iso(F + HOUR + 2 * 60_000 + 800), level: 'ERROR', statusMessage: 'upstream 500' });
 
-    const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-resume-')), 'b.db'));
-    const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '600' } });
-    const client = createClient(config, log);
-    cleanups.push(async () => {
-      store.close();
-      await client.close();
-      await sim.stop();
-    });
     const sinks = [memorySink('mem')];
     const opts = { sinks, enqueue: { origin: 'backfill:test' }, resumeKey: 'backfill:test' };
     const createdFor = (traceId: string): Array<{ level: string }> =>
