@@ -51,15 +51,16 @@ export interface AttemptSignal {
 }
 
 /**
- * One attempt's signal: aborted by the caller's signal or after `ms`. Unlike AbortSignal.any, it
- * leaves nothing attached to a long-lived caller signal once released (the dispatcher shares one).
+ * One attempt's signal: aborted by the caller's signal (if any) or after `ms`. Unlike AbortSignal.any,
+ * it leaves nothing attached to a long-lived caller signal once released (the dispatcher shares one
+ * across deliveries, a daemon or backfill one across API calls).
  */
-export function attemptSignal(parent: AbortSignal, ms: number): AttemptSignal {
+export function attemptSignal(parent: AbortSignal | undefined, ms: number): AttemptSignal {
   const c = new AbortController();
   let timedOut = false;
-  const onAbort = (): void => c.abort(parent.reason);
-  if (parent.aborted) c.abort(parent.reason);
-  else parent.addEventListener('abort', onAbort, { once: true });
+  const onAbort = (): void => c.abort(parent?.reason);
+  if (parent?.aborted) c.abort(parent.reason);
+  else parent?.addEventListener('abort', onAbort, { once: true });
   const timer = setTimeout(() => {
     timedOut = true;
     c.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError'));
@@ -70,7 +71,7 @@ export function attemptSignal(parent: AbortSignal, ms: number): AttemptSignal {
     timedOut: () => timedOut,
     release: () => {
       clearTimeout(timer);
-      parent.removeEventListener('abort', onAbort);
+      parent?.removeEventListener('abort', onAbort);
     },
   };
 }

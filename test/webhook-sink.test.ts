@@ -8,7 +8,7 @@ import type { AnyBridgeEvent } from '../src/events/types.js';
 import { verifyLangfuseSignature } from '../src/sinks/signing.js';
 import { createStdoutSink } from '../src/sinks/stdout.js';
 import type { Delivery, Sink } from '../src/sinks/types.js';
-import { parseRetryAfter } from '../src/http.js';
+import { attemptSignal, parseRetryAfter } from '../src/http.js';
 import { createWebhookSink } from '../src/sinks/webhook.js';
 
 const SECRET = `whsec_${Buffer.from('webhook-sink test key, 32 bytes!').toString('base64')}`;
@@ -275,6 +275,35 @@ describe('webhook sink', () => {
     expect(parseRetryAfter('Thu, 26 Nov 2026 00:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeNull();
     expect(parseRetryAfter(undefined, now)).toBeNull();
+  });
+});
+
+describe('an attempt signal', () => {
+  /** How many abort listeners a signal holds (Node keeps them on a symbol-keyed map). */
+  const listeners = (signal: AbortSignal): number => {
+    const sym = Object.getOwnPropertySymbols(signal).find((x) => x.description === 'kEvents');
+    const events = sym ? ((signal as unknown as Record<symbol, Map<string, { size: number }>>)[sym]) : undefined;
+    return events?.get('abort')?.size ?? 0;
+  };
+
+  it('follows the caller, times out on its own, and leaves nothing on a long-lived caller signal once released', async () => {
+    const parent = new AbortController();
+    const attempts = Array.from({ length: 50 }, () => attemptSignal(parent.signal, 60_000));
+    expect(listeners(parent.signal)).toBe(50);
+    for (const a of attempts) a.release();
+    expect(listeners(parent.signal)).toBe(0);
+
+    const followed = attemptSignal(parent.signal, 60_000);
+    parent.abort(new Error('stop'));
+    expect(followed.signal.aborted).toBe(true);
+    expect(followed.timedOut()).toBe(false);
+    followed.release();
+
+    const alone = attemptSignal(undefined, 20);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(alone.signal.aborted).toBe(true);
+    expect(alone.timedOut()).toBe(true);
+    alone.release();
   });
 });
 

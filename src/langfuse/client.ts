@@ -5,7 +5,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import { createDispatcher, parseRetryAfter } from '../http.js';
+import { attemptSignal, createDispatcher, parseRetryAfter } from '../http.js';
 import { RateLimiter, sleep, type CallLedger } from './rate-limiter.js';
 
 export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
@@ -86,7 +86,8 @@ export class LangfuseClient {
       let status = 0;
       let text = '';
       let retryAfter: number | null = null;
-      const timeout = AbortSignal.timeout(this.opts.timeoutSeconds * 1000);
+      // Released once the body is read: a long-lived caller signal keeps no listener per call.
+      const call = attemptSignal(signal, this.opts.timeoutSeconds * 1000);
       try {
         const res = await request(`${this.origin}${fullPath}`, {
           method: 'GET',
@@ -96,15 +97,17 @@ export class LangfuseClient {
             'user-agent': this.opts.userAgent,
             ...(opts.auth === false ? {} : { authorization: this.auth }),
           },
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          signal: call.signal,
         });
         status = res.statusCode;
         retryAfter = parseRetryAfter(res.headers['retry-after']);
         text = await res.body.text();
+        call.release();
       } catch (err) {
+        call.release();
         if (signal?.aborted) throw signal.reason;
         const e = err as Error & { code?: string };
-        lastProblem = timeout.aborted ? `timed out after ${this.opts.timeoutSeconds} s` : `${e.code ?? e.name}: ${e.message}`;
+        lastProblem = call.timedOut() ? `timed out after ${this.opts.timeoutSeconds} s` : `${e.code ?? e.name}: ${e.message}`;
         this.record('error', path);
         this.opts.logger.warn({ path, attempt, problem: lastProblem }, 'Langfuse call failed; retrying');
         await sleep(backoff(base, attempt), signal);
