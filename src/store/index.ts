@@ -166,18 +166,19 @@ export class Store {
          ON CONFLICT (project, kind, id) DO UPDATE SET version = excluded.version, level = excluded.level, created = excluded.created, detail = excluded.detail, seen_at = excluded.seen_at`,
       ),
       eventInsert: db.prepare('INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)'),
+      eventSeq: db.prepare('SELECT seq FROM events WHERE id = ?').pluck(),
       eventBody: db.prepare('SELECT body, type FROM events WHERE id = ?'),
-      eventBodies: db.prepare('SELECT id, body, type FROM events WHERE id IN (SELECT value FROM json_each(?))'),
+      eventBodies: db.prepare('SELECT seq, body, type FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
       outboxInsert: db.prepare(
-        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
       ),
       outboxInsertClaimed: db.prepare(
-        `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin) VALUES (?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin) VALUES (?, ?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?)`,
       ),
-      outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_id = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
+      outboxAdopt: db.prepare(`UPDATE outbox SET origin = ? WHERE event_seq = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`),
       outboxRequeue: db.prepare(
         `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
-         WHERE event_id = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`,
+         WHERE event_seq = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`,
       ),
       cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
       claim: db.prepare(
@@ -186,7 +187,7 @@ export class Store {
            SELECT seq FROM outbox
            WHERE sink = @sink AND status IN ('queued', 'retrying') AND next_at <= @now AND (@origin IS NULL OR origin = @origin)
            ORDER BY next_at, seq LIMIT @limit)
-         RETURNING seq, event_id AS eventId, sink, attempts, next_at AS nextAt`,
+         RETURNING seq, event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt`,
       ),
       doneMany: db.prepare(
         `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
@@ -253,25 +254,27 @@ export class Store {
     const handoff = claimer && (claimer.origin === null || claimer.origin === origin) ? claimer : null;
     for (const ev of events) {
       // An event stored earlier keeps its stored body, which is what a claim sends: hand over only new ones.
-      const fresh = this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now).changes > 0;
+      const put = this.stmts.eventInsert.run(ev.id, ev.type, ev.ts, ev.body, now);
+      const fresh = put.changes > 0;
+      const eventSeq = fresh ? Number(put.lastInsertRowid) : (this.stmts.eventSeq.get(ev.id) as number);
       for (const sink of ev.sinks) {
         const lease = handoff && fresh ? handoff.leaseUntil(sink, now) : null;
         if (lease !== null) {
-          const r = this.stmts.outboxInsertClaimed.run(ev.id, sink, now, OWNER, lease, now, now, origin);
+          const r = this.stmts.outboxInsertClaimed.run(eventSeq, ev.id, sink, now, OWNER, lease, now, now, origin);
           if (r.changes) {
             res.inserted++;
             handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type, leaseUntil: lease });
             continue;
           }
-        } else if (this.stmts.outboxInsert.run(ev.id, sink, now, now, now, origin).changes) {
+        } else if (this.stmts.outboxInsert.run(eventSeq, ev.id, sink, now, now, now, origin).changes) {
           res.inserted++;
           handoff?.queued(sink);
           continue;
         }
         // Once per pass: a row this pass already sent again is not sent a third time.
-        if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, ev.id, sink, origin).changes) res.requeued++;
+        if (opts.redeliver && this.stmts.outboxRequeue.run(now, now, origin, eventSeq, sink, origin).changes) res.requeued++;
         // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
-        else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, ev.id, sink, origin).changes) res.requeued++;
+        else if (origin !== 'live' && this.stmts.outboxAdopt.run(origin, eventSeq, sink, origin).changes) res.requeued++;
         else {
           res.skipped++;
           continue;
@@ -286,10 +289,19 @@ export class Store {
     return this.stmts.eventBody.get(id) as { body: string; type: string } | undefined;
   }
 
+  /** Bodies of these events (by their write-order key), in one statement. */
+  private bodiesBySeq(seqs: number[]): Map<number, { body: string; type: string }> {
+    const out = new Map<number, { body: string; type: string }>();
+    if (seqs.length === 0) return out;
+    for (const b of this.stmts.eventBodies.all(JSON.stringify([...new Set(seqs)])) as Array<{ seq: number; body: string; type: string }>) out.set(b.seq, b);
+    return out;
+  }
+
   /** Atomically takes up to `limit` due deliveries of one sink for this process. */
   claim(sink: string, limit: number, leaseMs: number, origin: string | null = null, now = Date.now()): ClaimedDelivery[] {
     return this.write(() => {
       const rows = this.stmts.claim.all({ owner: OWNER, leaseUntil: now + leaseMs, now, sink, limit, origin }) as Array<{
+        eventSeq: number;
         eventId: string;
         sink: string;
         attempts: number;
@@ -300,11 +312,10 @@ export class Store {
       rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
       if (rows.length === 0) return [];
       // Every body in one statement.
-      const bodies = new Map<string, { body: string; type: string }>();
-      for (const b of this.stmts.eventBodies.all(JSON.stringify([...new Set(rows.map((r) => r.eventId))])) as Array<{ id: string; body: string; type: string }>) bodies.set(b.id, b);
+      const bodies = this.bodiesBySeq(rows.map((r) => r.eventSeq));
       const out: ClaimedDelivery[] = [];
       for (const r of rows) {
-        const ev = bodies.get(r.eventId);
+        const ev = bodies.get(r.eventSeq);
         if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type, leaseUntil: now + leaseMs });
       }
       return out;
@@ -344,14 +355,14 @@ export class Store {
   recoverStalled(now = Date.now()): number {
     return this.write(() => {
       const rows = this.db
-        .prepare(`SELECT event_id AS eventId, sink, owner, lease_until AS leaseUntil FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner IS NOT ?`)
-        .all(OWNER) as Array<{ eventId: string; sink: string; owner: string | null; leaseUntil: number | null }>;
+        .prepare(`SELECT seq, owner, lease_until AS leaseUntil FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner IS NOT ?`)
+        .all(OWNER) as Array<{ seq: number; owner: string | null; leaseUntil: number | null }>;
       let n = 0;
       const reset = this.db.prepare(
-        `UPDATE outbox SET status = 'retrying', next_at = ?, owner = NULL, lease_until = NULL, updated_at = ?, last_error = COALESCE(last_error, 'attempt interrupted') WHERE event_id = ? AND sink = ? AND status = 'delivering'`,
+        `UPDATE outbox SET status = 'retrying', next_at = ?, owner = NULL, lease_until = NULL, updated_at = ?, last_error = COALESCE(last_error, 'attempt interrupted') WHERE seq = ? AND status = 'delivering'`,
       );
       for (const r of rows) {
-        if ((r.leaseUntil ?? 0) < now || (r.owner && ownerIsDead(r.owner))) n += reset.run(now, now, r.eventId, r.sink).changes;
+        if ((r.leaseUntil ?? 0) < now || (r.owner && ownerIsDead(r.owner))) n += reset.run(now, now, r.seq).changes;
       }
       return n;
     });
@@ -395,7 +406,7 @@ export class Store {
     return this.db
       .prepare(
         `SELECT o.event_id AS eventId, o.sink, e.type, o.attempts, o.dead_at AS deadAt, o.last_error AS lastError
-         FROM outbox o JOIN events e ON e.id = o.event_id
+         FROM outbox o JOIN events e ON e.seq = o.event_seq
          WHERE o.status = 'dead' AND (? IS NULL OR o.sink = ?) AND (? IS NULL OR o.dead_at >= ?)
          ORDER BY o.dead_at DESC LIMIT ?`,
       )
@@ -435,17 +446,18 @@ export class Store {
       const rows = this.db
         .prepare(
           `UPDATE outbox SET status = 'delivering', owner = '${REDIS_OWNER}', lease_until = ${REDIS_LEASE}, updated_at = @now
-           WHERE (event_id, sink) IN (
-             SELECT event_id, sink FROM outbox
+           WHERE seq IN (
+             SELECT seq FROM outbox
              WHERE sink IN (SELECT value FROM json_each(@sinks)) AND status IN ('queued', 'retrying') AND (@origin IS NULL OR origin = @origin)
              ORDER BY next_at, seq LIMIT @limit)
-           RETURNING event_id AS eventId, sink, attempts, next_at AS nextAt, seq`,
+           RETURNING event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt, seq`,
         )
-        .all({ now, sinks: JSON.stringify(sinks), origin, limit }) as Array<{ eventId: string; sink: string; attempts: number; nextAt: number; seq: number }>;
+        .all({ now, sinks: JSON.stringify(sinks), origin, limit }) as Array<{ eventSeq: number; eventId: string; sink: string; attempts: number; nextAt: number; seq: number }>;
       rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
+      const bodies = this.bodiesBySeq(rows.map((r) => r.eventSeq));
       const out: RelayRow[] = [];
       for (const r of rows) {
-        const ev = this.eventBody(r.eventId);
+        const ev = bodies.get(r.eventSeq);
         if (ev) out.push({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: ev.body, type: ev.type });
       }
       return out;
@@ -456,7 +468,7 @@ export class Store {
   relayed(origin: string | null, after: { sink: string; eventId: string } | null, limit: number): RelayRow[] {
     return this.db
       .prepare(
-        `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type FROM outbox o JOIN events e ON e.id = o.event_id
+        `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq
          WHERE o.status IN ('queued', 'retrying', 'delivering') AND o.status = 'delivering' AND o.owner = '${REDIS_OWNER}' AND (@origin IS NULL OR o.origin = @origin)
            AND (@sink IS NULL OR o.sink > @sink OR (o.sink = @sink AND o.event_id > @eventId))
          ORDER BY o.sink, o.event_id LIMIT @limit`,
@@ -489,11 +501,11 @@ export class Store {
     return this.write(() => {
       const done = this.db.prepare(
         `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL, attempts = attempts + @made
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
+         WHERE event_seq = (SELECT seq FROM events WHERE id = @eventId) AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
       );
       const dead = this.db.prepare(
         `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @now, lease_until = NULL, last_error = @error, attempts = attempts + @made
-         WHERE event_id = @eventId AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
+         WHERE event_seq = (SELECT seq FROM events WHERE id = @eventId) AND sink = @sink AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = @gen`,
       );
       const out: Array<RelayOutcome & { type: string }> = [];
       for (const o of outcomes) {
@@ -510,7 +522,7 @@ export class Store {
     return this.write(() => {
       const st = this.db.prepare(
         `UPDATE outbox SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, owner = NULL, lease_until = NULL, updated_at = ?
-         WHERE event_id = ? AND sink = ? AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
+         WHERE event_seq = (SELECT seq FROM events WHERE id = ?) AND sink = ? AND status = 'delivering' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
       );
       let n = 0;
       for (const r of rows) n += st.run(now, r.eventId, r.sink, r.gen).changes;
@@ -524,7 +536,7 @@ export class Store {
       this.db
         .prepare(
           `UPDATE outbox SET status = 'delivering', lease_until = ${REDIS_LEASE}, dead_at = NULL, last_error = NULL, updated_at = ?
-           WHERE event_id = ? AND sink = ? AND status = 'dead' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
+           WHERE event_seq = (SELECT seq FROM events WHERE id = ?) AND sink = ? AND status = 'dead' AND owner = '${REDIS_OWNER}' AND next_at = ?`,
         )
         .run(now, eventId, sink, gen).changes > 0
     );
@@ -615,7 +627,7 @@ export class Store {
     return this.write(() => {
       const outbox = this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(cutoff).changes;
       const events = this.db
-        .prepare(`DELETE FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id)`)
+        .prepare(`DELETE FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = events.seq)`)
         .run(cutoff).changes;
       const seen = this.db.prepare(`DELETE FROM seen WHERE seen_at < ?`).run(cutoff).changes;
       if (outbox || seen) this.setMeta('pruned_before', String(cutoff));

@@ -72,4 +72,49 @@ export const MIGRATIONS: string[] = [
   CREATE TABLE api_calls (key TEXT NOT NULL, at INTEGER NOT NULL);
   CREATE INDEX api_calls_window ON api_calls (key, at);
   `,
+  `
+  -- Events get an explicit write-order key, and each outbox row points at it: the outbox's unique key
+  -- then grows at its end, as the table does. Keyed by event id (a hash, so random), it had one index
+  -- page rewritten per new row once the outbox outgrew a commit.
+  CREATE TABLE events_v3 (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  INSERT INTO events_v3 (seq, id, type, ts, body, created_at) SELECT rowid, id, type, ts, body, created_at FROM events ORDER BY rowid;
+  DROP TABLE events;
+  ALTER TABLE events_v3 RENAME TO events;
+  CREATE INDEX events_age ON events (created_at);
+
+  CREATE TABLE outbox_v3 (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER,
+    last_error TEXT,
+    origin TEXT NOT NULL DEFAULT 'live',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    dead_at INTEGER,
+    UNIQUE (event_seq, sink)
+  );
+  INSERT INTO outbox_v3 (seq, event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, last_error, origin, created_at, updated_at, delivered_at, dead_at)
+    SELECT o.seq, e.seq, o.event_id, o.sink, o.status, o.attempts, o.next_at, o.owner, o.lease_until, o.last_error, o.origin, o.created_at, o.updated_at, o.delivered_at, o.dead_at
+    FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.seq;
+  DROP TABLE outbox;
+  ALTER TABLE outbox_v3 RENAME TO outbox;
+  CREATE INDEX outbox_due ON outbox (sink, next_at, seq) WHERE status IN ('queued', 'retrying');
+  CREATE INDEX outbox_open ON outbox (origin, created_at) WHERE status IN ('queued', 'retrying', 'delivering');
+  CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
+  CREATE INDEX outbox_dead ON outbox (dead_at) WHERE status = 'dead';
+  `,
 ];

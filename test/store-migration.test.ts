@@ -1,0 +1,79 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../src/store/migrations.js';
+import { OWNER, Store } from '../src/store/index.js';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+/** A database as the previous schema (2) left it, with outbox rows in every state. */
+function schema2Database(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  for (const m of MIGRATIONS.slice(0, 2)) db.exec(m);
+  db.pragma('user_version = 2');
+  const now = Date.now();
+  const ev = db.prepare('INSERT INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)');
+  const ob = db.prepare(
+    `INSERT INTO outbox (event_id, sink, status, attempts, next_at, owner, lease_until, last_error, origin, created_at, updated_at, delivered_at, dead_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  for (let i = 0; i < 5; i++) ev.run(`evt_${i}`, 'trace.created', new Date(0).toISOString(), JSON.stringify({ id: `evt_${i}`, n: i }), now);
+  ob.run('evt_0', 'hook', 'delivered', 1, now, null, null, null, 'live', now, now, now, null);
+  ob.run('evt_0', 'slack', 'dead', 5, now, null, null, 'HTTP 500', 'live', now, now, null, now);
+  ob.run('evt_1', 'hook', 'queued', 0, now - 1, null, null, null, 'live', now, now, null, null);
+  ob.run('evt_2', 'hook', 'retrying', 2, now - 1, null, null, 'timeout', 'backfill:x', now, now, null, null);
+  // Claimed by a process that no longer exists on this host.
+  ob.run('evt_3', 'hook', 'delivering', 1, now, `${OWNER.split(':')[0]}:999999999:x`, now + 60_000, null, 'live', now, now, null, null);
+  db.close();
+  return file;
+}
+
+describe('schema 3: the outbox keyed by event write order', () => {
+  it('migrates a schema-2 database with every row, state and body kept', () => {
+    const store = new Store(schema2Database());
+    cleanups.push(() => store.close());
+    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(store.counts().get('hook')).toEqual({ queued: 1, retrying: 1, delivering: 1, delivered: 1, dead: 0 });
+    expect(store.counts().get('slack')).toMatchObject({ dead: 1 });
+    expect(store.deadLetters(null, null)).toMatchObject([{ eventId: 'evt_0', sink: 'slack', type: 'trace.created', attempts: 5, lastError: 'HTTP 500' }]);
+
+    // The stalled claim is taken back, then everything due is claimed with its body.
+    expect(store.recoverStalled()).toBe(1);
+    const claimed = store.claim('hook', 10, 60_000);
+    expect(claimed.map((c) => [c.eventId, JSON.parse(c.body).n])).toEqual([
+      ['evt_1', 1],
+      ['evt_2', 2],
+      ['evt_3', 3],
+    ]);
+
+    // An event stored before the migration, sent to a new sink: one new row, the old ones untouched.
+    const r = store.write(() => store.enqueue([{ id: 'evt_0', type: 'trace.created', ts: '', body: 'ignored', sinks: ['hook', 'slack', 'pager'] }]));
+    expect(r).toEqual({ inserted: 1, requeued: 0, skipped: 2 });
+    expect(store.claim('pager', 10, 60_000).map((c) => c.body)).toEqual([JSON.stringify({ id: 'evt_0', n: 0 })]);
+  });
+
+  it('keeps (event, sink) unique and finds rows by event without a random-order index', () => {
+    const store = new Store(schema2Database());
+    cleanups.push(() => store.close());
+    const indexes = store.db.prepare(`SELECT name FROM pragma_index_list('outbox') WHERE "unique" = 1`).all() as Array<{ name: string }>;
+    const columns = indexes.map((i) => (store.db.prepare(`SELECT name FROM pragma_index_info(?)`).all(i.name) as Array<{ name: string }>).map((c) => c.name).join(','));
+    expect(columns).toEqual(['event_seq,sink']);
+    // Redelivery and adoption find the existing row by its event.
+    const again = store.write(() => store.enqueue([{ id: 'evt_0', type: 'trace.created', ts: '', body: 'x', sinks: ['hook'] }], { redeliver: true, origin: 'backfill:y' }));
+    expect(again.requeued).toBe(1);
+    const adopted = store.write(() => store.enqueue([{ id: 'evt_1', type: 'trace.created', ts: '', body: 'x', sinks: ['hook'] }], { origin: 'backfill:y' }));
+    expect(adopted.requeued).toBe(1);
+    expect(store.pending('backfill:y')).toBe(2);
+    // A new event is numbered after the migrated ones.
+    store.write(() => store.enqueue([{ id: 'evt_new', type: 'trace.created', ts: '', body: '{}', sinks: ['hook'] }]));
+    const seq = store.db.prepare(`SELECT seq FROM events WHERE id = 'evt_new'`).pluck().get() as number;
+    expect(seq).toBeGreaterThan(5);
+  });
+});
