@@ -6,6 +6,8 @@ import { summarizeProfile } from './profile-summary.mjs';
 import { PUBLIC_KEY, SECRET_KEY, cleanEnv, forkHelper, int, log, mb, removeDir, runNode, secs, status, tempDir, fix } from './lib.mjs';
 
 const HOUR = 3_600_000;
+// Bytes the bridge had written to disk (database, WAL and checkpoints): steady from run to run, unlike time.
+const written = (r) => (r.writtenBytes === null ? '' : `, ${(r.writtenBytes / 1e6).toFixed(0)} MB written`);
 
 export async function runIngest(opts = {}) {
   const traces = Number(process.env.BENCH_INGEST_TRACES ?? 20_000);
@@ -63,7 +65,7 @@ export async function runIngest(opts = {}) {
       log(`ingest: baseline run ${i + 1}: ${secs(x.ms)} (CPU ${secs(x.cpuMs)}), ${int(x.out.calls)} calls, ${int(x.out.observations + x.out.scores)} rows, peak RSS ${mb(x.maxRssBytes)}`);
       const y = await bridge();
       br.push(y);
-      log(`ingest: bridge run ${i + 1}: ${secs(y.ms)} (CPU ${secs(y.cpuMs)}), ${int(y.done.events)} events, ${int(y.done.delivered)} delivered, ${int(y.calls.total)} calls, peak RSS ${mb(y.maxRssBytes)}`);
+      log(`ingest: bridge run ${i + 1}: ${secs(y.ms)} (CPU ${secs(y.cpuMs)}), ${int(y.done.events)} events, ${int(y.done.delivered)} delivered, ${int(y.calls.total)} calls, peak RSS ${mb(y.maxRssBytes)}${written(y)}`);
       removeDir(y.dir);
     }
     const bestB = b.reduce((a, x) => (x.ms < a.ms ? x : a));
@@ -78,6 +80,7 @@ export async function runIngest(opts = {}) {
       baselineMs: bestB.ms,
       // CPU of every thread: steadier than wall time on a shared machine, and it shows how much work is done.
       bridgeCpuMs: Math.min(...br.map((x) => x.cpuMs)),
+      bridgeWrittenBytes: bestBr.writtenBytes,
       baselineCpuMs: Math.min(...b.map((x) => x.cpuMs)),
       events,
       eventsPerSec: events / (bestBr.ms / 1000),
@@ -90,7 +93,7 @@ export async function runIngest(opts = {}) {
     };
     result.line =
       `ingest   ratio ${fix(ratio)}  (bridge ${secs(result.bridgeMs)}, baseline ${secs(result.baselineMs)}; CPU ${secs(result.bridgeCpuMs)} vs ${secs(result.baselineCpuMs)} = ${fix(result.bridgeCpuMs / result.baselineCpuMs)}×)  ${int(result.eventsPerSec)} events/s ` +
-      `(${int(events)} events from ${int(bestB.out.observations + bestB.out.scores)} rows)  peak RSS ${mb(peakRss)} (baseline ${mb(result.baselineRss)})  ` +
+      `(${int(events)} events from ${int(bestB.out.observations + bestB.out.scores)} rows${written(bestBr)})  peak RSS ${mb(peakRss)} (baseline ${mb(result.baselineRss)})  ` +
       `target ≤1.5, ≤200 MB  ${status(result.ok)}`;
 
     if (process.env.BENCH_PROFILE === '1' || (opts.profileOnMiss && !result.ok)) {

@@ -97,7 +97,8 @@ export function runNode(args, { env, captureStdout = false, nodeFlags = [] } = {
       setImmediate(() => {
         const m = /BENCH_MAXRSS_KB (\d+)/.exec(stderr);
         const c = /BENCH_CPU_US (\d+)/.exec(stderr);
-        resolve({ code, signal, ms, stderr, stdout, maxRssBytes: m ? Number(m[1]) * 1024 : null, cpuMs: c ? Number(c[1]) / 1000 : null, pid: child.pid });
+        const w = /BENCH_WRITE_BYTES (\d+)/.exec(stderr);
+        resolve({ code, signal, ms, stderr, stdout, maxRssBytes: m ? Number(m[1]) * 1024 : null, cpuMs: c ? Number(c[1]) / 1000 : null, writtenBytes: w ? Number(w[1]) : null, pid: child.pid });
       });
     });
   });
