@@ -54,12 +54,19 @@ export interface RunHandle {
   opsUrl?: Promise<string | null>;
 }
 
+/** Opens the database. Upgrading an existing one to a newer schema is logged first: on a large database it takes a while. */
+function openStore(config: BridgeConfig, logger?: Logger): Store {
+  return new Store(config.database, {
+    onUpgrade: (from, to) => logger?.info({ database: config.database, from, to }, 'upgrading the database schema (a minute or more for millions of events)'),
+  });
+}
+
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
   // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
-  const store = new Store(config.database);
+  const store = openStore(config, logger);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   const metrics = new Metrics();
   metrics.bindStore(store);
@@ -185,7 +192,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   }
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
-  const store = new Store(config.database);
+  const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = backfillSinks(all, o.sink, o.alerts);
   // The same pass run again resumes under the same origin; a --redeliver pass is always a new one,
@@ -289,7 +296,7 @@ export async function statusReportWithQueues(config: BridgeConfig): Promise<Stat
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function statusReport(config: BridgeConfig): StatusReport {
-  const store = new Store(config.database);
+  const store = openStore(config);
   try {
     const now = Date.now();
     const counts = store.counts();
@@ -351,7 +358,7 @@ export function formatStatus(r: StatusReport): string {
 }
 
 export function replay(config: BridgeConfig, sink: string | null, sinceMs: number | null): number {
-  const store = new Store(config.database);
+  const store = openStore(config);
   try {
     if (sink && !config.sinks.some((s) => s.name === sink) && !store.counts().has(sink)) {
       throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
@@ -365,7 +372,7 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
 /** `replay`: in Redis mode, failed jobs are retried in place (their rows open again), then dead rows requeued. */
 export async function replayWithQueues(config: BridgeConfig, sink: string | null, sinceMs: number | null, logger?: Logger): Promise<number> {
   if (!config.queue.redisUrl) return replay(config, sink, sinceMs);
-  const store = new Store(config.database);
+  const store = openStore(config, logger);
   let retried = 0;
   try {
     const known = new Set([...config.sinks.map((s) => s.name), ...store.counts().keys()]);
@@ -447,7 +454,7 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
 
 /** Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". */
 export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkName: string | null, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ ok: boolean; results: string[] }> {
-  const store = new Store(config.database);
+  const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   let targets: Sink[];
   if (sinkName) {

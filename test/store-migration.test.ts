@@ -37,9 +37,11 @@ function schema2Database(): string {
 
 describe('schema 3: the outbox keyed by event write order', () => {
   it('migrates a schema-2 database with every row, state and body kept', () => {
-    const store = new Store(schema2Database());
+    const upgrades: Array<[number, number]> = [];
+    const store = new Store(schema2Database(), { onUpgrade: (from, to) => upgrades.push([from, to]) });
     cleanups.push(() => store.close());
     expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(upgrades).toEqual([[2, 3]]);
     expect(store.counts().get('hook')).toEqual({ queued: 1, retrying: 1, delivering: 1, delivered: 1, dead: 0 });
     expect(store.counts().get('slack')).toMatchObject({ dead: 1 });
     expect(store.deadLetters(null, null)).toMatchObject([{ eventId: 'evt_0', sink: 'slack', type: 'trace.created', attempts: 5, lastError: 'HTTP 500' }]);
@@ -57,6 +59,14 @@ describe('schema 3: the outbox keyed by event write order', () => {
     const r = store.write(() => store.enqueue([{ id: 'evt_0', type: 'trace.created', ts: '', body: 'ignored', sinks: ['hook', 'slack', 'pager'] }]));
     expect(r).toEqual({ inserted: 1, requeued: 0, skipped: 2 });
     expect(store.claim('pager', 10, 60_000).map((c) => c.body)).toEqual([JSON.stringify({ id: 'evt_0', n: 0 })]);
+  });
+
+  it('a new database is created, not upgraded', () => {
+    const upgrades: number[] = [];
+    const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db'), { onUpgrade: (from) => upgrades.push(from) });
+    cleanups.push(() => store.close());
+    expect(upgrades).toEqual([]);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
   });
 
   it('keeps (event, sink) unique and finds rows by event without a random-order index', () => {

@@ -136,11 +136,19 @@ function ownerIsDead(owner: string): boolean {
   }
 }
 
+export interface StoreOptions {
+  /** Told before an existing database is upgraded to a newer schema, which may take a while on a large one. */
+  onUpgrade?(from: number, to: number): void;
+}
+
 export class Store {
   readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    private readonly opts: StoreOptions = {},
+  ) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -212,6 +220,7 @@ export class Store {
   private migrate(): void {
     // Read the version inside the write transaction: two processes opening a new database at once
     // must not both apply the same migration.
+    let found: number | null = null; // the version the database had when opened: 0 for a new one
     for (;;) {
       const applied = this.db.transaction(() => {
         const current = this.db.pragma('user_version', { simple: true }) as number;
@@ -219,6 +228,8 @@ export class Store {
           throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
         }
         if (current === MIGRATIONS.length) return false;
+        found ??= current;
+        if (found > 0) this.opts.onUpgrade?.(current, current + 1);
         this.db.exec(MIGRATIONS[current]!);
         this.db.pragma(`user_version = ${current + 1}`);
         return true;
