@@ -218,24 +218,37 @@ export class Store {
   }
 
   private migrate(): void {
-    // Read the version inside the write transaction: two processes opening a new database at once
-    // must not both apply the same migration.
-    let found: number | null = null; // the version the database had when opened: 0 for a new one
-    for (;;) {
-      const applied = this.db.transaction(() => {
-        const current = this.db.pragma('user_version', { simple: true }) as number;
-        if (current > MIGRATIONS.length) {
-          throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
-        }
-        if (current === MIGRATIONS.length) return false;
-        found ??= current;
-        if (found > 0) this.opts.onUpgrade?.(current, current + 1);
-        this.db.exec(MIGRATIONS[current]!);
-        this.db.pragma(`user_version = ${current + 1}`);
-        return true;
-      }).immediate();
-      if (!applied) return;
+    const version = (): number => {
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      if (v > MIGRATIONS.length) {
+        throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${v}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
+      }
+      return v;
+    };
+    if (version() === MIGRATIONS.length) return;
+    // Read the version again inside the write transaction: two processes opening a new database at
+    // once must not both apply the same migration. The other one may be upgrading a large database:
+    // wait for it as long as that takes.
+    let found: number | null = null; // the version before the first migration applied here; 0: a new database
+    this.db.pragma('busy_timeout = 3600000');
+    try {
+      for (;;) {
+        const applied = this.db.transaction(() => {
+          const current = version();
+          if (current === MIGRATIONS.length) return false;
+          found ??= current;
+          if (found > 0) this.opts.onUpgrade?.(current, current + 1);
+          this.db.exec(MIGRATIONS[current]!);
+          this.db.pragma(`user_version = ${current + 1}`);
+          return true;
+        }).immediate();
+        if (!applied) break;
+      }
+    } finally {
+      this.db.pragma('busy_timeout = 10000');
     }
+    // An upgrade rewrites most of the file through the WAL: give that space back.
+    if ((found ?? 0) > 0) this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   /** Runs fn in a write transaction taken up front, so concurrent processes serialize cleanly. */

@@ -107,6 +107,7 @@ export const MIGRATIONS: string[] = [
     dead_at INTEGER,
     UNIQUE (event_seq, sink)
   );
+  -- An outbox row whose event is gone could never be sent (no body): it is not carried over.
   INSERT INTO outbox_v3 (seq, event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, last_error, origin, created_at, updated_at, delivered_at, dead_at)
     SELECT o.seq, e.seq, o.event_id, o.sink, o.status, o.attempts, o.next_at, o.owner, o.lease_until, o.last_error, o.origin, o.created_at, o.updated_at, o.delivered_at, o.dead_at
     FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.seq;
@@ -116,5 +117,12 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX outbox_open ON outbox (origin, created_at) WHERE status IN ('queued', 'retrying', 'delivering');
   CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
   CREATE INDEX outbox_dead ON outbox (dead_at) WHERE status = 'dead';
+  -- A process of an older version still running on this file would write outbox rows without
+  -- event_seq, and its INSERT OR IGNORE would drop them without a word: make it fail instead (its
+  -- transaction rolls back, cursor included, so nothing is lost until it is restarted).
+  CREATE TRIGGER outbox_needs_event_seq BEFORE INSERT ON outbox WHEN NEW.event_seq IS NULL
+  BEGIN
+    SELECT RAISE(ABORT, 'this database was upgraded by a newer langfuse-bridge: restart this process with the newer version');
+  END;
   `,
 ];
