@@ -6,6 +6,7 @@
 // place in its index) and `ordered` (the same ids sorted: the best case no real data gives).
 //   DIAG_PREFILL=300000   rows already in the database (seen, events, delivered outbox) before measuring
 //   DIAG_RUNS=3           rounds; each round runs both orders, alternating
+//   DIAG_COMMITS=32       commits the events are spread over (the benchmark's backfill makes 32)
 // Usage: node bench/diag-storage-floor.mjs
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { DIST, int, removeDir, tempDir } from './lib.mjs';
 const { Store } = await import(join(DIST, 'store/index.js'));
 
 const N = 72_000;
-const COMMITS = 32;
+const COMMITS = Number(process.env.DIAG_COMMITS ?? 32);
 const PREFILL = Number(process.env.DIAG_PREFILL ?? 0);
 const RUNS = Number(process.env.DIAG_RUNS ?? 3);
 const BODY = 'x'.repeat(471);
