@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Dispatcher, backoffMs } from '../src/delivery/index.js';
@@ -135,6 +138,29 @@ describe('outbox and dispatcher', () => {
     expect(store.getSeen('p', 'trace', 'new')).toBeDefined();
     expect(store.getSeen('p', 'trace', 'old')).toBeUndefined();
     expect(Number(store.getMeta('pruned_before'))).toBeGreaterThan(old);
+  });
+
+  it('an attempt slower than its lease keeps its row: another process does not take it back and send it again', async () => {
+    const file = tempDb();
+    const store = new Store(file);
+    cleanups.push(() => store.close());
+    enqueue(store, 1, ['slow']);
+    const slow = memorySink('slow', () => new Promise((r) => setTimeout(() => r({ ok: true }), 1_500)));
+    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 10, leaseMs: 400 });
+    d.start();
+    await new Promise((r) => setTimeout(r, 900)); // twice the lease into the attempt
+    // Another process on the file looks for stalled deliveries, as every dispatcher does every few seconds.
+    const built = pathToFileURL(resolve('dist/store/index.js')).href;
+    const other = await promisify(execFile)(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)}); console.log(s.recoverStalled()); s.close();`,
+    ]);
+    expect(other.stdout.trim()).toBe('0');
+    await d.drain();
+    await d.stop();
+    expect(slow.got).toHaveLength(1);
+    expect(store.counts().get('slow')).toMatchObject({ delivered: 1, retrying: 0, delivering: 0 });
   });
 
   it('takes back deliveries whose owner died', () => {

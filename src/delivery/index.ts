@@ -75,6 +75,11 @@ export interface DispatcherOptions {
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
   hooks?: DispatchHooks;
+  /**
+   * How long a claim holds a row before another process may take it back (plus pacing). Renewed
+   * while the attempt runs, however long the sink takes. Default 120 s.
+   */
+  leaseMs?: number;
 }
 
 interface InFlight {
@@ -130,10 +135,11 @@ export class Dispatcher {
     this.recoverTimer = setInterval(() => {
       try {
         if (this.store.recoverStalled()) this.wake();
+        this.renewRunning();
       } catch (err) {
         this.opts.logger.warn({ err: (err as Error).message }, 'could not check for stalled deliveries');
       }
-    }, 5_000);
+    }, Math.min(5_000, this.baseLeaseMs() / 4));
     this.recoverTimer.unref();
     for (const sink of this.sinks) this.loops.push(this.loop(sink));
   }
@@ -143,9 +149,40 @@ export class Dispatcher {
     for (const w of this.wakers.values()) w.wake();
   }
 
+  private baseLeaseMs(): number {
+    return this.opts.leaseMs ?? 120_000;
+  }
+
   private leaseMs(sink: Sink): number {
-    // Long enough for every claimed attempt to start and time out; a dead owner is detected sooner.
-    return 120_000 + (sink.minIntervalMs * sink.concurrency * 4);
+    // Long enough for every claimed attempt to start; a dead owner is detected sooner.
+    return this.baseLeaseMs() + (sink.minIntervalMs * sink.concurrency * 4);
+  }
+
+  /**
+   * Attempts still running past half their lease (a slow receiver, a handler with a long timeout)
+   * hold their rows longer, so that no other process on this database takes one back and sends it
+   * a second time while it is being sent.
+   */
+  private renewRunning(): void {
+    const now = Date.now();
+    const due: Array<{ f: InFlight; until: number }> = [];
+    for (const f of this.inflight.values()) {
+      const sink = this.sinksByName.get(f.row.sink);
+      if (!f.started || !sink) continue; // rows not started yet are held by holdLease() when they start
+      const leaseMs = this.leaseMs(sink);
+      if (now > f.row.leaseUntil - leaseMs / 2) due.push({ f, until: now + leaseMs });
+    }
+    if (due.length === 0) return;
+    this.store.write(() => {
+      for (const { f, until } of due) {
+        if (this.store.renewLease(f.row.seq, until, now)) {
+          f.row.leaseUntil = until;
+        } else {
+          f.row.leaseUntil = Number.MAX_SAFE_INTEGER; // not ours any more: said once, not renewed again
+          this.opts.logger.warn({ sink: f.row.sink, eventId: f.row.eventId }, 'a delivery still being sent was taken over by another process meanwhile');
+        }
+      }
+    });
   }
 
   private async loop(sink: Sink): Promise<void> {
