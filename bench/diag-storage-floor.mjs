@@ -4,9 +4,11 @@
 // delivered; 72,000 events in 32 commits, bodies of the benchmark's mean size (471 bytes).
 // Two key orders: `hashed` (event and entity ids are hashes, as in real data: each lands at a random
 // place in its index) and `ordered` (the same ids sorted: the best case no real data gives).
+//   DIAG_EVENTS=72000     events written (the ingest benchmark's count)
 //   DIAG_PREFILL=300000   rows already in the database (seen, events, delivered outbox) before measuring
 //   DIAG_RUNS=3           rounds; each round runs both orders, alternating
 //   DIAG_COMMITS=32       commits the events are spread over (the benchmark's backfill makes 32)
+//   DIAG_JSON=1           also print the medians as one JSON line (for bench/ingest.mjs)
 // Usage: node bench/diag-storage-floor.mjs
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { DIST, int, removeDir, tempDir } from './lib.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 
-const N = 72_000;
+const N = Number(process.env.DIAG_EVENTS ?? 72_000);
 const COMMITS = Number(process.env.DIAG_COMMITS ?? 32);
 const PREFILL = Number(process.env.DIAG_PREFILL ?? 0);
 const RUNS = Number(process.env.DIAG_RUNS ?? 3);
@@ -52,7 +54,7 @@ function run(ids) {
     const w0 = writtenBytes();
     const c0 = cpuMs();
     const t0 = performance.now();
-    const per = N / COMMITS;
+    const per = Math.ceil(N / COMMITS);
     for (let c = 0; c < COMMITS; c++) {
       const now = Date.now();
       const claimed = [];
@@ -64,7 +66,7 @@ function run(ids) {
       };
       store.write(() => {
         const events = [];
-        for (let i = c * per; i < (c + 1) * per; i++) {
+        for (let i = c * per; i < Math.min(N, (c + 1) * per); i++) {
           const id = ids[i];
           if (!store.getSeen(PROJECT, 'obs', id)) store.putSeen(PROJECT, { kind: 'obs', id, version: '2026-11-26T11:08:39.385Z', level: 0, created: 1, detail: null }, now);
           events.push({ id: `evt_${id}`, type: 'generation.created', ts: '2026-11-26T11:08:39.385Z', body: BODY, sinks: ['stdout'] });
@@ -93,4 +95,8 @@ for (let r = 0; r < RUNS; r++) {
 const med = (a, k) => [...a.map((x) => x[k])].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 for (const name of ['hashed', 'ordered']) {
   console.log(`median ${name.padEnd(8)} ${(med(results[name], 'ms') / 1000).toFixed(2)} s wall, ${(med(results[name], 'cpuMs') / 1000).toFixed(2)} s CPU, ${(med(results[name], 'bytes') / 1e6).toFixed(0)} MB written (${(med(results[name], 'bytes') / N / 1024).toFixed(1)} KB per event)`);
+}
+if (process.env.DIAG_JSON === '1') {
+  const summary = Object.fromEntries(['hashed', 'ordered'].map((k) => [k, { ms: med(results[k], 'ms'), cpuMs: med(results[k], 'cpuMs'), bytes: med(results[k], 'bytes') }]));
+  console.log(JSON.stringify({ events: N, commits: COMMITS, ...summary }));
 }

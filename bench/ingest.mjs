@@ -96,6 +96,25 @@ export async function runIngest(opts = {}) {
       `(${int(events)} events from ${int(bestB.out.observations + bestB.out.scores)} rows${written(bestBr)})  peak RSS ${mb(peakRss)} (baseline ${mb(result.baselineRss)})  ` +
       `target ≤1.5, ≤200 MB  ${status(result.ok)}`;
 
+    // Not a target: what the durable writes of as many events cost alone (no HTTP, parsing or detection),
+    // to show how much of the ratio they account for.
+    if (process.env.BENCH_INGEST_FLOOR !== '0') {
+      log('ingest: measuring the durable writes alone (bench/diag-storage-floor.mjs)…');
+      const f = await runNode(['bench/diag-storage-floor.mjs'], {
+        env: cleanEnv({ DIAG_EVENTS: String(events), DIAG_COMMITS: String(Math.max(1, Math.round(events / 2_250))), DIAG_RUNS: '1', DIAG_JSON: '1' }),
+        captureStdout: true,
+      });
+      const floor = f.code === 0 ? JSON.parse(f.stdout.trim().split('\n').pop()) : null;
+      if (floor) {
+        result.floor = floor;
+        result.lines = [
+          result.line,
+          `         durable writes alone (diag-storage-floor): ${secs(floor.hashed.ms)} = ${fix(floor.hashed.ms / bestB.ms)}× the baseline; ` +
+            `ids in order, which real ids (hashes) never are: ${secs(floor.ordered.ms)} = ${fix(floor.ordered.ms / bestB.ms)}×  not a target`,
+        ];
+      }
+    }
+
     if (process.env.BENCH_PROFILE === '1' || (opts.profileOnMiss && !result.ok)) {
       const profDir = tempDir('prof');
       dirs.push(profDir);
