@@ -283,8 +283,8 @@ export interface StatusReport {
 }
 
 /** `status`: the outbox, and in Redis mode the queues too ('delivering' rows are the ones handed to Redis). */
-export async function statusReportWithQueues(config: BridgeConfig): Promise<StatusReport> {
-  const r = statusReport(config);
+export async function statusReportWithQueues(config: BridgeConfig, logger?: Logger): Promise<StatusReport> {
+  const r = statusReport(config, logger);
   if (config.queue.redisUrl) {
     const queue = await queueModule();
     r.queues = await queue.queueStatus(config, r.sinks.map((s) => s.name));
@@ -295,8 +295,8 @@ export async function statusReportWithQueues(config: BridgeConfig): Promise<Stat
 
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function statusReport(config: BridgeConfig): StatusReport {
-  const store = openStore(config);
+export function statusReport(config: BridgeConfig, logger?: Logger): StatusReport {
+  const store = openStore(config, logger);
   try {
     const now = Date.now();
     const counts = store.counts();
@@ -357,8 +357,8 @@ export function formatStatus(r: StatusReport): string {
   return lines.join('\n');
 }
 
-export function replay(config: BridgeConfig, sink: string | null, sinceMs: number | null): number {
-  const store = openStore(config);
+export function replay(config: BridgeConfig, sink: string | null, sinceMs: number | null, logger?: Logger): number {
+  const store = openStore(config, logger);
   try {
     if (sink && !config.sinks.some((s) => s.name === sink) && !store.counts().has(sink)) {
       throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
@@ -371,7 +371,7 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
 
 /** `replay`: in Redis mode, failed jobs are retried in place (their rows open again), then dead rows requeued. */
 export async function replayWithQueues(config: BridgeConfig, sink: string | null, sinceMs: number | null, logger?: Logger): Promise<number> {
-  if (!config.queue.redisUrl) return replay(config, sink, sinceMs);
+  if (!config.queue.redisUrl) return replay(config, sink, sinceMs, logger);
   const store = openStore(config, logger);
   let retried = 0;
   try {

@@ -166,7 +166,7 @@ program
   .description('Per stream: cursor and last poll; per sink: queued, delivered, dead-lettered')
   .option('--json', 'machine-readable output', false)
   .action(async (o: { json: boolean }, cmd: Command) => {
-    const r = await statusReportWithQueues(config(cmd, false));
+    const r = await statusReportWithQueues(config(cmd, false), logger(cmd));
     process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
   });
 

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../src/store/migrations.js';
@@ -12,7 +14,7 @@ afterEach(() => {
 });
 
 /** A database as the previous schema (2) left it, with outbox rows in every state. */
-function schema2Database(): string {
+function schema2Database(extraEvents = 0): string {
   const file = join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db');
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -31,6 +33,14 @@ function schema2Database(): string {
   ob.run('evt_2', 'hook', 'retrying', 2, now - 1, null, null, 'timeout', 'backfill:x', now, now, null, null);
   // Claimed by a process that no longer exists on this host.
   ob.run('evt_3', 'hook', 'delivering', 1, now, `${OWNER.split(':')[0]}:999999999:x`, now + 60_000, null, 'live', now, now, null, null);
+  // Enough delivered history for an upgrade that lasts a while.
+  const body = 'x'.repeat(471);
+  db.transaction(() => {
+    for (let i = 0; i < extraEvents; i++) {
+      ev.run(`evt_old_${i}`, 'trace.created', '', body, now);
+      ob.run(`evt_old_${i}`, 'hook', 'delivered', 1, now, null, null, null, 'live', now, now, now, null);
+    }
+  })();
   db.close();
   return file;
 }
@@ -111,4 +121,29 @@ describe('schema 3: the outbox keyed by event write order', () => {
     expect(() => older.run()).toThrow(/upgraded by a newer langfuse-bridge/);
     expect(store.counts().get('hook')?.queued).toBe(1);
   });
+
+  it('a process killed mid-upgrade leaves the old schema whole; the next start upgrades it with every row', async () => {
+    const file = schema2Database(100_000);
+    const built = pathToFileURL(resolve('dist/store/index.js')).href;
+    const child = spawn(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { Store } = await import(${JSON.stringify(built)}); new Store(${JSON.stringify(file)}, { onUpgrade: () => console.log('upgrading') });`,
+    ]);
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
+    // SIGKILL as soon as the upgrade has begun (inside its transaction).
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('upgrading')) child.kill('SIGKILL');
+    });
+    expect(await exited).toBe('SIGKILL');
+    const raw = new Database(file, { readonly: true });
+    expect(raw.pragma('user_version', { simple: true })).toBe(2);
+    raw.close();
+
+    const store = new Store(file);
+    cleanups.push(() => store.close());
+    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(store.counts().get('hook')).toEqual({ queued: 1, retrying: 1, delivering: 1, delivered: 100_001, dead: 0 });
+    expect(store.db.prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(100_005);
+  }, 60_000);
 });

@@ -135,9 +135,13 @@ export class Dispatcher {
     this.recoverTimer = setInterval(() => {
       try {
         if (this.store.recoverStalled()) this.wake();
-        this.renewRunning();
       } catch (err) {
         this.opts.logger.warn({ err: (err as Error).message }, 'could not check for stalled deliveries');
+      }
+      try {
+        this.renewRunning();
+      } catch (err) {
+        this.opts.logger.warn({ err: (err as Error).message }, 'could not extend the hold on deliveries being sent; trying again shortly');
       }
     }, Math.min(5_000, this.baseLeaseMs() / 4));
     this.recoverTimer.unref();
@@ -158,6 +162,11 @@ export class Dispatcher {
     return this.baseLeaseMs() + (sink.minIntervalMs * sink.concurrency * 4);
   }
 
+  /** Past half its lease: time to hold the row longer (before it starts, and while it is being sent). */
+  private leaseRunningOut(sink: Sink, row: ClaimedDelivery, now: number): boolean {
+    return now > row.leaseUntil - this.leaseMs(sink) / 2;
+  }
+
   /**
    * Attempts still running past half their lease (a slow receiver, a handler with a long timeout)
    * hold their rows longer, so that no other process on this database takes one back and sends it
@@ -169,8 +178,7 @@ export class Dispatcher {
     for (const f of this.inflight.values()) {
       const sink = this.sinksByName.get(f.row.sink);
       if (!f.started || !sink) continue; // rows not started yet are held by holdLease() when they start
-      const leaseMs = this.leaseMs(sink);
-      if (now > f.row.leaseUntil - leaseMs / 2) due.push({ f, until: now + leaseMs });
+      if (this.leaseRunningOut(sink, f.row, now)) due.push({ f, until: now + this.leaseMs(sink) });
     }
     if (due.length === 0) return;
     this.store.write(() => {
@@ -310,8 +318,8 @@ export class Dispatcher {
    */
   private holdLease(sink: Sink, f: InFlight): boolean {
     const { row } = f;
+    if (!this.leaseRunningOut(sink, row, Date.now())) return true;
     const leaseMs = this.leaseMs(sink);
-    if (Date.now() <= row.leaseUntil - leaseMs / 2) return true;
     let ours = false;
     try {
       ours = this.store.renewLease(row.seq, Date.now() + leaseMs);

@@ -176,6 +176,7 @@ export class Store {
       eventInsert: db.prepare('INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)'),
       eventSeq: db.prepare('SELECT seq FROM events WHERE id = ?').pluck(),
       eventBody: db.prepare('SELECT body, type FROM events WHERE id = ?'),
+      eventType: db.prepare('SELECT type FROM events WHERE id = ?').pluck(),
       eventBodies: db.prepare('SELECT seq, body, type FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
       outboxInsert: db.prepare(
         `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
@@ -534,7 +535,7 @@ export class Store {
       const out: Array<RelayOutcome & { type: string }> = [];
       for (const o of outcomes) {
         const p = { eventId: o.eventId, sink: o.sink, gen: o.gen, now, made: Math.max(1, o.attempts ?? 1), error: o.error ?? null };
-        if ((o.status === 'delivered' ? done : dead).run(p).changes) out.push({ ...o, type: this.eventBody(o.eventId)?.type ?? 'unknown' });
+        if ((o.status === 'delivered' ? done : dead).run(p).changes) out.push({ ...o, type: (this.stmts.eventType.get(o.eventId) as string | undefined) ?? 'unknown' });
       }
       return out;
     });
