@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import cron from 'node-cron';
 import { z } from 'zod';
+import { standardSecretProblem } from './sinks/signing.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -14,12 +15,15 @@ export class ConfigError extends Error {
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
 export type Stream = (typeof STREAMS)[number];
 export type ApiMode = 'auto' | 'v4' | 'legacy';
-export type SignatureScheme = 'standard' | 'langfuse' | 'hex';
+export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
+/** `none`: unsigned requests, only when asked for by name. */
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 export interface WebhookSinkConfig {
   type: 'webhook';
   name: string;
   url: string;
+  /** Null only with signature `none`. */
   secret: string | null;
   signature: SignatureScheme;
   events: string[];
@@ -203,14 +207,32 @@ export function matchesEventPatterns(patterns: readonly string[], type: string):
   return false;
 }
 
-function checkWebhookSecret(setting: string, scheme: SignatureScheme, secret: string | null): void {
-  if (!secret) return;
+/**
+ * A webhook sink signs every request unless told `none` by name: no secret is a setting error, and so
+ * is a secret next to `none` (which of the two was meant?). `secretSetting` / `signatureSetting` name
+ * the settings as the user wrote them; `how` says how to set a scheme in that place.
+ */
+function checkWebhookSecret(
+  secretSetting: string,
+  signatureSetting: string,
+  how: (scheme: string) => string,
+  scheme: SignatureScheme,
+  secret: string | null,
+): void {
+  if (scheme === 'none') {
+    if (secret) throw new ConfigError(`${secretSetting} is set but ${signatureSetting} is none (unsigned requests); remove the secret, or set ${how('standard')} (or langfuse, hex) to sign with it`);
+    return;
+  }
+  if (!secret) {
+    const what = scheme === 'standard' ? 'a whsec_ secret shared with your receiver (make one with: echo whsec_$(openssl rand -base64 32))' : `the secret your receiver verifies the ${scheme} signature with`;
+    throw new ConfigError(`${secretSetting} is required: the webhook sink signs every request (${scheme} scheme); set it to ${what}, or set ${how('none')} to send unsigned requests on purpose`);
+  }
   if (scheme !== 'standard') return;
-  const m = /^whsec_([A-Za-z0-9+/=_-]+)$/.exec(secret);
-  if (!m || Buffer.from(m[1] ?? '', 'base64').length < 1) {
+  const problem = standardSecretProblem(secret);
+  if (problem) {
     throw new ConfigError(
-      `${setting} must be a whsec_-prefixed base64 secret for the standard signature scheme (got one without the prefix); ` +
-        `set BRIDGE_WEBHOOK_SIGNATURE=langfuse or hex to use any string`,
+      `${secretSetting} ${problem}; the standard signature scheme needs a whsec_ secret with base64 after it, as your receiver's Standard Webhooks library has it ` +
+        `(make one with: echo whsec_$(openssl rand -base64 32)), or set ${how('langfuse')} or hex to sign with any string`,
     );
   }
 }
@@ -239,7 +261,7 @@ const sinkFileSchema = z
     type: z.enum(['webhook', 'stdout', 'slack', 'pagerduty', 'handler']),
     url: z.string().optional(),
     secret: z.string().optional(),
-    signature: z.enum(['standard', 'langfuse', 'hex']).optional(),
+    signature: z.enum(SIGNATURE_SCHEMES).optional(),
     events: z.union([z.string(), z.array(z.string())]).optional(),
     timeoutSeconds: z.number().positive().optional(),
     concurrency: z.number().int().min(1).max(256).optional(),
@@ -384,10 +406,10 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   // Sinks from the environment, next to the file's.
   const webhookUrl = env.BRIDGE_WEBHOOK_URL;
   if (webhookUrl) {
-    const signature = String(env.BRIDGE_WEBHOOK_SIGNATURE ?? 'standard');
-    if (!['standard', 'langfuse', 'hex'].includes(signature)) fail('BRIDGE_WEBHOOK_SIGNATURE', 'one of standard, langfuse, hex', signature);
+    const signature = String(env.BRIDGE_WEBHOOK_SIGNATURE || 'standard');
+    if (!(SIGNATURE_SCHEMES as readonly string[]).includes(signature)) fail('BRIDGE_WEBHOOK_SIGNATURE', `one of ${SIGNATURE_SCHEMES.join(', ')}`, signature);
     const secret = env.BRIDGE_WEBHOOK_SECRET || null;
-    checkWebhookSecret('BRIDGE_WEBHOOK_SECRET', signature as SignatureScheme, secret);
+    checkWebhookSecret('BRIDGE_WEBHOOK_SECRET', 'BRIDGE_WEBHOOK_SIGNATURE', (scheme) => `BRIDGE_WEBHOOK_SIGNATURE=${scheme}`, signature as SignatureScheme, secret);
     sinks.push({
       type: 'webhook',
       name: uniqueName(sinks, 'webhook'),
@@ -453,8 +475,13 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   return config;
 }
 
+/** `sinks[2] ("oncall")`: an entry of a list in the config file, by index and, when it has one, name. */
+function entryLabel(list: string, i: number, name: unknown): string {
+  return typeof name === 'string' && name.trim() ? `${list}[${i}] (${JSON.stringify(name.trim())})` : `${list}[${i}]`;
+}
+
 function projectLabel(i: number, name: unknown): string {
-  return typeof name === 'string' && name.trim() ? `projects[${i}] (${JSON.stringify(name.trim())})` : `projects[${i}]`;
+  return entryLabel('projects', i, name);
 }
 
 /** The file's `projects`, each with the top-level settings as defaults. */
@@ -534,14 +561,14 @@ function uniqueName(sinks: SinkConfig[], base: string): string {
 }
 
 function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig {
-  const at = `sinks[${i}]`;
+  const at = entryLabel('sinks', i, s.name);
   const name = s.name ?? `${s.type}${i ? `-${i + 1}` : ''}`;
   const events = eventPatterns(`${at}.events`, s.events);
   switch (s.type) {
     case 'webhook': {
       const signature = s.signature ?? 'standard';
-      const secret = s.secret ?? null;
-      checkWebhookSecret(`${at}.secret`, signature, secret);
+      const secret = s.secret || null;
+      checkWebhookSecret(`${at}.secret`, `${at}.signature`, (scheme) => `"signature": "${scheme}" on that sink`, signature, secret);
       return { type: 'webhook', name, url: parseUrl(`${at}.url`, s.url), secret, signature, events, timeoutSeconds: s.timeoutSeconds ?? 10, concurrency: s.concurrency ?? 32 };
     }
     case 'stdout':
