@@ -4,6 +4,7 @@
  * names the setting, what it must be, and what it got.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { standardSecretProblem } from './sinks/signing.js';
@@ -54,7 +55,12 @@ export interface PagerDutySinkConfig {
 export interface HandlerSinkConfig {
   type: 'handler';
   name: string;
+  /** A path (or package name) of the module; a relative one resolves against `baseDir`. */
   module: string;
+  /** The config file's folder for a sink from the file, the working directory for BRIDGE_HANDLERS. */
+  baseDir?: string;
+  /** Where `module` was set, for messages: `BRIDGE_HANDLERS`, or the sink's key in the config file. */
+  setting?: string;
   events: string[];
   timeoutSeconds: number;
   concurrency: number;
@@ -401,7 +407,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   const httpPort = portRaw === undefined ? null : wholeNumber('BRIDGE_HTTP_PORT', portRaw, 0, 65_535);
 
   const sinks: SinkConfig[] = [];
-  for (const [i, s] of (file.sinks ?? []).entries()) sinks.push(sinkFromFile(s, i));
+  for (const [i, s] of (file.sinks ?? []).entries()) sinks.push(sinkFromFile(s, i, opts.configFile ?? ''));
 
   // Sinks from the environment, next to the file's.
   const webhookUrl = env.BRIDGE_WEBHOOK_URL;
@@ -435,7 +441,8 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     });
   }
   if (env.BRIDGE_HANDLERS) {
-    sinks.push({ type: 'handler', name: uniqueName(sinks, 'handler'), module: env.BRIDGE_HANDLERS, events: ['*'], timeoutSeconds: 30, concurrency: 8 });
+    const baseDir = process.cwd();
+    sinks.push({ type: 'handler', name: uniqueName(sinks, 'handler'), module: env.BRIDGE_HANDLERS, baseDir, setting: 'BRIDGE_HANDLERS', events: ['*'], timeoutSeconds: 30, concurrency: 8 });
   }
   const wantStdout = env.BRIDGE_STDOUT !== undefined ? bool('BRIDGE_STDOUT', env.BRIDGE_STDOUT) : (file.stdout ?? false);
   const hasEventSink = sinks.some((s) => s.type === 'webhook' || s.type === 'handler' || s.type === 'stdout');
@@ -560,7 +567,8 @@ function uniqueName(sinks: SinkConfig[], base: string): string {
   return name;
 }
 
-function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig {
+/** `configFile`: paths in the file (a handler's `module`) resolve against its folder, not the working directory. */
+function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number, configFile: string): SinkConfig {
   const at = entryLabel('sinks', i, s.name);
   const name = s.name ?? `${s.type}${i ? `-${i + 1}` : ''}`;
   const events = eventPatterns(`${at}.events`, s.events);
@@ -587,6 +595,15 @@ function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig 
       };
     case 'handler':
       if (!s.module) throw new ConfigError(`${at}.module is required for a handler sink (path to an .mjs/.js module)`);
-      return { type: 'handler', name, module: s.module, events, timeoutSeconds: s.timeoutSeconds ?? 30, concurrency: s.concurrency ?? 8 };
+      return {
+        type: 'handler',
+        name,
+        module: s.module,
+        baseDir: path.dirname(path.resolve(configFile)),
+        setting: `${at}.module in ${configFile}`,
+        events,
+        timeoutSeconds: s.timeoutSeconds ?? 30,
+        concurrency: s.concurrency ?? 8,
+      };
   }
 }
