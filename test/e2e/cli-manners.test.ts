@@ -75,6 +75,12 @@ describe.concurrent('bad flag values exit 2 in one line', () => {
     });
   }
 
+  it('worker --sink naming no sink (with Redis queues)', async () => {
+    const e = env({ BRIDGE_REDIS_URL: 'redis://127.0.0.1:6379', BRIDGE_QUEUE_PREFIX: `lfb-manners-${process.pid}`, BRIDGE_REDIS_WAIT_SECONDS: '5' });
+    const line = expectOneLineError(await runCli(['worker', '--sink', 'nope'], e, 20_000), '--sink nope is not a configured sink');
+    expect(line).toContain('configured: webhook');
+  });
+
   it('replay --since that is no time', async () => {
     expectOneLineError(await runCli(['replay', '--since', 'last-tuesday'], env(), 20_000), /--since must be an ISO 8601 time.*"last-tuesday"/);
   });
