@@ -11,7 +11,8 @@ import { configJsonSchema } from '../src/config-schema.js';
 import { configErrorOf } from './helpers/config-error.js';
 import { ROOT } from './helpers/cli.js';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Parsed JSON Schema, walked loosely. */
+type Json = Record<string, any>;
 const committedFile = path.join(ROOT, 'schema', 'config.schema.json');
 const committed = JSON.parse(readFileSync(committedFile, 'utf8')) as Json;
 const dir = mkdtempSync(path.join(tmpdir(), 'lfb-schema-'));
