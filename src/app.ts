@@ -131,7 +131,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
         lastPrune = Date.now();
         try {
           const p = store.prune(config.retentionDays);
-          if (p.outbox || p.seen) logger.info(p, 'pruned rows older than the retention');
+          if (p.outbox || p.seen || p.attempts) logger.info(p, 'pruned rows older than the retention');
         } catch (err) {
           logger.warn({ err: (err as Error).message }, 'prune failed');
         }

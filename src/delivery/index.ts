@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, Claimer, DeliveryOutcome, Store } from '../store/index.js';
+import { attemptOf } from './attempts.js';
 import { Waker } from './waker.js';
 
 export interface RetryPolicy {
@@ -353,7 +354,7 @@ export class Dispatcher {
     for (const f of mine) {
       // One row's hook or log failing must not strand the rest of the group in flight.
       try {
-        this.finish(sink, f, result, ms);
+        this.finish(sink, f, result, ms, began);
       } catch (err) {
         this.opts.logger.warn({ sink: sink.name, eventId: f.row.eventId, err: (err as Error).message }, 'could not finish recording a delivery');
       }
@@ -379,11 +380,11 @@ export class Dispatcher {
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
-    this.finish(sink, f, result, Date.now() - began);
+    this.finish(sink, f, result, Date.now() - began, began);
   }
 
   /** Records one row's outcome: delivered, retrying on the schedule, or dead. */
-  private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number): void {
+  private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number, began: number): void {
     if (!this.done(f)) return;
     const { row } = f;
     if (this.abort.signal.aborted && !result.ok) {
@@ -392,14 +393,14 @@ export class Dispatcher {
     }
     const log = this.opts.logger;
     if (result.ok) {
-      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered' });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered', attempt: attemptOf(result, 'delivered', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
       if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
       return;
     }
     const last = row.attempts >= this.opts.retry.maxAttempts;
     if (!result.retry || last) {
-      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason, attempt: attemptOf(result, 'dead', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
       log.error(
         { sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason },
@@ -408,7 +409,7 @@ export class Dispatcher {
       return;
     }
     const wait = Math.max(backoffMs(this.opts.retry, row.attempts), result.retryAfterMs ?? 0);
-    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason });
+    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
     log.warn({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
   }
