@@ -11,6 +11,7 @@ import { LangfuseClient, LangfuseError } from './langfuse/client.js';
 import { sleep } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
+import { createConsole } from './ops/console/index.js';
 import { startOpsServer } from './ops/server.js';
 import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from './poll/index.js';
 import { closeSinks, createSinks } from './sinks/index.js';
@@ -102,7 +103,11 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
-  const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
+  const consoleHandler = createConsole(
+    { store, logger, status: () => statusReportWithQueues(config, logger), sinkNames: () => sinks.map((s) => s.name), wake: () => dispatcher.wake() },
+    { host: config.httpHost, token: config.httpToken },
+  );
+  const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger, consoleHandler) : null;
 
   logger.info(
     several

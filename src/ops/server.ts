@@ -1,4 +1,4 @@
-/** The local ops server: `/healthz` for liveness probes and `/metrics` for Prometheus. */
+/** The local ops server: `/healthz` for liveness probes, `/metrics` for Prometheus, and the console (src/ops/console). */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,7 +21,14 @@ export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()
     : { ok: false, reason: `last successful poll ${Math.round(age)} s ago, more than ${maxAgeSeconds} s: Langfuse unreachable or failing` };
 }
 
-export function startOpsServer(host: string, port: number, metrics: Metrics, maxAgeSeconds: number, logger: Logger): OpsServer {
+export function startOpsServer(
+  host: string,
+  port: number,
+  metrics: Metrics,
+  maxAgeSeconds: number,
+  logger: Logger,
+  consoleHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): OpsServer {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -42,6 +49,10 @@ export function startOpsServer(host: string, port: number, metrics: Metrics, max
       );
       return;
     }
+    if (consoleHandler) {
+      consoleHandler(req, res);
+      return;
+    }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
   });
   const url = new Promise<string | null>((resolve) => {
@@ -52,7 +63,7 @@ export function startOpsServer(host: string, port: number, metrics: Metrics, max
     server.listen(port, host, () => {
       const a = server.address() as AddressInfo;
       const u = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
-      logger.info({ url: u }, 'ops server listening: /healthz, /metrics');
+      logger.info({ url: u }, consoleHandler ? 'ops server listening: the console at /, /healthz, /metrics' : 'ops server listening: /healthz, /metrics');
       resolve(u);
     });
   });
