@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       BRIDGE_HTTP_HOST: '127.0.0.1',
     },
   });
-  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'error');
   const pretty = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const line of chunk.toString().split('\n')) if (line.trim()) process.stdout.write(describe(line));

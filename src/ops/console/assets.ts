@@ -29,7 +29,10 @@ tr:last-child td { border-bottom: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .mono, code, pre, time { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
 .muted { color: var(--muted); font-size: 12px; }
+.nowrap, time { white-space: nowrap; }
+.chart figcaption .muted { font-weight: 400; }
 .err { color: var(--bad); word-break: break-word; }
+table.deliveries td.err { min-width: 14rem; }
 .empty { color: var(--muted); text-align: center; padding: 1rem; }
 .code { font-family: ui-monospace, monospace; font-weight: 600; }
 a.dead { color: var(--bad); font-weight: 700; }
@@ -46,7 +49,7 @@ button.link { background: none; border: 0; color: var(--accent); cursor: pointer
 .toolbar { display: flex; gap: .75rem; align-items: center; margin: .4rem 0; flex-wrap: wrap; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .75rem; }
 .chart { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .5rem .7rem; }
-.chart figcaption { display: flex; justify-content: space-between; gap: .5rem; font-weight: 600; flex-wrap: wrap; }
+.chart figcaption { display: flex; flex-direction: column; font-weight: 600; }
 .chart svg { width: 100%; height: 90px; display: block; margin-top: .3rem; }
 .chart .axis { stroke: var(--line); }
 .c-events rect { fill: var(--info); } .c-delivered rect { fill: var(--ok); } .c-failed rect { fill: var(--bad); }
@@ -67,7 +70,11 @@ body.login main { max-width: 420px; margin-top: 10vh; }
 body.login form { display: flex; gap: .5rem; align-items: end; flex-wrap: wrap; }
 body.login label { display: flex; flex-direction: column; gap: .2rem; flex: 1; }
 @media (max-width: 640px) {
+  body { font-size: 13px; }
+  header { gap: .5rem; padding: .5rem .6rem; }
+  header .brand { display: none; }
   main { padding: .6rem; }
+  h2 { margin-top: 1rem; }
   th, td { padding: .35rem .4rem; }
   table.deliveries td:nth-child(6), table.deliveries th:nth-child(6) { display: none; }
 }

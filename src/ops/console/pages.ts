@@ -44,8 +44,14 @@ function layout(title: string, active: string, body: string, signOut: boolean): 
 </body></html>`;
 }
 
-function badge(status: string): string {
-  return `<span class="badge s-${esc(status)}">${esc(status)}</span>`;
+function badge(status: string, tone = status): string {
+  return `<span class="badge s-${esc(tone)}">${esc(status)}</span>`;
+}
+
+/** The last answer in one line: the status code unless the error already names it. */
+function answer(code: number | null, error: string | null): string {
+  const shown = code !== null && !(error ?? '').includes(`HTTP ${code}`) ? `<span class="code">HTTP ${code}</span> ` : '';
+  return `${shown}${esc(error ?? '')}`;
 }
 
 function chart(title: string, values: number[], minutes: number[], cls: string, unit: string): string {
@@ -79,8 +85,8 @@ function deliveryRows(items: DeliveryItem[], selectable: boolean): string {
       const when = d.status === 'queued' || d.status === 'retrying' ? `${time(d.lastAttemptAt)}${d.nextAttemptAt ? `<div class="muted">next ${time(d.nextAttemptAt)}</div>` : ''}` : time(d.lastAttemptAt);
       return `<tr data-status="${esc(d.status)}">${select}<td>${when}</td><td>${esc(d.sink)}</td><td>${badge(d.status)}</td>
 <td><a href="/events/${encodeURIComponent(d.eventId)}">${esc(d.event)}</a><div class="muted mono">${esc(d.eventId)}</div></td>
-<td class="mono">${d.traceId ? `<a href="/deliveries?traceId=${encodeURIComponent(d.traceId)}">${esc(d.traceId)}</a>` : '–'}</td>
-<td class="num">${d.attempts}</td><td class="err">${d.lastStatusCode !== null ? `<span class="code">HTTP ${d.lastStatusCode}</span> ` : ''}${esc(d.lastError ?? '')}</td><td>${action}</td></tr>`;
+<td class="mono">${d.traceId ? `<a href="/deliveries?traceId=${encodeURIComponent(d.traceId)}" title="${esc(d.traceId)}">${esc(d.traceId.length > 14 ? `${d.traceId.slice(0, 12)}…` : d.traceId)}</a>` : '–'}</td>
+<td class="num">${d.attempts}</td><td class="err">${answer(d.lastStatusCode, d.lastError)}</td><td>${action}</td></tr>`;
     })
     .join('\n');
 }
@@ -101,7 +107,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
           const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? `up to date (${ago(s.lastSweepDoneAt, now)})` : '–';
           const outcome = s.lastOutcome ?? '–';
           return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}</td><td>${time(s.cursor)}</td>
-<td>${badge(outcome === 'ok' ? 'ok' : outcome === '–' ? 'none' : 'failing')} ${esc(outcome === '–' ? '' : outcome)} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
+<td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
         })
         .join('\n')
     : '<tr><td colspan="5" class="empty">No poll yet.</td></tr>';
@@ -200,8 +206,8 @@ export function renderEvent(deps: ConsoleDeps, id: string, signOut: boolean): { 
       const attempts = s.attempts.length
         ? s.attempts
             .map(
-              (a, i) => `<tr><td class="num">${i + 1}</td><td>${time(a.at)}</td><td class="num">${a.durationMs} ms</td><td>${badge(a.outcome)}</td>
-<td>${a.statusCode !== null ? `<span class="code">HTTP ${a.statusCode}</span>` : '–'}</td><td class="err">${esc(a.error ?? '')}</td><td>${a.response !== null ? `<pre class="answer">${esc(a.response)}</pre>` : '<span class="muted">–</span>'}</td></tr>`,
+              (a, i) => `<tr><td class="num">${i + 1}</td><td>${time(a.at)}</td><td class="num nowrap">${a.durationMs} ms</td><td>${badge(a.outcome)}</td>
+<td class="nowrap">${a.statusCode !== null ? `<span class="code">HTTP ${a.statusCode}</span>` : '–'}</td><td class="err">${esc(a.error ?? '')}</td><td>${a.response !== null ? `<pre class="answer">${esc(a.response)}</pre>` : '<span class="muted">–</span>'}</td></tr>`,
             )
             .join('\n')
         : '<tr><td colspan="7" class="empty">No attempt recorded yet.</td></tr>';
