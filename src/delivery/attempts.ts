@@ -68,6 +68,16 @@ export function insertAttempts(db: Database.Database, rows: Array<{ seq: number;
   for (const { seq, attempt: a } of rows) st.run(seq, a.at, Math.round(a.durationMs), a.outcome, a.statusCode, a.error, a.response);
 }
 
+/** Attempts named by event id and sink (Redis mode's workers know no outbox row); unknown ones are skipped. */
+export function insertAttemptsByEvent(db: Database.Database, rows: Array<{ eventId: string; sink: string; attempt: Attempt }>): void {
+  if (rows.length === 0) return;
+  const st = db.prepare(
+    `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response)
+     SELECT o.seq, ?, ?, ?, ?, ?, ? FROM outbox o WHERE o.event_seq = (SELECT seq FROM events WHERE id = ?) AND o.sink = ?`,
+  );
+  for (const { eventId, sink, attempt: a } of rows) st.run(a.at, Math.round(a.durationMs), a.outcome, a.statusCode, a.error, a.response, eventId, sink);
+}
+
 export interface AttemptRow extends Attempt {
   outboxSeq: number;
 }

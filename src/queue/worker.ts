@@ -14,11 +14,13 @@ import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
+import { attemptOf } from '../delivery/attempts.js';
 import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
-import { LOST_JOB, RetryLater, bridgeBackoff, connectionFor, queueName, redactUrl, waitForRedis, type JobData } from './redis.js';
+import { AttemptPusher, attemptsKey } from './attempts.js';
+import { LOST_JOB, RetryLater, bridgeBackoff, connectionFor, plainClient, queueName, redactUrl, waitForRedis, type JobData } from './redis.js';
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
@@ -31,6 +33,8 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   private readonly workers: Worker[] = [];
   private lastErrorLog = 0;
+  /** Each attempt, for the attempt log that the relay in `run` writes. */
+  private attempts: AttemptPusher | null = null;
 
   constructor(
     private readonly config: BridgeConfig,
@@ -42,6 +46,7 @@ export class WorkerPool {
   start(): void {
     const q = this.config.queue;
     const lockMs = q.lockSeconds * 1000;
+    this.attempts = new AttemptPusher(plainClient(q), attemptsKey(q.prefix), this.logger);
     for (const sink of this.sinks) {
       const paced = sink.minIntervalMs > 0;
       const worker = new Worker<JobData>(queueName(sink.name), (job, _token, signal) => this.process(sink, job, signal), {
@@ -89,12 +94,13 @@ export class WorkerPool {
     }
     const ms = Date.now() - began;
     const log = this.logger;
+    const last = attempt >= maxAttempts;
+    this.attempts?.push(d.eventId, sink.name, attemptOf(result, result.ok ? 'delivered' : !result.retry || last ? 'dead' : 'retrying', began, ms));
     if (result.ok) {
       this.opts.onAttempt?.(sink, 'delivered', d.type, ms);
       log.debug({ sink: sink.name, eventId: d.eventId, event: d.type, attempt, ms }, 'delivered');
       return result.status !== undefined ? { status: result.status } : {};
     }
-    const last = attempt >= maxAttempts;
     if (!result.retry || last) {
       this.opts.onAttempt?.(sink, 'dead', d.type, ms);
       log.error(
@@ -120,6 +126,7 @@ export class WorkerPool {
       const closed = await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1_000).unref())]);
       if (!closed) await Promise.allSettled(this.workers.map((w) => w.disconnect()));
     }
+    await this.attempts?.close();
   }
 }
 
