@@ -73,7 +73,24 @@ async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-export function createConsole(deps: ConsoleDeps, opts: ConsoleOptions): ConsoleHandler {
+export function createConsole(given: ConsoleDeps, opts: ConsoleOptions): ConsoleHandler {
+  // The status report counts the whole outbox: several open pages refreshing share one per 2 s.
+  let cached: { at: number; report: ReturnType<ConsoleDeps['status']> } | null = null;
+  const deps: ConsoleDeps = {
+    ...given,
+    status: () => {
+      if (!cached || Date.now() - cached.at > 2_000) {
+        const report = given.status();
+        report.catch(() => (cached = null));
+        cached = { at: Date.now(), report };
+      }
+      return cached.report;
+    },
+    wake: () => {
+      cached = null;
+      given.wake();
+    },
+  };
   const token = opts.token;
   const loopback = isLoopback(opts.host);
   // The cookie holds a value derived from the token, not the token itself.
