@@ -122,7 +122,15 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
         signal,
       });
       const status = res.statusCode;
-      // The head of the answer for the attempt log; the rest (up to 64 KB) is read so the connection is reused.
+      if (status >= 200 && status < 300) {
+        try {
+          await res.body.dump({ limit: 64 * 1024 });
+        } catch {
+          // Delivered: an unread or cut-off answer changes nothing.
+        }
+        return { ok: true, status };
+      }
+      // A failure: the head of the answer for the attempt log; the rest (up to 64 KB) is read so the connection is reused.
       const head: Buffer[] = [];
       let read = 0;
       try {
@@ -135,7 +143,6 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
         // The status is what counts; an unread or cut-off response body changes nothing.
       }
       const response = read === 0 ? null : excerpt(Buffer.concat(head).subarray(0, 1024), [cfg.secret, ...Object.values(headers)].filter((v) => v !== opts.userAgent && v !== 'application/json'));
-      if (status >= 200 && status < 300) return { ok: true, status, response };
       const what = `HTTP ${status} from ${target.origin}`;
       if (status === 410) return failure(`${what} (gone: dead-lettered without retry)`, false, { status, response });
       if (status === 408 || status === 429) {
