@@ -77,6 +77,8 @@ body.login label { display: flex; flex-direction: column; gap: .2rem; flex: 1; }
   h2 { margin-top: 1rem; }
   th, td { padding: .35rem .4rem; }
   table.deliveries td:nth-child(6), table.deliveries th:nth-child(6) { display: none; }
+  /* The sinks fit a phone without Delivering and the Replay-all button (dead letters below have Replay). */
+  table.sinks td:nth-child(4), table.sinks th:nth-child(4), table.sinks td:nth-child(8), table.sinks th:nth-child(8) { display: none; }
 }
 `;
 
