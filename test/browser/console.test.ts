@@ -91,13 +91,13 @@ describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
     }
 
     h.rx.setResponder(null); // the receiver is fixed
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
     await sink.getByRole('button', { name: 'Replay' }).click();
     await expect.poll(() => page.locator('#flash').textContent(), { timeout: 10_000 }).toContain('Replayed: 1 delivery');
     await expect.poll(() => page.locator('section.sink[data-sink="webhook"] h2 .badge').textContent(), { timeout: 20_000 }).toBe('delivered');
     expect(await page.locator('section.sink[data-sink="webhook"] table.attempts tbody tr').count()).toBe(3);
     // Same document all along: no reload happened.
-    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(42);
     expect(h.rx.requests.filter((r) => r.body.includes(dead.eventId) && r.status === 200)).toHaveLength(1);
     await page.close();
   });
@@ -163,7 +163,7 @@ describe.runIf(HAVE_CHROMIUM)('console sign-in in a browser', () => {
       expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
       expect(cookies[0]!.value).not.toContain(token);
       // The page's script cannot read it.
-      expect(await page.evaluate(() => document.cookie)).toBe('');
+      expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
       await page.getByRole('button', { name: 'sign out' }).click();
       await page.waitForURL(`${w.url}/login`);
       expect((await page.goto(`${w.url}/deliveries`))?.status()).toBe(401);
