@@ -103,10 +103,13 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
-  const consoleHandler = createConsole(
-    { store, logger, status: () => statusReportWithQueues(config, logger), sinkNames: () => sinks.map((s) => s.name), wake: () => dispatcher.wake() },
-    { host: config.httpHost, token: config.httpToken },
-  );
+  const consoleHandler =
+    config.httpPort === null
+      ? undefined
+      : createConsole(
+          { store, logger, status: () => statusReportWithQueues(config, logger), sinkNames: () => sinks.map((s) => s.name), wake: () => dispatcher.wake() },
+          { host: config.httpHost, token: config.httpToken },
+        );
   const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger, consoleHandler) : null;
 
   logger.info(

@@ -193,6 +193,8 @@ describe('console access rules', () => {
       }
       expect((await fetch(`${w.url}/metrics`)).status).toBe(200);
       expect([200, 503]).toContain((await fetch(`${w.url}/healthz`)).status);
+      // Said once at start, in the log.
+      expect(w.bridge.logs().filter((l) => String(l.msg).startsWith('the console is off on this address'))).toHaveLength(1);
     } finally {
       await h.close();
     }

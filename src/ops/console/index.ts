@@ -93,6 +93,9 @@ export function createConsole(given: ConsoleDeps, opts: ConsoleOptions): Console
   };
   const token = opts.token;
   const loopback = isLoopback(opts.host);
+  if (!token && !loopback) {
+    given.logger.warn({ host: opts.host }, 'the console is off on this address (it answers 403): set BRIDGE_HTTP_TOKEN to open it; /healthz and /metrics answer as usual');
+  }
   // The cookie holds a value derived from the token, not the token itself.
   const session = token ? createHmac('sha256', token).update('langfuse-bridge console session').digest('base64url') : null;
 
