@@ -226,7 +226,10 @@ export function detectObservations(
       const version = o.updatedAt ?? '';
       if (!prior) {
         out.push(makeEvent('generation.created', eventId(projectId, 'generation.created', o.id, ''), o.startTime, generationData(projectId, o, opts.includeIo)));
-      } else if (o.updatedAt && version !== prior.version) {
+      }
+      // A backfill reports the change too when it finds one the seen version has not recorded yet.
+      const changed = prior ? version !== prior.version : opts.fresh && real !== undefined && (real.version ?? '') < version;
+      if (o.updatedAt && changed) {
         out.push(makeEvent('generation.updated', eventId(projectId, 'generation.updated', o.id, o.updatedAt), o.updatedAt, generationData(projectId, o, opts.includeIo)));
       }
       if (!real || (o.updatedAt && real.version !== version && (real.version ?? '') < version)) {
@@ -272,7 +275,11 @@ export function detectScores(scores: ScoreRecord[], seen: SeenAccess, opts: Dete
     const fp = scoreFingerprint(s);
     if (!prior) {
       out.push(makeEvent('score.created', eventId(projectId, 'score.created', s.id, ''), s.timestamp, scoreData(projectId, s)));
-    } else if (prior.version !== fp) {
+    }
+    // A backfill (fresh) also reports a change the seen version has not recorded yet: the live poll
+    // never read it (it happened outside the lookback), so no sink has it.
+    const changedFrom = prior ?? (opts.fresh ? real : undefined);
+    if (changedFrom && changedFrom.version !== fp) {
       const version = `${s.updatedAt ?? ''}/${fp}`;
       out.push(makeEvent('score.updated', eventId(projectId, 'score.updated', s.id, version), s.updatedAt ?? s.timestamp, scoreData(projectId, s)));
     }
@@ -295,7 +302,9 @@ export function detectPrompts(versions: PromptVersionRecord[], seen: SeenAccess,
     if (!opts.includeIo) delete prompt.prompt;
     if (!prior) {
       out.push(makeEvent('prompt.created', eventId(projectId, 'prompt.created', key, ''), p.createdAt ?? p.updatedAt ?? new Date(0).toISOString(), { projectId, prompt }));
-    } else if (prior.version !== fp) {
+    }
+    const changedFrom = prior ?? (opts.fresh ? real : undefined);
+    if (changedFrom && changedFrom.version !== fp) {
       const version = createHash('sha1').update(fp).digest('hex').slice(0, 16);
       out.push(makeEvent('prompt.updated', eventId(projectId, 'prompt.updated', key, `${p.updatedAt ?? ''}/${version}`), p.updatedAt ?? p.createdAt ?? new Date(0).toISOString(), { projectId, prompt }));
     }
