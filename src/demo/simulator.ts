@@ -130,7 +130,8 @@ type Endpoint =
   | 'scoresV2'
   | 'scoresV1'
   | 'promptList'
-  | 'promptGet';
+  | 'promptGet'
+  | 'traceGet';
 
 const ENDPOINTS: Record<string, { endpoint: Endpoint; generations: readonly ApiGeneration[] }> = {
   '/api/public/v2/observations': { endpoint: 'obsV2', generations: ['v4'] },
@@ -142,6 +143,7 @@ const ENDPOINTS: Record<string, { endpoint: Endpoint; generations: readonly ApiG
   '/api/public/v2/prompts': { endpoint: 'promptList', generations: ['v4', 'v3', 'v2'] },
 };
 const PROMPT_PREFIX = '/api/public/v2/prompts/';
+const TRACE_PREFIX = '/api/public/traces/';
 
 class HttpError extends Error {
   constructor(
@@ -654,15 +656,24 @@ export class LangfuseSimulator {
       }
 
       let endpoint: Endpoint | undefined;
-      let promptName: string | undefined;
+      /** The name or id in a path like /prompts/{name} or /traces/{id}. */
+      let pathParam: string | undefined;
       const known = ENDPOINTS[path];
       if (known && known.generations.includes(this.generation)) {
         endpoint = known.endpoint;
+      } else if (path.startsWith(TRACE_PREFIX) && this.generation !== 'v4' && !path.slice(TRACE_PREFIX.length).includes('/')) {
+        // GET /api/public/traces/{id} (legacy servers): the trace with its observations and scores in full.
+        try {
+          pathParam = decodeURIComponent(path.slice(TRACE_PREFIX.length));
+          endpoint = 'traceGet';
+        } catch {
+          // malformed escape: no such page
+        }
       } else if (path.startsWith(PROMPT_PREFIX) && path.length > PROMPT_PREFIX.length) {
         const rest = path.slice(PROMPT_PREFIX.length);
         if (!rest.includes('/')) {
           try {
-            promptName = decodeURIComponent(rest);
+            pathParam = decodeURIComponent(rest);
             endpoint = 'promptGet';
           } catch {
             // malformed escape: no such page
@@ -697,7 +708,7 @@ export class LangfuseSimulator {
       const q = url.searchParams;
       let body: unknown;
       try {
-        body = this.dispatch(endpoint, q, promptName);
+        body = this.dispatch(endpoint, q, pathParam);
       } catch (err) {
         if (err instanceof HttpError) return this.send(req, res, err.status, err.body, rlHeaders);
         throw err;
@@ -766,7 +777,7 @@ export class LangfuseSimulator {
     };
   }
 
-  private dispatch(endpoint: Endpoint, q: URLSearchParams, promptName: string | undefined): unknown {
+  private dispatch(endpoint: Endpoint, q: URLSearchParams, pathParam: string | undefined): unknown {
     switch (endpoint) {
       case 'obsV2':
         return this.listObservationsV2(q);
@@ -782,7 +793,9 @@ export class LangfuseSimulator {
       case 'promptList':
         return this.listPrompts(q);
       case 'promptGet':
-        return this.getPrompt(promptName ?? '', q);
+        return this.getPrompt(pathParam ?? '', q);
+      case 'traceGet':
+        return this.getTraceLegacy(pathParam ?? '');
     }
   }
 
@@ -1185,6 +1198,28 @@ export class LangfuseSimulator {
       scores: scores.map((i) => scoreTable.row(i).id).sort(),
     };
     if (this.generation !== 'v2') out.environment = t.environment;
+    return out;
+  }
+
+  /** `GET /api/public/traces/{id}` as a legacy server answers it (TraceWithFullDetails). */
+  private getTraceLegacy(id: string): unknown {
+    const i = this.store.traces.find(id);
+    if (i === undefined || (this.store.traces.vis[i] as number) > Date.now()) {
+      throw new HttpError(404, { message: `Trace not found within authorized project`, error: 'LangfuseNotFoundError' });
+    }
+    const t = this.store.traces.row(i);
+    const now = Date.now();
+    const obsTable = this.store.observations;
+    const scoreTable = this.store.scores;
+    const out = this.renderTraceLegacy(t);
+    out.observations = this.store
+      .observationsOfTrace(t.id)
+      .filter((k) => (obsTable.vis[k] as number) <= now)
+      .map((k) => this.renderObservationV1(obsTable.row(k), obsTable.ts[k] as number));
+    out.scores = this.store
+      .scoresOfTrace(t.id)
+      .filter((k) => (scoreTable.vis[k] as number) <= now)
+      .map((k) => this.renderScoreLegacy(scoreTable.row(k)));
     return out;
   }
 

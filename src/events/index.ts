@@ -115,18 +115,28 @@ function generationData(projectId: string, o: ObservationRecord, includeIo: bool
 
 /**
  * Observations (and, from legacy servers, the trace list of the same window) → trace and generation
- * events. A trace's level is the highest of its observations of every type; `trace.updated` fires
+ * events. `context` holds observations read only to learn a listed trace's level (see Poller). A trace's level is the highest of its observations of every type; `trace.updated` fires
  * when that level first reaches WARNING or ERROR, never twice for one level.
  */
 export function detectObservations(
-  batch: { observations: ObservationRecord[]; traces?: TraceRecord[] },
+  batch: { observations: ObservationRecord[]; traces?: TraceRecord[]; context?: ObservationRecord[] },
   seen: SeenAccess,
   opts: DetectOptions,
 ): AnyBridgeEvent[] {
   const out: AnyBridgeEvent[] = [];
   const { projectId } = opts;
   const byTrace = new Map<string, ObservationRecord[]>();
+  const inBatch = new Set<string>();
   for (const o of batch.observations) {
+    inBatch.add(o.id);
+    let list = byTrace.get(o.traceId);
+    if (!list) byTrace.set(o.traceId, (list = []));
+    list.push(o);
+  }
+  // Observations read from a trace's own endpoint: they decide its level, and make no events of their own.
+  for (const o of batch.context ?? []) {
+    if (inBatch.has(o.id)) continue;
+    inBatch.add(o.id);
     let list = byTrace.get(o.traceId);
     if (!list) byTrace.set(o.traceId, (list = []));
     list.push(o);
