@@ -54,10 +54,13 @@ export interface SimulatorOptions {
   ingestionDelayMs?: number;
   /** seed for ids and generated data (default 42) */
   seed?: number;
+  /** every n-th authenticated API request answers 500 (a flaky server); default never */
+  failEvery?: number;
 }
 
 export type SimFault =
-  | { kind: '429'; retryAfterSeconds: number }
+  /** `header: false` leaves out Retry-After (the body still says retryAfterSeconds, unless `body: false`) */
+  | { kind: '429'; retryAfterSeconds: number; header?: boolean; body?: boolean }
   | { kind: '500' }
   | { kind: '502-html' }
   | { kind: 'hang'; ms: number }
@@ -69,6 +72,8 @@ export type SimFault =
 export interface SimRequestLogEntry {
   /** ms epoch when the response was written */
   at: number;
+  /** ms epoch when the request arrived */
+  receivedAt: number;
   method: string;
   /** path including the query string */
   path: string;
@@ -347,6 +352,9 @@ function corruptOne(body: unknown): void {
   if ('name' in obj) obj.name = 42;
 }
 
+/** When each request arrived (for the request log). */
+const arrivals = new WeakMap<http.IncomingMessage, number>();
+
 export class LangfuseSimulator {
   /** every request served, in order (path includes the query string) */
   readonly requests: SimRequestLogEntry[] = [];
@@ -357,6 +365,8 @@ export class LangfuseSimulator {
   private readonly secretKey: string;
   private readonly port: number;
   private readonly rateLimitPerMinute: number | undefined;
+  private readonly failEvery: number | undefined;
+  private authenticated = 0;
   private server: http.Server | null = null;
   private baseUrl: string | null = null;
   private readonly faults: Array<{ fault: SimFault; prefix: string | undefined }> = [];
@@ -371,6 +381,7 @@ export class LangfuseSimulator {
     this.projectId = opts.projectId ?? 'demo-project';
     this.port = opts.port ?? 0;
     this.rateLimitPerMinute = opts.rateLimitPerMinute;
+    this.failEvery = opts.failEvery;
     this.store = new SimStore(this.generation, opts.seed ?? 42, opts.ingestionDelayMs ?? 0);
   }
 
@@ -548,7 +559,7 @@ export class LangfuseSimulator {
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
-    this.requests.push({ at: Date.now(), method: req.method ?? 'GET', path: req.url ?? '', status });
+    this.requests.push({ at: Date.now(), receivedAt: arrivals.get(req) ?? Date.now(), method: req.method ?? 'GET', path: req.url ?? '', status });
     if (res.destroyed || res.writableEnded) return;
     let text: string;
     let type = headers['content-type'];
@@ -585,6 +596,7 @@ export class LangfuseSimulator {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    arrivals.set(req, Date.now());
     try {
       req.resume();
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -609,10 +621,10 @@ export class LangfuseSimulator {
               {
                 message: 'Rate limit exceeded',
                 code: 'rate_limited',
-                details: { retryAfterSeconds: fault.retryAfterSeconds, limit: this.rateLimitPerMinute ?? 30, remaining: 0 },
+                details: fault.body === false ? {} : { retryAfterSeconds: fault.retryAfterSeconds, limit: this.rateLimitPerMinute ?? 30, remaining: 0 },
               },
               {
-                'retry-after': String(fault.retryAfterSeconds),
+                ...(fault.header === false ? {} : { 'retry-after': String(fault.retryAfterSeconds) }),
                 'x-ratelimit-limit': String(this.rateLimitPerMinute ?? 30),
                 'x-ratelimit-remaining': '0',
                 'x-ratelimit-reset': reset.toString(),
@@ -637,7 +649,7 @@ export class LangfuseSimulator {
           case 'hang':
             await this.delay(fault.ms);
             if (res.destroyed || this.server === null) {
-              this.requests.push({ at: Date.now(), method, path: req.url ?? '', status: 0 });
+              this.requests.push({ at: Date.now(), receivedAt: arrivals.get(req) ?? Date.now(), method, path: req.url ?? '', status: 0 });
               return;
             }
             break;
@@ -685,6 +697,10 @@ export class LangfuseSimulator {
 
       const auth = this.checkAuth(req.headers.authorization);
       if (typeof auth !== 'string') return this.send(req, res, 401, auth);
+
+      if (this.failEvery !== undefined && ++this.authenticated % this.failEvery === 0) {
+        return this.send(req, res, 500, { message: 'Internal Server Error', error: 'An unknown error occurred' });
+      }
 
       let rlHeaders: Record<string, string> = {};
       if (this.rateLimitPerMinute !== undefined && endpoint !== 'promptList' && endpoint !== 'promptGet') {
