@@ -239,8 +239,8 @@ export class Poller {
       // Rows recorded under the name while the project could not connect; its id has them now.
       this.store.db.prepare('DELETE FROM cursors WHERE project = ? AND cursor_ms IS NULL').run(this.config.projectName);
     }
-    // The calls one poll may spend, so that polls every interval stay under the ceiling.
-    const budget = Math.max(sources.length, Math.floor((this.config.langfuse.maxRequestsPerMinute * this.config.pollIntervalSeconds) / 60));
+    // The calls one poll may spend, so that polls every (effective) interval stay under the ceiling.
+    const budget = Math.max(sources.length, Math.floor((this.ceiling() * this.effectiveIntervalSeconds()) / 60));
     const perSource = Math.max(1, Math.floor(budget / sources.length));
     let events = 0;
     const failed: SourceName[] = [];
@@ -265,6 +265,30 @@ export class Poller {
       }
     }
     return { events, failed };
+  }
+
+  /** The request ceiling in force: with a shared ledger, the one every process on the database holds to. */
+  ceiling(): number {
+    const l = this.client.limiter;
+    return l.shared ? l.ceiling : this.config.langfuse.maxRequestsPerMinute;
+  }
+
+  /** The calls an idle poll makes (one list per resource), once the API generation is known. */
+  callsPerPoll(): number {
+    let n = 0;
+    for (const source of sourcesFor(this.config.streams)) {
+      n++;
+      if (source === 'observations' && this.shape?.generation === 'legacy' && this.streams.has('traces')) n++;
+    }
+    return Math.max(1, n);
+  }
+
+  /**
+   * The interval polls can keep under the ceiling: the configured one, or longer when an idle poll's
+   * calls at that interval would not fit (polls then run evenly at this pace instead of in bursts).
+   */
+  effectiveIntervalSeconds(): number {
+    return Math.max(this.config.pollIntervalSeconds, Math.ceil((this.callsPerPoll() * 60) / this.ceiling()));
   }
 
   private recordConnectFailure(sources: SourceName[], message: string): void {
