@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
 import { Dispatcher } from './delivery/index.js';
 import { testEvent } from './events/index.js';
-import { LangfuseClient, LangfuseError, waitText } from './langfuse/client.js';
+import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
@@ -296,7 +296,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
       const now = Date.now();
       for (const c of clients) {
         const w = c.limiter.waiting;
-        if (w && w.untilMs > now) return { ...w, ceiling: c.limiter.ceiling, text: waitText(w.reason, c.limiter.ceiling, c.limiter.shared, 'backfill', w.untilMs - now) };
+        if (w && w.untilMs > now) return { ...w, ceiling: c.limiter.ceiling, text: shortWaitText(w.reason, c.limiter.ceiling, w.untilMs - now) };
       }
       return null;
     },

@@ -136,15 +136,22 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     // The ETA moves smoothly: each estimate is blended into the shown one, which counts down in between.
     let eta: number | null = null;
     let etaAt = Date.now();
+    // Once the ceiling is seen holding the pass back, calls (not elapsed time) say how long the rest takes.
+    let ceilingSeen: number | null = null;
     const render = (): void => {
       const w = waiting?.();
+      if (w?.reason === 'ceiling') ceilingSeen = w.ceiling;
       if (eta !== null) {
         eta = Math.max(0, eta - (Date.now() - etaAt) / 1000);
         etaAt = Date.now();
       }
       const shownEta = eta !== null && eta >= 1 ? ` · ETA ${formatSeconds(eta)}` : '';
       // Without a terminal the client logs its waits itself.
-      if (tty) process.stderr.write(`\r\x1b[2K${progress || 'starting'}${shownEta}${w ? ` · ${w.text}` : ''}`);
+      if (!tty) return;
+      const line = `${progress || 'starting'}${shownEta}${w ? ` · ${w.text}` : ''}`;
+      // One terminal line, or the next redraw leaves the wrapped part behind.
+      const width = process.stderr.columns || 0;
+      process.stderr.write(`\r\x1b[2K${width > 1 && line.length >= width ? `${line.slice(0, width - 2)}…` : line}`);
     };
     const ticker = setInterval(() => tty && render(), 1_000);
     ticker.unref();
@@ -166,11 +173,15 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
           const secs = (Date.now() - began) / 1000;
           const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
           const rate = secs > 0 ? p.events / secs : 0;
-          const estimate = frac > 0 && frac < 1 ? (secs / frac) * (1 - frac) : 0;
-          eta = frac >= 1 ? null : eta === null ? estimate : Math.max(0, eta - (Date.now() - etaAt) / 1000) * 0.7 + estimate * 0.3;
+          const byTime = frac > 0 && frac < 1 ? (secs / frac) * (1 - frac) : 0;
+          const byCalls = ceilingSeen && frac > 0 && frac < 1 ? ((p.calls / frac) * (1 - frac) * 60) / ceilingSeen : 0;
+          const estimate = Math.max(byTime, byCalls);
+          // A first estimate, or one far off the shown one, replaces it; a near one is blended in.
+          const shown = eta === null ? null : Math.max(0, eta - (Date.now() - etaAt) / 1000);
+          eta = frac >= 1 ? null : shown === null || shown < 1 || estimate > shown * 2 || estimate < shown / 2 ? estimate : shown * 0.7 + estimate * 0.3;
           etaAt = Date.now();
           const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
-          progress = `${each} of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls`;
+          progress = `${each} · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} calls`;
           if (tty) render();
           else if (Date.now() - lastLine > 5_000 || frac >= 1) {
             lastLine = Date.now();

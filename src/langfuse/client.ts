@@ -193,7 +193,20 @@ export class LangfuseClient {
   }
 }
 
-/** What a wait for Langfuse is for, in a sentence (logs, the backfill's progress line). */
+/** What a wait for Langfuse is for, in a few words (a progress line). */
+export function shortWaitText(reason: WaitReason, ceiling: number, ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  switch (reason) {
+    case 'pause':
+      return `waiting ${s} s: Langfuse answered 429`;
+    case 'live':
+      return `waiting ${s} s: live polls first (a backfill keeps 1/4 of ${ceiling}/min; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it)`;
+    default:
+      return `waiting ${s} s for the request ceiling (${ceiling}/min; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it)`;
+  }
+}
+
+/** What a wait for Langfuse is for, in a sentence (logs). */
 export function waitText(reason: WaitReason, ceiling: number, shared: boolean, role: 'live' | 'backfill', ms: number): string {
   const s = Math.ceil(ms / 1000);
   const who = role === 'backfill' ? 'backfill' : 'poll';
