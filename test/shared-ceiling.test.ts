@@ -79,6 +79,18 @@ describe('the shared request ceiling', () => {
     expect(takeAll(daemon!, t2 + 1)).toBe(15);
   });
 
+  it('a backfill past its quarter leaves a daemon the room its polls need, even while the daemon is idle', () => {
+    const [daemon, backfill] = ledgers({ max: 20, explicit: true, role: 'live' }, { max: 20, explicit: true, role: 'backfill' });
+    const t0 = 1_000_000;
+    daemon!.setNeed(8); // e.g. two calls a poll, every 15 s
+    expect(daemon!.reserve(60_000, t0).waitMs).toBe(0);
+    // The backfill takes what the daemon does not need: 20 − 8 − the daemon's one call so far.
+    expect(takeAll(backfill!, t0 + 1)).toBe(12);
+    expect(backfill!.reserve(60_000, t0 + 2).reason).toBe('live');
+    // The daemon's next polls find their room without waiting.
+    expect(takeAll(daemon!, t0 + 3)).toBe(7);
+  });
+
   it('a daemon alone uses the whole ceiling', () => {
     const [daemon] = ledgers({ max: 20, explicit: true, role: 'live' });
     expect(takeAll(daemon!, 1_000_000)).toBe(20);

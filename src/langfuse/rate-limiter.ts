@@ -11,6 +11,8 @@ export interface LedgerOwner {
 /** Another process on the same database, as it last said. */
 export interface LedgerPeer extends LedgerOwner {
   pid: number;
+  /** A daemon: the calls a minute its polls' head reads need (kept free of a backfill past its quarter). */
+  need: number;
   /** When it waits for room, until when (0: not waiting). */
   waitingUntil: number;
 }
@@ -33,6 +35,8 @@ export interface CallLedger {
   /** Atomically: record a call at `now` if there is room and no pause holds. */
   reserve(windowMs: number, now: number): LedgerAnswer;
   pause(untilMs: number): void;
+  /** A daemon says how many calls a minute its polls' head reads need. */
+  setNeed(perMinute: number): void;
   /** This process is done with the project (its share is no longer kept for it). */
   release(): void;
 }
@@ -135,6 +139,11 @@ export class RateLimiter {
       }
     }
     this.starts.push(this.now());
+  }
+
+  /** The calls a minute live polls need, kept free of a backfill on the same database (past its quarter). */
+  setNeed(perMinute: number): void {
+    this.ledger?.setNeed(perMinute);
   }
 
   /** This process is done: its share of a shared ceiling is no longer kept for it. */

@@ -239,6 +239,8 @@ export class Poller {
       // Rows recorded under the name while the project could not connect; its id has them now.
       this.store.db.prepare('DELETE FROM cursors WHERE project = ? AND cursor_ms IS NULL').run(this.config.projectName);
     }
+    // What this project's head reads need of a ceiling shared with a backfill.
+    this.client.limiter.setNeed((this.callsPerPoll() * 60) / this.effectiveIntervalSeconds());
     // The calls one poll may spend, so that polls every (effective) interval stay under the ceiling.
     const budget = Math.max(sources.length, Math.floor((this.ceiling() * this.effectiveIntervalSeconds()) / 60));
     const perSource = Math.max(1, Math.floor(budget / sources.length));

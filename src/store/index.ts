@@ -643,8 +643,9 @@ export class Store {
       add: db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)'),
     };
     const backfillKey = `${key}#backfill`;
+    let need = 0;
     const register = (now: number, waitingUntil: number): void =>
-      void sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, seen: now, waitingUntil }));
+      void sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, seen: now, waitingUntil }));
     const others = (now: number): LedgerPeer[] => {
       const out: LedgerPeer[] = [];
       for (const r of sql.registered.all(regPrefix, `${regPrefix}\uffff`) as Array<{ key: string; value: string }>) {
@@ -687,9 +688,14 @@ export class Store {
         const backfillRunning = peers.some((p) => p.role === 'backfill');
         const kept = backfillRunning ? Math.max(0, quarter - backfill.n) : 0;
         if (total + kept >= ceiling) return answer(Math.min(expires(live.n ? live.oldest : now), 1_000), 'backfill');
-      } else if (backfill.n >= quarter && peers.some((p) => p.role === 'live' && p.waitingUntil > 0 && p.waitingUntil > now - 2_000)) {
-        // Past its quarter, a backfill gives way while a live poll waits for room (or has just woken to ask again).
-        return answer(Math.min(expires(backfill.oldest), 1_000), 'live');
+      } else if (backfill.n >= quarter) {
+        // Past its quarter, a backfill leaves a daemon's polls the room they need, and gives way while a
+        // live poll waits for room (or has just woken to ask again).
+        const live = peers.filter((p) => p.role === 'live');
+        const needed = Math.min(ceiling - quarter, live.reduce((sum, p) => sum + (p.need || 0), 0));
+        if (backfill.n + needed >= ceiling || live.some((p) => p.waitingUntil > 0 && p.waitingUntil > now - 2_000)) {
+          return answer(Math.min(expires(backfill.oldest), 1_000), 'live');
+        }
       }
       sql.add.run(callKey, now);
       return answer(0, null);
@@ -697,6 +703,7 @@ export class Store {
     return {
       reserve: (windowMs, now) => reserve.immediate(windowMs, now),
       pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
+      setNeed: (perMinute) => void (need = Math.max(0, Math.ceil(perMinute))),
       release: () => void sql.forget.run(regKey),
     };
   }
