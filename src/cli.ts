@@ -129,8 +129,13 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     let lastLine = 0;
     const fractions = new Map<string, number>();
     const abort = new AbortController();
+    // Exits as shells report a signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    let signalExit = 130;
     process.once('SIGINT', () => abort.abort(new Error('interrupted')));
-    process.once('SIGTERM', () => abort.abort(new Error('interrupted')));
+    process.once('SIGTERM', () => {
+      signalExit = 143;
+      abort.abort(new Error('interrupted'));
+    });
     let progress = '';
     let waiting: (() => BackfillWait | null) | null = null;
     // The ETA moves smoothly: each estimate is blended into the shown one, which counts down in between.
@@ -198,7 +203,7 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
         .filter(Boolean)
         .join(' ');
       process.stderr.write(`langfuse-bridge: backfill interrupted; events already queued are kept. Run the same command to resume where it stopped:\n  ${again}\n`);
-      process.exit(130);
+      process.exit(signalExit);
     }
     clearInterval(ticker);
     if (tty) process.stderr.write('\n');
