@@ -199,7 +199,9 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
       if (!abort.signal.aborted) throw err;
       // Interrupted: what was committed stays; the same range read again resumes after the last slice.
       if (tty) process.stderr.write('\n');
-      const again = ['langfuse-bridge backfill', `--from ${range.from}`, `--to ${range.to}`, o.redeliver ? '--redeliver' : '', o.sink ? `--sink ${o.sink}` : '', o.alerts ? '--alerts' : '', o.project ? `--project ${o.project}` : '']
+      const arg = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+      const file = globals(cmd).config;
+      const again = ['langfuse-bridge', file ? `--config ${arg(file)}` : '', 'backfill', `--from ${range.from}`, `--to ${range.to}`, o.redeliver ? '--redeliver' : '', o.sink ? `--sink ${arg(o.sink)}` : '', o.alerts ? '--alerts' : '', o.project ? `--project ${arg(o.project)}` : '']
         .filter(Boolean)
         .join(' ');
       process.stderr.write(`langfuse-bridge: backfill interrupted; events already queued are kept. Run the same command to resume where it stopped:\n  ${again}\n`);
