@@ -704,7 +704,8 @@ export class Store {
       reserve: (windowMs, now) => reserve.immediate(windowMs, now),
       pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
       setNeed: (perMinute) => void (need = Math.max(0, Math.ceil(perMinute))),
-      release: () => void sql.forget.run(regKey),
+      // A process closing its database first has nothing left to release.
+      release: () => void (db.open && sql.forget.run(regKey)),
     };
   }
 
