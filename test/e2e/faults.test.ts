@@ -47,8 +47,13 @@ describe.concurrent('faults', () => {
       expect(scoresBefore, 'the 429 met a later call').toBeGreaterThanOrEqual(2);
       const after = sim.requests.filter((r) => r.receivedAt > t429);
       const trace = after.map((r) => `${r.receivedAt - t429} ms ${r.path}`).join('\n');
-      for (const r of after) expect(r.receivedAt - t429, trace).toBeGreaterThanOrEqual(1_990);
-      expect(after.some((r) => !r.path.startsWith('/api/public/scores')), `another endpoint was called after the pause:\n${trace}`).toBe(true);
+      // A call of the other source may already be on its way when the 429 is written (the client has
+      // not read it yet): allow that moment, not the pause.
+      for (const r of after) expect(r.receivedAt - t429 < 500 || r.receivedAt - t429 >= 1_990, trace).toBe(true);
+      expect(after.filter((r) => r.receivedAt - t429 < 500).length, trace).toBeLessThanOrEqual(1);
+      const retried = after.find((r) => r.path === sim.requests[i429]!.path)!;
+      expect(retried.receivedAt - t429, trace).toBeGreaterThanOrEqual(1_990);
+      expect(after.some((r) => r.receivedAt - t429 >= 1_990 && !r.path.startsWith('/api/public/scores')), `another endpoint was called after the pause:\n${trace}`).toBe(true);
 
       // The malformed score is skipped with a warning; everything else arrives, exactly once.
       const got = byKey(rx.accepted);
