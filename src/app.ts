@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
 import { Dispatcher } from './delivery/index.js';
 import { testEvent } from './events/index.js';
-import { LangfuseClient, LangfuseError } from './langfuse/client.js';
-import { sleep } from './langfuse/rate-limiter.js';
+import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
+import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
 import { startOpsServer } from './ops/server.js';
@@ -19,13 +19,17 @@ import { Store, type DeliveryStatus } from './store/index.js';
 import type { QueueStatus } from './queue/index.js';
 import { USER_AGENT } from './version.js';
 
-export function createClient(config: BridgeConfig, logger: Logger, store?: Store): LangfuseClient {
+export function createClient(config: BridgeConfig, logger: Logger, store?: Store, role: 'live' | 'backfill' = 'live'): LangfuseClient {
+  const max = config.langfuse.maxRequestsPerMinute;
+  const explicit = config.langfuse.maxRequestsPerMinuteSet !== false;
   return new LangfuseClient({
-    ledger: store?.callLedger(`${config.langfuse.baseUrl}|${config.langfuse.publicKey}`),
+    ledger: store?.callLedger(`${config.langfuse.baseUrl}|${config.langfuse.publicKey}`, { max, explicit, role }),
     baseUrl: config.langfuse.baseUrl,
     publicKey: config.langfuse.publicKey,
     secretKey: config.langfuse.secretKey,
-    maxRequestsPerMinute: config.langfuse.maxRequestsPerMinute,
+    maxRequestsPerMinute: max,
+    maxRequestsPerMinuteSet: explicit,
+    role,
     timeoutSeconds: config.langfuse.timeoutSeconds,
     logger,
     userAgent: USER_AGENT,
@@ -113,10 +117,14 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   dispatcher.start();
 
   // Each project polls in its own loop: one that fails (say, refused keys) does not hold up the others.
-  const loop = async ({ poller, logger }: (typeof projects)[number], prunes: boolean): Promise<void> => {
+  const loop = async ({ poller, logger, config: pc }: (typeof projects)[number], prunes: boolean): Promise<void> => {
     let lastPrune = 0;
+    const starts: number[] = [];
+    let saidPace = '';
     while (!abort.signal.aborted) {
       const began = Date.now();
+      starts.push(began);
+      if (starts.length > 10) starts.shift();
       try {
         const r = await poller.pollOnce(abort.signal);
         if (r.events) logger.info({ events: r.events }, 'poll committed new events');
@@ -136,7 +144,21 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
           logger.warn({ err: (err as Error).message }, 'prune failed');
         }
       }
-      const wait = config.pollIntervalSeconds * 1000 - (Date.now() - began);
+      // The pace the ceiling can hold: said once (and again when it changes), shown by status, /metrics, /healthz.
+      let interval = config.pollIntervalSeconds;
+      if (poller.projectId !== null) {
+        interval = poller.effectiveIntervalSeconds();
+        const pace = recordPollPace(store, metrics, poller, pc, starts);
+        const said = `${pace.ceiling}/${pace.effectiveIntervalSeconds}`;
+        if (pace.limitedByCeiling && said !== saidPace) {
+          logger.warn(
+            { intervalSeconds: pc.pollIntervalSeconds, effectiveIntervalSeconds: pace.effectiveIntervalSeconds, callsPerPoll: pace.callsPerPoll, ceiling: pace.ceiling },
+            `BRIDGE_POLL_INTERVAL_SECONDS=${pc.pollIntervalSeconds} needs ${Math.ceil((pace.callsPerPoll * 60) / pc.pollIntervalSeconds)} calls a minute (${pace.callsPerPoll} a poll) but the request ceiling is ${pace.ceiling}: polling every ${pace.effectiveIntervalSeconds} s instead; raise BRIDGE_MAX_REQUESTS_PER_MINUTE or the interval`,
+          );
+        }
+        saidPace = said;
+      }
+      const wait = interval * 1000 - (Date.now() - began);
       try {
         await sleep(Math.max(0, wait), abort.signal);
       } catch {
@@ -159,6 +181,53 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   return { done, stop: () => abort.abort(new Error('stopping')), metrics, opsUrl: ops?.url };
 }
 
+/** How often a project's polls run, against how often they were asked to. */
+export interface PollPace {
+  project: string;
+  intervalSeconds: number;
+  /** The pace the ceiling can hold (the interval, or longer). */
+  effectiveIntervalSeconds: number;
+  /** Measured over the last polls (null until there are two). */
+  measuredIntervalSeconds: number | null;
+  callsPerPoll: number;
+  ceiling: number;
+  limitedByCeiling: boolean;
+  at: string;
+}
+
+const PACE_KEY = 'poll-pace:';
+
+function recordPollPace(store: Store, metrics: Metrics, poller: Poller, config: BridgeConfig, starts: number[]): PollPace {
+  const measured = starts.length >= 2 ? Math.round((starts[starts.length - 1]! - starts[0]!) / (starts.length - 1) / 100) / 10 : null;
+  const pace: PollPace = {
+    project: poller.projectId!,
+    intervalSeconds: config.pollIntervalSeconds,
+    effectiveIntervalSeconds: poller.effectiveIntervalSeconds(),
+    measuredIntervalSeconds: measured,
+    callsPerPoll: poller.callsPerPoll(),
+    ceiling: poller.ceiling(),
+    limitedByCeiling: poller.effectiveIntervalSeconds() > config.pollIntervalSeconds,
+    at: new Date().toISOString(),
+  };
+  store.setMeta(`${PACE_KEY}${pace.project}`, JSON.stringify(pace));
+  metrics.setPollPace(pace);
+  return pace;
+}
+
+/** What the daemon last recorded of each project's poll pace (none from a database that never ran one). */
+function pollPaces(store: Store): PollPace[] {
+  const rows = store.db.prepare('SELECT value FROM meta WHERE key >= ? AND key < ? ORDER BY key').all(PACE_KEY, `${PACE_KEY}\uffff`) as Array<{ value: string }>;
+  const out: PollPace[] = [];
+  for (const r of rows) {
+    try {
+      out.push(JSON.parse(r.value) as PollPace);
+    } catch {
+      /* not ours */
+    }
+  }
+  return out;
+}
+
 // --- backfill -------------------------------------------------------------------------------------
 
 export interface BackfillOptions {
@@ -170,7 +239,18 @@ export interface BackfillOptions {
   /** With several projects: only this one (by its configured name); default all. */
   project?: string | null;
   onProgress?: (p: BackfillProgress & { delivered: number; queued: number }) => void;
+  /** Hands over a way to ask, at any time, whether (and for what) the pass waits for Langfuse. */
+  onStart?: (h: { waiting(): BackfillWait | null }) => void;
   signal?: AbortSignal;
+}
+
+/** What a backfill waits for: the request ceiling (and how high it is), a 429, or live polls first. */
+export interface BackfillWait {
+  reason: WaitReason;
+  untilMs: number;
+  ceiling: number;
+  /** A sentence saying so, with the setting that raises the ceiling. */
+  text: string;
 }
 
 /** History does not page people: alert sinks take part only when asked. */
@@ -211,10 +291,22 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   dispatcher.start();
   const totals = { events: 0, inserted: 0, requeued: 0 };
   const clients: LangfuseClient[] = [];
+  o.onStart?.({
+    waiting: () => {
+      const now = Date.now();
+      for (const c of clients) {
+        const w = c.limiter.waiting;
+        if (w && w.untilMs > now) return { ...w, ceiling: c.limiter.ceiling, text: shortWaitText(w.reason, c.limiter.ceiling, w.untilMs - now) };
+      }
+      return null;
+    },
+  });
   try {
     for (const pc of targets) {
       const log = pc.projectName !== undefined ? logger.child({ project: pc.projectName }) : logger;
-      const client = createClient(pc, log, store);
+      const client = createClient(pc, log, store, 'backfill');
+      // A progress display says what the pass waits for; without one the client logs it.
+      if (o.onStart) client.limiter.onWait = undefined;
       clients.push(client);
       const poller = new Poller(store, client, pc, sinks, log, {
         onEvents: () => dispatcher.wake(),
@@ -276,6 +368,8 @@ export interface StatusReport {
   sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
   oldestPendingAt: string | null;
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
+  /** Per project: how often polls run, as the daemon last recorded it. */
+  pollPace: PollPace[];
   /** Redis mode: per-sink job counts from the queues. */
   queues?: QueueStatus;
   /** The queues as `status` prints them. */
@@ -317,6 +411,7 @@ export function statusReport(config: BridgeConfig, logger?: Logger): StatusRepor
       sinks: [...names].map((name) => ({ name, ...(counts.get(name) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }) })),
       oldestPendingAt: isoOrNull(store.oldestPendingAt()),
       recentDead: store.deadLetters(null, null, 10).map((d) => ({ ...d, deadAt: new Date(d.deadAt).toISOString() })),
+      pollPace: pollPaces(store),
     };
   } finally {
     store.close();
@@ -349,6 +444,13 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
   }
   if (r.queueLines) lines.push(...r.queueLines);
+  for (const p of r.pollPace ?? []) {
+    const every = p.measuredIntervalSeconds ?? p.effectiveIntervalSeconds;
+    lines.push(
+      `\npolls${r.pollPace.length > 1 ? ` of ${p.project}` : ''} every ${every} s (${(60 / every).toFixed(1)} a minute; interval set: ${p.intervalSeconds} s)` +
+        (p.limitedByCeiling ? `: the request ceiling of ${p.ceiling} calls a minute holds ${p.callsPerPoll} calls a poll every ${p.effectiveIntervalSeconds} s at most` : ''),
+    );
+  }
   if (r.oldestPendingAt) lines.push(`\noldest pending delivery since ${r.oldestPendingAt}`);
   if (r.recentDead.length) {
     lines.push('\nrecent dead letters (langfuse-bridge replay sends them again):');

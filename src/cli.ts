@@ -2,7 +2,7 @@
 /** Commands and flags; the work is in app.ts. */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues } from './app.js';
+import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
 import { boundHeapGrowth } from './ops/heap.js';
 import { LOG_LEVELS, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
@@ -153,32 +153,85 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     let lastLine = 0;
     const fractions = new Map<string, number>();
     const abort = new AbortController();
+    // Exits as shells report a signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    let signalExit = 130;
     process.once('SIGINT', () => abort.abort(new Error('interrupted')));
-    process.once('SIGTERM', () => abort.abort(new Error('interrupted')));
-    const r = await runBackfill(cfg, log, {
-      fromMs: o.from.getTime(),
-      toMs,
-      redeliver: o.redeliver,
-      sink: o.sink ?? null,
-      alerts: o.alerts,
-      project: o.project ?? null,
-      signal: abort.signal,
-      onProgress: (p) => {
-        // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
-        fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
-        const secs = (Date.now() - began) / 1000;
-        const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
-        const rate = secs > 0 ? p.events / secs : 0;
-        const eta = frac > 0 && frac < 1 ? Math.round((secs / frac) * (1 - frac)) : 0;
-        const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
-        const line = `${each} of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls${eta ? ` · ETA ${eta} s` : ''}`;
-        if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-        else if (Date.now() - lastLine > 5_000 || frac >= 1) {
-          lastLine = Date.now();
-          log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
-        }
-      },
+    process.once('SIGTERM', () => {
+      signalExit = 143;
+      abort.abort(new Error('interrupted'));
     });
+    let progress = '';
+    let waiting: (() => BackfillWait | null) | null = null;
+    // The ETA moves smoothly: each estimate is blended into the shown one, which counts down in between.
+    let eta: number | null = null;
+    let etaAt = Date.now();
+    // Once the ceiling is seen holding the pass back, calls (not elapsed time) say how long the rest takes.
+    let ceilingSeen: number | null = null;
+    const render = (): void => {
+      const w = waiting?.();
+      if (w?.reason === 'ceiling') ceilingSeen = w.ceiling;
+      if (eta !== null) {
+        eta = Math.max(0, eta - (Date.now() - etaAt) / 1000);
+        etaAt = Date.now();
+      }
+      const shownEta = eta !== null && eta >= 1 ? ` · ETA ${formatSeconds(eta)}` : '';
+      // Without a terminal the client logs its waits itself.
+      if (!tty) return;
+      const line = `${progress || 'starting'}${shownEta}${w ? ` · ${w.text}` : ''}`;
+      // One terminal line, or the next redraw leaves the wrapped part behind.
+      const width = process.stderr.columns || 0;
+      process.stderr.write(`\r\x1b[2K${width > 1 && line.length >= width ? `${line.slice(0, width - 2)}…` : line}`);
+    };
+    const ticker = setInterval(() => tty && render(), 1_000);
+    ticker.unref();
+    const range = { from: o.from.toISOString(), to: new Date(toMs).toISOString() };
+    let r: Awaited<ReturnType<typeof runBackfill>>;
+    try {
+      r = await runBackfill(cfg, log, {
+        fromMs: o.from.getTime(),
+        toMs,
+        redeliver: o.redeliver,
+        sink: o.sink ?? null,
+        alerts: o.alerts,
+        project: o.project ?? null,
+        signal: abort.signal,
+        onStart: tty ? (h) => (waiting = h.waiting) : undefined,
+        onProgress: (p) => {
+          // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
+          fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
+          const secs = (Date.now() - began) / 1000;
+          const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
+          const rate = secs > 0 ? p.events / secs : 0;
+          const byTime = frac > 0 && frac < 1 ? (secs / frac) * (1 - frac) : 0;
+          const byCalls = ceilingSeen && frac > 0 && frac < 1 ? ((p.calls / frac) * (1 - frac) * 60) / ceilingSeen : 0;
+          const estimate = Math.max(byTime, byCalls);
+          // A first estimate, or one far off the shown one, replaces it; a near one is blended in.
+          const shown = eta === null ? null : Math.max(0, eta - (Date.now() - etaAt) / 1000);
+          eta = frac >= 1 ? null : shown === null || shown < 1 || estimate > shown * 2 || estimate < shown / 2 ? estimate : shown * 0.7 + estimate * 0.3;
+          etaAt = Date.now();
+          const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
+          progress = `${each} · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} calls`;
+          if (tty) render();
+          else if (Date.now() - lastLine > 5_000 || frac >= 1) {
+            lastLine = Date.now();
+            log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
+          }
+        },
+      });
+    } catch (err) {
+      clearInterval(ticker);
+      if (!abort.signal.aborted) throw err;
+      // Interrupted: what was committed stays; the same range read again resumes after the last slice.
+      if (tty) process.stderr.write('\n');
+      const arg = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+      const file = globals(cmd).config;
+      const again = ['langfuse-bridge', file ? `--config ${arg(file)}` : '', 'backfill', `--from ${range.from}`, `--to ${range.to}`, o.redeliver ? '--redeliver' : '', o.sink ? `--sink ${arg(o.sink)}` : '', o.alerts ? '--alerts' : '', o.project ? `--project ${arg(o.project)}` : '']
+        .filter(Boolean)
+        .join(' ');
+      process.stderr.write(`langfuse-bridge: backfill interrupted; events already queued are kept. Run the same command to resume where it stopped:\n  ${again}\n`);
+      process.exit(signalExit);
+    }
+    clearInterval(ticker);
     if (tty) process.stderr.write('\n');
     const summary = { events: r.events, queued: r.inserted, delivered: r.delivered, dead: r.dead, seconds: Math.round((Date.now() - began) / 100) / 10 };
     process.stdout.isTTY ? log.info(summary, r.exitCode ? 'backfill done; some deliveries were dead-lettered' : 'backfill done') : log.info(summary, 'backfill done');
@@ -242,6 +295,13 @@ program
   });
 
 for (const c of program.commands) c.configureOutput(errorOutput(c.name()));
+
+function formatSeconds(s: number): string {
+  const n = Math.round(s);
+  if (n < 60) return `${n} s`;
+  if (n < 3600) return `${Math.floor(n / 60)} min ${String(n % 60).padStart(2, '0')} s`;
+  return `${Math.floor(n / 3600)} h ${String(Math.floor((n % 3600) / 60)).padStart(2, '0')} min`;
+}
 
 function die(message: string, code: number): never {
   process.stderr.write(`langfuse-bridge: ${message}\n`);

@@ -80,6 +80,8 @@ export interface ProjectConfig {
   baseUrl: string;
   api: ApiMode;
   maxRequestsPerMinute: number;
+  /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
+  maxRequestsPerMinuteSet?: boolean;
   streams: Stream[];
   lookbackSeconds: number;
   startFrom: Date | null;
@@ -92,6 +94,8 @@ export interface BridgeConfig {
     baseUrl: string;
     api: ApiMode;
     maxRequestsPerMinute: number;
+    /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
+    maxRequestsPerMinuteSet?: boolean;
     /** Per-call timeout for Langfuse requests. */
     timeoutSeconds: number;
   };
@@ -623,6 +627,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
       baseUrl,
       api: apiRaw as ApiMode,
       maxRequestsPerMinute: wholeNumber('BRIDGE_MAX_REQUESTS_PER_MINUTE', pick('BRIDGE_MAX_REQUESTS_PER_MINUTE', fl.maxRequestsPerMinute) ?? 30, 1, 100_000),
+      maxRequestsPerMinuteSet: pick('BRIDGE_MAX_REQUESTS_PER_MINUTE', fl.maxRequestsPerMinute) !== undefined,
       timeoutSeconds: positiveNumber('LANGFUSE_TIMEOUT_SECONDS', pick('LANGFUSE_TIMEOUT_SECONDS', fl.timeoutSeconds) ?? 30, 'seconds'),
     },
     database: String(pick('BRIDGE_DATABASE', file.database) ?? 'data/bridge.db'),
@@ -680,6 +685,7 @@ function projectsFromFile(list: NonNullable<FileConfig['projects']>, base: Bridg
       baseUrl: p.baseUrl === undefined ? base.langfuse.baseUrl : parseUrl(`${at}.baseUrl`, p.baseUrl),
       api: p.api ?? base.langfuse.api,
       maxRequestsPerMinute: p.maxRequestsPerMinute === undefined ? base.langfuse.maxRequestsPerMinute : wholeNumber(`${at}.maxRequestsPerMinute`, p.maxRequestsPerMinute, 1, 100_000),
+      maxRequestsPerMinuteSet: p.maxRequestsPerMinute === undefined ? base.langfuse.maxRequestsPerMinuteSet : true,
       streams: p.streams === undefined ? base.streams : streams(`${at}.streams`, p.streams),
       lookbackSeconds: p.lookbackSeconds === undefined ? base.lookbackSeconds : wholeNumber(`${at}.lookbackSeconds`, p.lookbackSeconds, 0, 7 * 86_400, 'seconds'),
       startFrom: p.startFrom === undefined ? base.startFrom : parseInstant(`${at}.startFrom`, p.startFrom),
@@ -692,7 +698,7 @@ export function projectConfigs(config: BridgeConfig): BridgeConfig[] {
   if (config.projects.length === 0) return [config];
   return config.projects.map((p) => ({
     ...config,
-    langfuse: { ...config.langfuse, publicKey: p.publicKey, secretKey: p.secretKey, baseUrl: p.baseUrl, api: p.api, maxRequestsPerMinute: p.maxRequestsPerMinute },
+    langfuse: { ...config.langfuse, publicKey: p.publicKey, secretKey: p.secretKey, baseUrl: p.baseUrl, api: p.api, maxRequestsPerMinute: p.maxRequestsPerMinute, maxRequestsPerMinuteSet: p.maxRequestsPerMinuteSet },
     streams: p.streams,
     lookbackSeconds: p.lookbackSeconds,
     startFrom: p.startFrom,

@@ -180,19 +180,20 @@ describe('the request ceiling', () => {
     const a = new Store(file);
     const b = new Store(file);
     cleanups.push(() => a.close(), () => b.close());
-    const la = a.callLedger('https://lf|pk');
-    const lb = b.callLedger('https://lf|pk');
-    const other = b.callLedger('https://lf|pk-other');
+    const own = { max: 3, explicit: true, role: 'live' as const };
+    const la = a.callLedger('https://lf|pk', own);
+    const lb = b.callLedger('https://lf|pk', own);
+    const other = b.callLedger('https://lf|pk-other', own);
     const t0 = 1_000_000;
-    expect(la.reserve(3, 60_000, t0)).toBe(0);
-    expect(lb.reserve(3, 60_000, t0 + 10)).toBe(0);
-    expect(la.reserve(3, 60_000, t0 + 20)).toBe(0);
+    expect(la.reserve(60_000, t0).waitMs).toBe(0);
+    expect(lb.reserve(60_000, t0 + 10).waitMs).toBe(0);
+    expect(la.reserve(60_000, t0 + 20).waitMs).toBe(0);
     // The fourth call in the window waits until the first one leaves it, whichever process asks.
-    expect(lb.reserve(3, 60_000, t0 + 30)).toBe(60_000 - 30 + 1);
-    expect(other.reserve(3, 60_000, t0 + 30)).toBe(0); // another project has its own ceiling
-    expect(lb.reserve(3, 60_000, t0 + 60_001)).toBe(0);
+    expect(lb.reserve(60_000, t0 + 30)).toMatchObject({ waitMs: 60_000 - 30 + 1, reason: 'ceiling' });
+    expect(other.reserve(60_000, t0 + 30).waitMs).toBe(0); // another project has its own ceiling
+    expect(lb.reserve(60_000, t0 + 60_001).waitMs).toBe(0);
     la.pause(t0 + 120_000);
-    expect(lb.reserve(3, 60_000, t0 + 100_000)).toBe(20_000);
+    expect(lb.reserve(60_000, t0 + 100_000)).toMatchObject({ waitMs: 20_000, reason: 'pause' });
   });
 });
 
@@ -235,7 +236,7 @@ describe('polling against the simulated Langfuse', () => {
     // Budget: 4 calls a minute at a 30 s interval → 2 calls a poll → 1 per source.
     const { sim, poller, store, client } = await setup({ BRIDGE_MAX_REQUESTS_PER_MINUTE: '4', BRIDGE_LOOKBACK_SECONDS: '1200', BRIDGE_STREAMS: 'traces,generations' });
     // The ceiling itself is tested elsewhere; lift it so only the per-poll budget applies here.
-    (client.limiter as unknown as { maxPerMinute: number }).maxPerMinute = 1000;
+    client.limiter.ceiling = 1000;
     await poller.pollOnce(); // nothing there yet: the cursor moves to now
     const now = Date.now();
     // 3,000 observations land late, all older than the cursor: three pages of 1000 to sweep.

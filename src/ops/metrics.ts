@@ -19,12 +19,24 @@ export class Metrics {
   readonly cost = new Counter({ name: 'bridge_generation_cost_usd_total', help: 'Cost of generations seen, by model', labelNames: ['model'], registers: [this.registry] });
   readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox not yet delivered or dead, by sink and status (queued, retrying, delivering)', labelNames: ['sink', 'status'], registers: [this.registry] });
   readonly oldestPending = new Gauge({ name: 'bridge_outbox_oldest_pending_age_seconds', help: 'Age of the oldest delivery not yet delivered or dead', registers: [this.registry] });
+  readonly pollInterval = new Gauge({ name: 'bridge_poll_interval_effective_seconds', help: 'Seconds between polls as they run (measured over the last polls; the pace the request ceiling allows until then)', labelNames: ['project'], registers: [this.registry] });
+  readonly pollIntervalSet = new Gauge({ name: 'bridge_poll_interval_configured_seconds', help: 'BRIDGE_POLL_INTERVAL_SECONDS', labelNames: ['project'], registers: [this.registry] });
+  readonly requestCeiling = new Gauge({ name: 'bridge_langfuse_request_ceiling', help: 'Calls a minute allowed to Langfuse, shared by every process on the database', labelNames: ['project'], registers: [this.registry] });
+  /** Per project: the poll pace, for /healthz. */
+  readonly paces = new Map<string, { intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }>();
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
   readonly startedAt = Date.now();
   private store: Store | null = null;
   /** Reads the limiter's wait total at scrape time. */
   waitSource: (() => number) | null = null;
+
+  setPollPace(p: { project: string; intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }): void {
+    this.paces.set(p.project, p);
+    this.pollInterval.set({ project: p.project }, p.measuredIntervalSeconds ?? p.effectiveIntervalSeconds);
+    this.pollIntervalSet.set({ project: p.project }, p.intervalSeconds);
+    this.requestCeiling.set({ project: p.project }, p.ceiling);
+  }
 
   bindStore(store: Store): void {
     this.store = store;

@@ -21,13 +21,27 @@ export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()
     : { ok: false, reason: `last successful poll ${Math.round(age)} s ago, more than ${maxAgeSeconds} s: Langfuse unreachable or failing` };
 }
 
+/** Polls slower than asked, because the request ceiling cannot hold the interval: said in /healthz's body (the status code keeps its meaning). */
+export function paceWarnings(metrics: Metrics): string[] {
+  const out: string[] = [];
+  for (const [project, p] of metrics.paces) {
+    const every = Math.max(p.effectiveIntervalSeconds, p.measuredIntervalSeconds ?? 0);
+    if (every <= p.intervalSeconds * 1.5 && p.effectiveIntervalSeconds <= p.intervalSeconds) continue;
+    out.push(
+      `polls${metrics.paces.size > 1 ? ` of ${project}` : ''} run every ${every} s, not every ${p.intervalSeconds} s: the request ceiling of ${p.ceiling} calls a minute cannot hold ${p.callsPerPoll} calls a poll at that interval; raise BRIDGE_MAX_REQUESTS_PER_MINUTE or BRIDGE_POLL_INTERVAL_SECONDS`,
+    );
+  }
+  return out;
+}
+
 export function startOpsServer(host: string, port: number, metrics: Metrics, maxAgeSeconds: number, logger: Logger): OpsServer {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       const h = health(metrics, maxAgeSeconds);
+      const warnings = paceWarnings(metrics);
       res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', reason: h.reason }));
+      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', reason: h.reason, ...(warnings.length ? { warnings } : {}) }));
       return;
     }
     if (path === '/metrics') {

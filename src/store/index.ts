@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
+import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type DeliveryStatus = 'queued' | 'delivering' | 'delivered' | 'retrying' | 'dead';
@@ -616,31 +617,95 @@ export class Store {
 
   // --- the shared request ceiling ------------------------------------------------------------
 
-  /** A CallLedger over this database for one Langfuse project. */
-  callLedger(key: string): { reserve(max: number, windowMs: number, now: number): number; pause(untilMs: number): void } {
+  /**
+   * A CallLedger over this database for one Langfuse project, for one process (`own`): its calls
+   * share one window with every other process's, under one ceiling (the lowest any of them set; the
+   * default when none did). Live polls come first, but a backfill always keeps a quarter of it.
+   * Each process says what it holds to in `meta` (`ceiling:<key>:<id>`), renewed with every call.
+   */
+  callLedger(key: string, own: LedgerOwner = { max: 30, explicit: true, role: 'live' }): CallLedger {
     const pauseKey = `pause:${key}`;
+    const regPrefix = `ceiling:${key}:`;
+    const regKey = `${regPrefix}${OWNER}:${Math.random().toString(36).slice(2, 8)}`;
+    // Backfill calls are kept under their own key, so that a backfill's share can be counted.
+    const callKey = own.role === 'backfill' ? `${key}#backfill` : key;
     // On the main connection: a second connection writing to the same file would make this one drop
     // its whole page cache after every call. In WAL mode with synchronous=NORMAL a commit costs no fsync.
     const db = this.db;
     const sql = {
       paused: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setPause: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)'),
-      trim: db.prepare('DELETE FROM api_calls WHERE key = ? AND at <= ?'),
-      window: db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key = ?'),
+      register: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      registered: db.prepare('SELECT key, value FROM meta WHERE key >= ? AND key < ?'),
+      forget: db.prepare('DELETE FROM meta WHERE key = ?'),
+      trim: db.prepare('DELETE FROM api_calls WHERE key IN (?, ?) AND at <= ?'),
+      window: db.prepare('SELECT key, COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key IN (?, ?) GROUP BY key'),
       add: db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)'),
     };
-    const reserve = db.transaction((max: number, windowMs: number, now: number): number => {
+    const backfillKey = `${key}#backfill`;
+    let need = 0;
+    const register = (now: number, waitingUntil: number): void =>
+      void sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, seen: now, waitingUntil }));
+    const others = (now: number): LedgerPeer[] => {
+      const out: LedgerPeer[] = [];
+      for (const r of sql.registered.all(regPrefix, `${regPrefix}\uffff`) as Array<{ key: string; value: string }>) {
+        if (r.key === regKey) continue;
+        let p: LedgerPeer & { seen: number };
+        try {
+          p = JSON.parse(r.value) as LedgerPeer & { seen: number };
+        } catch {
+          continue;
+        }
+        // A process that made no call and waited for none in 90 s is gone (or idle): forget it.
+        if (p.seen < now - 90_000 && p.waitingUntil < now) sql.forget.run(r.key);
+        else out.push(p);
+      }
+      return out;
+    };
+    const reserve = db.transaction((windowMs: number, now: number): LedgerAnswer => {
+      const peers = others(now);
+      const set = [...(own.explicit ? [own.max] : []), ...peers.filter((p) => p.explicit).map((p) => p.max)];
+      const ceiling = set.length ? Math.min(...set) : own.max;
+      const quarter = Math.max(1, Math.ceil(ceiling / 4));
+      const answer = (waitMs: number, reason: LedgerAnswer['reason']): LedgerAnswer => {
+        register(now, waitMs > 0 ? now + waitMs : 0);
+        return { waitMs, reason, ceiling, peers };
+      };
       const pausedUntil = Number((sql.paused.get(pauseKey) as { value: string } | undefined)?.value ?? 0);
-      if (pausedUntil > now) return pausedUntil - now;
-      sql.trim.run(key, now - windowMs);
-      const row = sql.window.get(key) as { n: number; oldest: number | null };
-      if (row.n >= max) return Math.max(1, (row.oldest ?? now) + windowMs - now + 1);
-      sql.add.run(key, now);
-      return 0;
+      if (pausedUntil > now) return answer(pausedUntil - now, 'pause');
+      sql.trim.run(key, backfillKey, now - windowMs);
+      let live = { n: 0, oldest: now };
+      let backfill = { n: 0, oldest: now };
+      for (const r of sql.window.all(key, backfillKey) as Array<{ key: string; n: number; oldest: number }>) {
+        if (r.key === key) live = r;
+        else backfill = r;
+      }
+      const total = live.n + backfill.n;
+      const expires = (oldest: number): number => Math.max(1, oldest + windowMs - now + 1);
+      if (total >= ceiling) return answer(expires(Math.min(live.n ? live.oldest : now, backfill.n ? backfill.oldest : now)), 'ceiling');
+      if (own.role === 'live') {
+        // Room a running backfill has not used of its quarter stays its own.
+        const backfillRunning = peers.some((p) => p.role === 'backfill');
+        const kept = backfillRunning ? Math.max(0, quarter - backfill.n) : 0;
+        if (total + kept >= ceiling) return answer(Math.min(expires(live.n ? live.oldest : now), 1_000), 'backfill');
+      } else if (backfill.n >= quarter) {
+        // Past its quarter, a backfill leaves a daemon's polls the room they need, and gives way while a
+        // live poll waits for room (or has just woken to ask again).
+        const live = peers.filter((p) => p.role === 'live');
+        const needed = Math.min(ceiling - quarter, live.reduce((sum, p) => sum + (p.need || 0), 0));
+        if (backfill.n + needed >= ceiling || live.some((p) => p.waitingUntil > 0 && p.waitingUntil > now - 2_000)) {
+          return answer(Math.min(expires(backfill.oldest), 1_000), 'live');
+        }
+      }
+      sql.add.run(callKey, now);
+      return answer(0, null);
     });
     return {
-      reserve: (max, windowMs, now) => reserve.immediate(max, windowMs, now),
+      reserve: (windowMs, now) => reserve.immediate(windowMs, now),
       pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
+      setNeed: (perMinute) => void (need = Math.max(0, Math.ceil(perMinute))),
+      // A process closing its database first has nothing left to release.
+      release: () => void (db.open && sql.forget.run(regKey)),
     };
   }
 
