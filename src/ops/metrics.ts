@@ -3,6 +3,7 @@
  * scraped, so they are exact whoever wrote the rows.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+import { SINK_STATES, type SinkState } from '../delivery/health.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Store } from '../store/index.js';
 
@@ -19,6 +20,12 @@ export class Metrics {
   readonly cost = new Counter({ name: 'bridge_generation_cost_usd_total', help: 'Cost of generations seen, by model', labelNames: ['model'], registers: [this.registry] });
   readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox not yet delivered or dead, by sink and status (queued, retrying, delivering)', labelNames: ['sink', 'status'], registers: [this.registry] });
   readonly oldestPending = new Gauge({ name: 'bridge_outbox_oldest_pending_age_seconds', help: 'Age of the oldest delivery not yet delivered or dead', registers: [this.registry] });
+  readonly sinkState = new Gauge({
+    name: 'bridge_sink_state',
+    help: 'Each sink\'s state: 1 for the one it is in (ok, failing, paused, open), 0 for the others',
+    labelNames: ['sink', 'state'],
+    registers: [this.registry],
+  });
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
   readonly startedAt = Date.now();
@@ -28,6 +35,10 @@ export class Metrics {
 
   bindStore(store: Store): void {
     this.store = store;
+  }
+
+  setSinkState(sink: string, state: SinkState): void {
+    for (const s of SINK_STATES) this.sinkState.set({ sink, state: s }, s === state ? 1 : 0);
   }
 
   onEvent(e: AnyBridgeEvent): void {

@@ -418,7 +418,8 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     const status = res.status;
     if (status >= 200 && status < 300) return { ok: true, status };
     const reason = scrub(`Slack answered ${status}${body ? `: ${body}` : ''}`);
-    if (status === 429) {
+    // A 503 that says when to come back pauses the sink as a 429 does.
+    if (status === 429 || (status === 503 && res.headers.get('retry-after') !== null)) {
       const after = parseRetryAfter(res.headers.get('retry-after'));
       return after === null ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
     }
