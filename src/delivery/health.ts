@@ -9,6 +9,9 @@
  *   at least the retry base, one delivery at a time probes the sink, the first after the retry base and
  *   each next one twice as late (at most BREAKER_MAX_PROBE_MS); the first delivered probe closes it.
  *
+ * The breaker is the daemon's (`run`): a bounded pass (`backfill`, `test-event`) tries each of its
+ * deliveries on the schedule so that it ends, and Redis workers leave retries to BullMQ's schedule.
+ *
  * Deliveries held by a pause or an open breaker are not attempted and keep their attempt counts.
  * Logging is quiet: one line per change of state and, while a sink is not ok, one summary a minute
  * (attempts, statuses seen, next retry, dead-lettered); dead letters are counted in the same way.
@@ -43,6 +46,11 @@ export interface SinkHealthOptions {
   /** The retry base (seconds): the breaker's shortest span and first probe interval. */
   baseSeconds: number;
   summaryEveryMs?: number;
+  /**
+   * Whether this process's breaker may open (default true). A bounded pass (backfill, test-event)
+   * has none: it tries each of its deliveries on the schedule, so that it ends.
+   */
+  breaker?: boolean;
   /** Told of every change of state (metrics, the state recorded for `status`). */
   onChange?(state: SinkState, detail: { pausedUntil: number | null; nextProbeAt: number | null }): void;
 }
@@ -206,7 +214,7 @@ export class SinkHealth {
       this.log.warn({ sink: this.sink, state: 'failing', status: result.status, reason: result.reason, eventId: o.eventId }, 'sink failing: deliveries are retried on the schedule');
       this.set('failing');
     }
-    if (this.streak >= BREAKER_FAILURES && now - this.streakSince >= this.baseMs() && this.pausedUntilMs <= now) {
+    if (this.opts.breaker !== false && this.streak >= BREAKER_FAILURES && now - this.streakSince >= this.baseMs() && this.pausedUntilMs <= now) {
       this.probes = 0;
       this.nextProbeAt = now + this.probeIntervalMs();
       this.log.warn(

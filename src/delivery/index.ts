@@ -135,6 +135,7 @@ export class Dispatcher {
         new SinkHealth(s.name, {
           logger: opts.logger,
           baseSeconds: opts.retry.baseSeconds,
+          breaker: this.origin === null,
           onChange: (state, d) => {
             try {
               this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });

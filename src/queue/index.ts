@@ -6,6 +6,7 @@
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config.js';
+import type { SinkState } from '../delivery/health.js';
 import type { Sink } from '../sinks/types.js';
 import type { Store } from '../store/index.js';
 import { connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, waitForRedis, RedisUnreachable } from './redis.js';
@@ -22,7 +23,7 @@ export interface QueueDeliveryOptions {
   /** Also work the queues in this process (`run --with-worker`). */
   withWorker?: boolean;
   reconcileMs?: number;
-  hooks?: { onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void };
+  hooks?: { onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void; onState?(sink: string, state: SinkState): void };
 }
 
 export class QueueDelivery {
@@ -52,7 +53,7 @@ export class QueueDelivery {
   start(): void {
     this.relay.start();
     if (this.opts.withWorker) {
-      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { onAttempt: this.opts.hooks?.onOutcome });
+      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { onAttempt: this.opts.hooks?.onOutcome, onState: this.opts.hooks?.onState });
       this.workers.start();
     }
   }

@@ -7,6 +7,13 @@
  *   the job stays in the failed set: a dead letter, shown by `status`, retried by `replay`.
  * - Pacing (Slack's one message a second) is BullMQ's queue-level rate limiter, kept in Redis, so it
  *   holds across every worker process together.
+ * - A 429 (or a 503 with Retry-After) pauses the sink's whole queue through the same limiter
+ *   (`Worker.rateLimit`): no worker, in any process, takes a job of that sink until Retry-After has
+ *   passed. A job this process holds back (the sink is paused, or its circuit breaker is open) goes back
+ *   to the queue with `Worker.RateLimitError`, its attempts unchanged.
+ * - Each sink's state (ok, failing, paused) and its quiet logs are the in-process dispatcher's
+ *   (src/delivery/health.ts): a line per change of state and a summary a minute, not one per attempt.
+ *   The circuit breaker is not: jobs of a backfill wait on the same queues, and a backfill must end.
  * - A worker killed mid-job loses nothing: its lock runs out after BRIDGE_WORKER_LOCK_SECONDS and
  *   another worker's stalled-job check puts the job back in the queue (at least once).
  */
@@ -14,6 +21,7 @@ import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
+import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from '../delivery/health.js';
 import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
@@ -25,11 +33,20 @@ export interface WorkerPoolOptions {
   concurrency?: number | null;
   /** Outcome of each attempt, for metrics. */
   onAttempt?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
+  /** A sink changed state (ok, failing, paused, open). */
+  onState?(sink: string, state: SinkState): void;
 }
+
+/**
+ * A limiter every worker of a sink that is not paced gets, so that the queue can be paused: BullMQ
+ * honours a queue's rate limit only in workers that have one. Never reached by itself.
+ */
+const UNPACED_LIMITER = { max: 1_000_000_000, duration: 1_000 };
 
 /** The workers of one process: one BullMQ Worker per sink. */
 export class WorkerPool {
   private readonly workers: Worker[] = [];
+  private readonly health = new Map<string, SinkHealth>();
   private lastErrorLog = 0;
 
   constructor(
@@ -44,13 +61,20 @@ export class WorkerPool {
     const lockMs = q.lockSeconds * 1000;
     for (const sink of this.sinks) {
       const paced = sink.minIntervalMs > 0;
-      const worker = new Worker<JobData>(queueName(sink.name), (job, _token, signal) => this.process(sink, job, signal), {
+      const health = new SinkHealth(sink.name, {
+        logger: this.logger,
+        baseSeconds: this.config.retry.baseSeconds,
+        breaker: false,
+        onChange: (state) => this.opts.onState?.(sink.name, state),
+      });
+      this.health.set(sink.name, health);
+      const worker: Worker<JobData> = new Worker<JobData>(queueName(sink.name), (job, _token, signal) => this.process(sink, worker, health, job, signal), {
         connection: connectionFor(q),
         prefix: q.prefix,
         name: `${os.hostname()}:${process.pid}`,
         concurrency: this.opts.concurrency ?? sink.concurrency,
         // Queue-wide: one attempt per interval across all workers together.
-        ...(paced ? { limiter: { max: 1, duration: pacedIntervalMs(sink.minIntervalMs) } } : {}),
+        limiter: paced ? { max: 1, duration: pacedIntervalMs(sink.minIntervalMs) } : UNPACED_LIMITER,
         lockDuration: lockMs,
         stalledInterval: lockMs,
         // A job whose worker died is put back; one that kills its worker every time ends up failed.
@@ -70,13 +94,29 @@ export class WorkerPool {
     );
   }
 
-  private async process(sink: Sink, job: Job<JobData>, signal?: AbortSignal): Promise<{ status?: number }> {
+  /** Holds the sink's whole queue, in every process, for this long (BullMQ's queue rate limit). */
+  private async holdQueue(worker: Worker, ms: number): Promise<void> {
+    try {
+      await worker.rateLimit(Math.max(1, Math.round(ms)));
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'could not pause the queue in Redis; this process waits anyway');
+    }
+  }
+
+  private async process(sink: Sink, worker: Worker, health: SinkHealth, job: Job<JobData>, signal?: AbortSignal): Promise<{ status?: number }> {
     const d = job.data as JobData | undefined;
     if (!d || typeof d.body !== 'string' || typeof d.eventId !== 'string') {
       // Redis lost this job's keys under it: nothing to deliver. The relay enqueues its row again.
       this.logger.warn({ sink: sink.name, job: job.id }, 'job data missing in Redis; the relay enqueues it again');
       throw new UnrecoverableError(`${LOST_JOB} (job ${job.id})`);
     }
+    // Paused, or the breaker open and this is not its probe: back to the queue, attempts unchanged.
+    const gate = health.gate();
+    if (!gate.go) {
+      await this.holdQueue(worker, Math.min(gate.untilMs - Date.now(), 60_000));
+      throw Worker.RateLimitError();
+    }
+    const probe = gate.probe;
     const attempt = job.attemptsMade + 1 + (d.priorAttempts ?? 0);
     const maxAttempts = (job.opts.attempts ?? 1) + (d.priorAttempts ?? 0);
     const began = Date.now();
@@ -91,21 +131,25 @@ export class WorkerPool {
     const log = this.logger;
     if (result.ok) {
       this.opts.onAttempt?.(sink, 'delivered', d.type, ms);
+      health.record(result, 'delivered', { probe });
       log.debug({ sink: sink.name, eventId: d.eventId, event: d.type, attempt, ms }, 'delivered');
       return result.status !== undefined ? { status: result.status } : {};
     }
+    const detail = { eventId: d.eventId, eventType: d.type, attempt, probe };
     const last = attempt >= maxAttempts;
     if (!result.retry || last) {
       this.opts.onAttempt?.(sink, 'dead', d.type, ms);
-      log.error(
-        { sink: sink.name, eventId: d.eventId, event: d.type, attempt, reason: result.reason },
-        result.retry ? 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again' : 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again',
-      );
+      const until = health.record(result, 'dead', detail);
+      if (until !== null) await this.holdQueue(worker, until - Date.now());
+      log.debug({ sink: sink.name, ...detail, reason: result.reason }, 'dead-lettered');
       throw new UnrecoverableError(result.reason);
     }
     this.opts.onAttempt?.(sink, 'retrying', d.type, ms);
-    log.warn({ sink: sink.name, eventId: d.eventId, event: d.type, attempt, reason: result.reason, ...(result.retryAfterMs ? { retryAfterMs: result.retryAfterMs } : {}) }, 'delivery failed; will retry');
-    throw new RetryLater(result.reason, result.retryAfterMs);
+    const retryAfterMs = result.retryAfterMs === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, result.retryAfterMs);
+    const until = health.record(result, 'retrying', detail);
+    if (until !== null) await this.holdQueue(worker, until - Date.now());
+    log.debug({ sink: sink.name, ...detail, reason: result.reason, ...(retryAfterMs ? { retryAfterMs } : {}) }, 'delivery failed; will retry');
+    throw new RetryLater(result.reason, retryAfterMs);
   }
 
   /**
@@ -113,6 +157,7 @@ export class WorkerPool {
    * unfinished job is not lost: its lock runs out and another worker takes it again.
    */
   async stop(graceMs = 8_000): Promise<void> {
+    for (const h of this.health.values()) h.stop();
     const closing = Promise.allSettled(this.workers.map((w) => w.close()));
     const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
     if (timedOut) {
