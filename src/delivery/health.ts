@@ -168,7 +168,8 @@ export class SinkHealth {
     if (result.ok) {
       p.delivered++;
       this.streak = 0;
-      if (this.stateNow !== 'ok') this.recovered(o.probe === true);
+      // An attempt that was under way when the pause came does not end it: the receiver said when.
+      if (this.stateNow !== 'ok' && this.pausedUntilMs <= now) this.recovered(o.probe === true);
       return null;
     }
     p.failed++;
