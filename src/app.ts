@@ -303,6 +303,11 @@ export async function statusReportWithQueues(config: BridgeConfig, logger?: Logg
   if (config.queue.redisUrl) {
     const queue = await queueModule();
     r.queues = await queue.queueStatus(config, r.sinks.map((s) => s.name));
+    // In Redis mode the workers deliver: their record of each sink's state is the one that holds.
+    for (const s of r.sinks) {
+      const q = r.queues.sinks.find((x) => x.name === s.name);
+      if (q?.state) Object.assign(s, { state: q.state, pausedUntil: q.pausedUntil });
+    }
     r.queueLines = queue.formatQueueStatus(r.queues);
   }
   return r;

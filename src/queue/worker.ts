@@ -19,6 +19,7 @@
  */
 import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
 import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from '../delivery/health.js';
@@ -26,7 +27,7 @@ import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
-import { LOST_JOB, RetryLater, bridgeBackoff, connectionFor, queueName, redactUrl, waitForRedis, type JobData } from './redis.js';
+import { LOST_JOB, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
@@ -65,7 +66,10 @@ export class WorkerPool {
         logger: this.logger,
         baseSeconds: this.config.retry.baseSeconds,
         breaker: false,
-        onChange: (state) => this.opts.onState?.(sink.name, state),
+        onChange: (state) => {
+          this.opts.onState?.(sink.name, state);
+          void this.recordState(worker, state);
+        },
       });
       this.health.set(sink.name, health);
       const worker: Worker<JobData> = new Worker<JobData>(queueName(sink.name), (job, _token, signal) => this.process(sink, worker, health, job, signal), {
@@ -92,6 +96,16 @@ export class WorkerPool {
       { redis: redactUrl(q.redisUrl ?? ''), prefix: q.prefix, sinks: this.sinks.map((s) => s.name), concurrency: this.opts.concurrency ?? 'per sink' },
       'worker taking jobs from the Redis queues',
     );
+  }
+
+  /** The sink's state for `status` (which reads it with the queue's counts); the last worker to change it wins. */
+  private async recordState(worker: Worker, state: SinkState): Promise<void> {
+    try {
+      const client = (await worker.client) as unknown as Redis;
+      await client.set(sinkStateKey(this.config.queue.prefix, worker.name), JSON.stringify({ state, since: Date.now(), worker: `${os.hostname()}:${process.pid}` }), 'PX', STATE_TTL_MS);
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'could not record the sink state in Redis');
+    }
   }
 
   /** Holds the sink's whole queue, in every process, for this long (BullMQ's queue rate limit). */
