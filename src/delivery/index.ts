@@ -150,11 +150,6 @@ export class Dispatcher {
     }
   }
 
-  /** Each sink's state now. */
-  sinkStates(): Array<{ sink: string; state: SinkState; pausedUntil: number | null }> {
-    return [...this.health.values()].map((h) => ({ sink: h.sink, state: h.state, pausedUntil: h.pausedUntil }));
-  }
-
   private healthOf(sink: string): SinkHealth {
     return this.health.get(sink)!;
   }
