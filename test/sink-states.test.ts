@@ -116,6 +116,9 @@ describe('sink states', () => {
       nextRetryAt: new Date(nextAt).toISOString(),
       deadLettered: 1,
     });
+    // A minute with nothing tried (every delivery waiting, or dead-lettered) adds no line.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(lines).toHaveLength(2);
     health.record({ ok: true }, 'delivered');
     expect(lines[2]).toMatchObject({ state: 'ok', failedAttempts: 41, deadLettered: 1 });
     const count = lines.length;

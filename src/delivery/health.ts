@@ -309,6 +309,8 @@ export class SinkHealth {
       return;
     }
     this.lastSummaryAt = now;
+    // Nothing tried since the last line (every delivery dead-lettered, or waiting for a probe): nothing to say.
+    if (p.attempts === 0 && p.deadLettered === 0) return;
     const next = state === 'paused' ? this.pausedUntil : state === 'open' ? this.nextProbeAt : p.nextRetryAt !== null && p.nextRetryAt > now ? p.nextRetryAt : null;
     this.log.warn(
       {
