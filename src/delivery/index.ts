@@ -66,6 +66,9 @@ export function pacedIntervalMs(minIntervalMs: number): number {
   return minIntervalMs + Math.max(50, Math.round(minIntervalMs * 0.2));
 }
 
+/** How long an attempt trusts the last read of the pause other processes recorded for its sink. */
+const SHARED_PAUSE_READ_MS = 25;
+
 export interface DispatchHooks {
   onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
   /** A sink changed state (ok, failing, paused, open). */
@@ -114,6 +117,8 @@ export class Dispatcher {
   private readonly sinksByName: Map<string, Sink>;
   /** Each sink's state: pauses, the circuit breaker, and the quiet logs of a sink that fails. */
   private readonly health = new Map<string, SinkHealth>();
+  /** When each sink's shared pause was last read. */
+  private readonly pauseReadAt = new Map<string, number>();
   /** The outbox row probing each sink whose breaker is open. */
   private readonly probeSeq = new Map<string, number>();
   /** Aborts every attempt still in flight when stop() runs out of patience (one for all: cheaper per attempt). */
@@ -156,16 +161,19 @@ export class Dispatcher {
 
   /**
    * Until when a delivery to this sink (not its probe) is held, by a pause met here or recorded by
-   * another process on this database, or by the open breaker; null: it may go. Reading the other
-   * processes' pause is one primary-key read (no write) before each attempt: no call starts after
-   * another process learnt that the receiver wants a pause.
+   * another process on this database, or by the open breaker; null: it may go. The other processes'
+   * pause is read (a primary-key read, no write) before each claim and at most every
+   * SHARED_PAUSE_READ_MS before an attempt: no call starts later than that after another process
+   * learnt that the receiver wants a pause, and a sink that is ok pays no query per delivery.
    */
   private heldUntil(sink: string, now = Date.now()): number | null {
     this.readSharedPause(sink, now);
     return this.healthOf(sink).heldUntil(now);
   }
 
-  private readSharedPause(sink: string, now: number): void {
+  private readSharedPause(sink: string, now: number, force = false): void {
+    if (!force && now - (this.pauseReadAt.get(sink) ?? 0) < SHARED_PAUSE_READ_MS) return;
+    this.pauseReadAt.set(sink, now);
     let until = 0;
     try {
       until = this.store.sinkPausedUntil(sink);
@@ -269,7 +277,7 @@ export class Dispatcher {
     const health = this.healthOf(sink.name);
     while (this.running) {
       // Paused, or the breaker open: claim nothing (held rows keep their attempt counts) but the probe.
-      this.readSharedPause(sink.name, Date.now());
+      this.readSharedPause(sink.name, Date.now(), true);
       const gate = health.gate();
       if (!gate.go) {
         this.caughtUp.delete(sink.name);
