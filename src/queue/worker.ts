@@ -9,8 +9,8 @@
  *   holds across every worker process together.
  * - A 429 (or a 503 with Retry-After) pauses the sink's whole queue through the same limiter
  *   (`Worker.rateLimit`): no worker, in any process, takes a job of that sink until Retry-After has
- *   passed. A job this process holds back (the sink is paused, or its circuit breaker is open) goes back
- *   to the queue with `Worker.RateLimitError`, its attempts unchanged.
+ *   passed. A job this process had already taken when the pause came goes back to the queue with
+ *   `Worker.RateLimitError`, its attempts unchanged.
  * - Each sink's state (ok, failing, paused) and its quiet logs are the in-process dispatcher's
  *   (src/delivery/health.ts): a line per change of state and a summary a minute, not one per attempt.
  *   The circuit breaker is not: jobs of a backfill wait on the same queues, and a backfill must end.
@@ -124,7 +124,7 @@ export class WorkerPool {
       this.logger.warn({ sink: sink.name, job: job.id }, 'job data missing in Redis; the relay enqueues it again');
       throw new UnrecoverableError(`${LOST_JOB} (job ${job.id})`);
     }
-    // Paused, or the breaker open and this is not its probe: back to the queue, attempts unchanged.
+    // Paused: back to the queue, attempts unchanged (and the queue held for every worker meanwhile).
     const gate = health.gate();
     if (!gate.go) {
       await this.holdQueue(worker, Math.min(gate.untilMs - Date.now(), 60_000));
