@@ -39,11 +39,12 @@ describe.concurrent('sink states', () => {
         await waitFor(() => sinkLines(daemon.logs(), 'webhook').some((l) => l.state === 'open'), 30_000, 'the breaker to open');
         const openedAt = Date.now();
         expect((await h.status(env)).sinks.find((s) => s.name === 'webhook')).toMatchObject({ state: 'open' });
-        // While open, one delivery at a time probes the sink (after 0.2 s, then 0.4, 0.8...).
-        await new Promise((r) => setTimeout(r, 2_500));
-        const whileOpen = rx.requests.filter((r) => r.at > openedAt + 300);
+        // While open, one delivery at a time probes the sink (after 0.2 s, then 0.4, 0.8, 1.6...). The
+        // first second is left out: attempts already under way when it opened may land late on a busy machine.
+        await new Promise((r) => setTimeout(r, 3_500));
+        const whileOpen = rx.requests.filter((r) => r.at > openedAt + 1_000);
         expect(whileOpen.length, 'requests while the breaker was open').toBeGreaterThanOrEqual(1);
-        expect(whileOpen.length, 'requests while the breaker was open').toBeLessThanOrEqual(4);
+        expect(whileOpen.length, 'requests while the breaker was open').toBeLessThanOrEqual(3);
 
         rx.setMode(null);
         await waitFor(() => byKey(rx.accepted).size >= expected.size, 30_000, 'every event delivered once the sink is back');
