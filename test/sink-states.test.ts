@@ -125,4 +125,16 @@ describe('sink states', () => {
     await new Promise((r) => setTimeout(r, 700));
     expect(lines.length, 'an ok sink says nothing more').toBe(count);
   });
+
+  it('a 429 pauses the sink for its Retry-After, at most an hour; a 503 pauses it only when it says when', () => {
+    const health = new SinkHealth('hook', { logger: silentLogger(), baseSeconds: 1 });
+    cleanups.push(() => health.stop());
+    health.record({ ok: false, retry: true, reason: 'HTTP 503', status: 503 }, 'retrying', { nextAt: Date.now() + 1_000 });
+    expect(health.state).toBe('failing');
+    const until = health.record({ ok: false, retry: true, retryAfterMs: 5 * 3_600_000, reason: 'HTTP 429', status: 429 }, 'retrying', { nextAt: Date.now() + 3_600_000 });
+    expect(health.state).toBe('paused');
+    expect(until! - Date.now()).toBeGreaterThan(3_590_000);
+    expect(until! - Date.now()).toBeLessThanOrEqual(3_600_000);
+    expect(health.heldUntil()).toBe(until);
+  });
 });
