@@ -10,10 +10,7 @@ import type { BridgeConfig } from '../config.js';
 import type { SinkState } from '../delivery/health.js';
 import type { Sink } from '../sinks/types.js';
 import type { Store } from '../store/index.js';
-import { connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
-
-/** Worker.rateLimit sets the limiter to Number.MAX_SAFE_INTEGER; real counts stay far below this. */
-const PAUSE_LIMIT = 1_000_000_000_000;
+import { PAUSE_LIMIT, connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
 import { Relay } from './relay.js';
 import { WorkerPool } from './worker.js';
 

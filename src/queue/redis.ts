@@ -57,6 +57,9 @@ export function sinkStateKey(prefix: string, queue: string): string {
 }
 export const STATE_TTL_MS = 86_400_000;
 
+/** Worker.rateLimit sets a queue's limiter to Number.MAX_SAFE_INTEGER: a pause; real counts stay far below this. */
+export const PAUSE_LIMIT = 1_000_000_000_000;
+
 export function queueName(sink: string): string {
   return `sink-${encodeURIComponent(sink)}`;
 }

@@ -27,7 +27,7 @@ import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
-import { LOST_JOB, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
+import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
@@ -44,10 +44,15 @@ export interface WorkerPoolOptions {
  */
 const UNPACED_LIMITER = { max: 1_000_000_000, duration: 1_000 };
 
+/** How long a job trusts the last read of its queue's pause (one read per this, not per job). */
+const SHARED_PAUSE_READ_MS = 25;
+
 /** The workers of one process: one BullMQ Worker per sink. */
 export class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly health = new Map<string, SinkHealth>();
+  /** The queue's pause as last read, per sink, and when. */
+  private readonly queuePause = new Map<string, { until: number; readAt: number }>();
   private lastErrorLog = 0;
 
   constructor(
@@ -108,6 +113,27 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Until when another process paused the sink's queue (0: not paused), read at most every
+   * SHARED_PAUSE_READ_MS: a job taken just before the pause was set is held back instead of sent.
+   */
+  private async queuePausedUntil(worker: Worker, sink: string): Promise<number> {
+    const now = Date.now();
+    const cached = this.queuePause.get(sink);
+    if (cached && now - cached.readAt < SHARED_PAUSE_READ_MS) return cached.until;
+    let until = 0;
+    try {
+      const client = (await worker.client) as unknown as Redis;
+      const key = worker.keys.limiter!;
+      const [[, value], [, ttl]] = (await client.pipeline().get(key).pttl(key).exec()) as [[unknown, string | null], [unknown, number]];
+      if (Number(value ?? 0) >= PAUSE_LIMIT && ttl > 0) until = now + ttl;
+    } catch {
+      until = cached?.until ?? 0; // Redis away for a moment: this process's own state decides
+    }
+    this.queuePause.set(sink, { until, readAt: now });
+    return until;
+  }
+
   /** Holds the sink's whole queue, in every process, for this long (BullMQ's queue rate limit). */
   private async holdQueue(worker: Worker, ms: number): Promise<void> {
     try {
@@ -125,9 +151,11 @@ export class WorkerPool {
       throw new UnrecoverableError(`${LOST_JOB} (job ${job.id})`);
     }
     // Paused: back to the queue, attempts unchanged (and the queue held for every worker meanwhile).
+    const shared = await this.queuePausedUntil(worker, sink.name);
+    if (shared > Date.now()) health.pauseShared(shared);
     const gate = health.gate();
     if (!gate.go) {
-      await this.holdQueue(worker, Math.min(gate.untilMs - Date.now(), 60_000));
+      if (shared <= Date.now()) await this.holdQueue(worker, Math.min(gate.untilMs - Date.now(), 60_000));
       throw Worker.RateLimitError();
     }
     const probe = gate.probe;
