@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
-import { Dispatcher } from './delivery/index.js';
+import { Dispatcher, type SinkState } from './delivery/index.js';
 import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
@@ -74,7 +74,11 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   const metrics = new Metrics();
   metrics.bindStore(store);
-  const hooks = { onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) };
+  const hooks = {
+    onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }),
+    onState: (sink: string, state: SinkState) => metrics.setSinkState(sink, state),
+  };
+  for (const s of sinks) metrics.setSinkState(s.name, 'ok');
   const dispatcher = queue
     ? new queue.QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
     : new Dispatcher(store, sinks, { retry: config.retry, logger, hooks });
@@ -365,7 +369,18 @@ export interface StatusReport {
     sweepBehindSeconds: number;
     lastSweepDoneAt: string | null;
   }>;
-  sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
+  sinks: Array<{
+    name: string;
+    /** ok, failing (recent attempts fail), paused (a 429/503 asked it to wait) or open (its breaker holds deliveries). */
+    state: SinkState;
+    /** While paused: until when. */
+    pausedUntil: string | null;
+    queued: number;
+    delivering: number;
+    retrying: number;
+    delivered: number;
+    dead: number;
+  }>;
   oldestPendingAt: string | null;
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
   /** Per project: how often polls run, as the daemon last recorded it. */
@@ -382,6 +397,11 @@ export async function statusReportWithQueues(config: BridgeConfig, logger?: Logg
   if (config.queue.redisUrl) {
     const queue = await queueModule();
     r.queues = await queue.queueStatus(config, r.sinks.map((s) => s.name));
+    // In Redis mode the workers deliver: their record of each sink's state is the one that holds.
+    for (const s of r.sinks) {
+      const q = r.queues.sinks.find((x) => x.name === s.name);
+      if (q?.state) Object.assign(s, { state: q.state, pausedUntil: q.pausedUntil });
+    }
     r.queueLines = queue.formatQueueStatus(r.queues);
   }
   return r;
@@ -394,7 +414,14 @@ export function statusReport(config: BridgeConfig, logger?: Logger): StatusRepor
   try {
     const now = Date.now();
     const counts = store.counts();
+    const states = store.sinkStates();
     const names = new Set([...config.sinks.map((s) => s.name), ...counts.keys()]);
+    const stateOf = (name: string): { state: SinkState; pausedUntil: string | null } => {
+      const r = states.get(name);
+      if (r?.pausedUntil && r.pausedUntil > now) return { state: 'paused', pausedUntil: isoOrNull(r.pausedUntil) };
+      // A pause that has passed leaves the sink failing until an attempt goes through.
+      return { state: r?.state === 'paused' ? 'failing' : (r?.state ?? 'ok'), pausedUntil: null };
+    };
     return {
       database: config.database,
       streams: store.allCursors().map((c) => ({
@@ -408,7 +435,7 @@ export function statusReport(config: BridgeConfig, logger?: Logger): StatusRepor
         sweepBehindSeconds: c.sweepPosMs !== null && c.sweepStartedAt !== null ? Math.round((now - c.sweepStartedAt) / 1000) : 0,
         lastSweepDoneAt: isoOrNull(c.lastSweepDoneAt),
       })),
-      sinks: [...names].map((name) => ({ name, ...(counts.get(name) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }) })),
+      sinks: [...names].map((name) => ({ name, ...stateOf(name), ...(counts.get(name) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }) })),
       oldestPendingAt: isoOrNull(store.oldestPendingAt()),
       recentDead: store.deadLetters(null, null, 10).map((d) => ({ ...d, deadAt: new Date(d.deadAt).toISOString() })),
       pollPace: pollPaces(store),
@@ -439,9 +466,12 @@ export function formatStatus(r: StatusReport): string {
     );
   }
   lines.push('');
-  lines.push('SINK                   QUEUED  DELIVERING  RETRYING   DELIVERED   DEAD');
+  lines.push('SINK                   STATE     QUEUED  DELIVERING  RETRYING   DELIVERED   DEAD');
   for (const s of r.sinks) {
-    lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
+    lines.push(
+      `${s.name.padEnd(22)} ${s.state.padEnd(7)}  ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}` +
+        (s.pausedUntil ? `\n  paused until ${s.pausedUntil} (the receiver asked to wait)` : ''),
+    );
   }
   if (r.queueLines) lines.push(...r.queueLines);
   for (const p of r.pollPace ?? []) {

@@ -3,6 +3,7 @@
  * scraped, so they are exact whoever wrote the rows.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+import { SINK_STATES, type SinkState } from '../delivery/health.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Store } from '../store/index.js';
 
@@ -24,6 +25,12 @@ export class Metrics {
   readonly requestCeiling = new Gauge({ name: 'bridge_langfuse_request_ceiling', help: 'Calls a minute allowed to Langfuse, shared by every process on the database', labelNames: ['project'], registers: [this.registry] });
   /** Per project: the poll pace, for /healthz. */
   readonly paces = new Map<string, { intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }>();
+  readonly sinkState = new Gauge({
+    name: 'bridge_sink_state',
+    help: 'Each sink\'s state: 1 for the one it is in (ok, failing, paused, open), 0 for the others',
+    labelNames: ['sink', 'state'],
+    registers: [this.registry],
+  });
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
   readonly startedAt = Date.now();
@@ -40,6 +47,10 @@ export class Metrics {
 
   bindStore(store: Store): void {
     this.store = store;
+  }
+
+  setSinkState(sink: string, state: SinkState): void {
+    for (const s of SINK_STATES) this.sinkState.set({ sink, state: s }, s === state ? 1 : 0);
   }
 
   onEvent(e: AnyBridgeEvent): void {

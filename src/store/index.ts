@@ -97,6 +97,15 @@ export interface EnqueueResult {
   skipped: number;
 }
 
+/** A sink's state as the process delivering to it last recorded it (see src/delivery/health.ts). */
+export interface RecordedSinkState {
+  state: 'ok' | 'failing' | 'paused' | 'open';
+  /** When it took this state (ms). */
+  since: number;
+  /** While open: when the next probe goes. */
+  nextProbeAt?: number | null;
+}
+
 /** Owner of rows handed to the Redis queues (BRIDGE_REDIS_URL): closed by a relay, not by a lease. */
 export const REDIS_OWNER = 'redis';
 /** Lease of relayed rows: never runs out, so no in-process dispatcher takes them back. */
@@ -191,6 +200,7 @@ export class Store {
          WHERE event_seq = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`,
       ),
       cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
+      metaGet: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       claim: db.prepare(
         `UPDATE outbox SET status = 'delivering', attempts = attempts + 1, owner = @owner, lease_until = @leaseUntil, updated_at = @now
          WHERE seq IN (
@@ -613,6 +623,51 @@ export class Store {
 
   setMeta(key: string, value: string): void {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // --- sink states -----------------------------------------------------------------------------
+  // Kept in `meta`, written only when something changes (never per delivery): `sink-pause:<sink>`
+  // holds until when every process delivering to the sink waits (a 429's Retry-After), and
+  // `sink-state:<sink>` the state the delivering process last gave the sink, for `status`.
+
+  /** Until when (ms) a receiver asked every process to leave this sink alone; 0: no pause. */
+  sinkPausedUntil(sink: string): number {
+    return Number(this.stmts.metaGet.get(`sink-pause:${sink}`) ?? 0) || 0;
+  }
+
+  /** Pauses a sink for every process on this database; a later pause only ever extends it. */
+  pauseSink(sink: string, untilMs: number): void {
+    this.db
+      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)')
+      .run(`sink-pause:${sink}`, String(Math.round(untilMs)));
+  }
+
+  recordSinkState(sink: string, s: RecordedSinkState): void {
+    this.setMeta(`sink-state:${sink}`, JSON.stringify(s));
+  }
+
+  /** Each sink's last recorded state and pause; only reads `meta`, which every schema has. */
+  sinkStates(): Map<string, RecordedSinkState & { pausedUntil: number | null }> {
+    const out = new Map<string, RecordedSinkState & { pausedUntil: number | null }>();
+    const rows = this.db.prepare(`SELECT key, value FROM meta WHERE key LIKE 'sink-state:%' OR key LIKE 'sink-pause:%'`).all() as Array<{ key: string; value: string }>;
+    const pauses = new Map<string, number>();
+    for (const r of rows) {
+      if (r.key.startsWith('sink-pause:')) pauses.set(r.key.slice('sink-pause:'.length), Number(r.value) || 0);
+      else {
+        try {
+          const v = JSON.parse(r.value) as RecordedSinkState;
+          if (typeof v?.state === 'string') out.set(r.key.slice('sink-state:'.length), { ...v, pausedUntil: null });
+        } catch {
+          /* unreadable: shown as unknown */
+        }
+      }
+    }
+    for (const [sink, until] of pauses) {
+      const s = out.get(sink) ?? { state: 'ok', since: 0, pausedUntil: null };
+      s.pausedUntil = until;
+      out.set(sink, s);
+    }
+    return out;
   }
 
   // --- the shared request ceiling ------------------------------------------------------------
