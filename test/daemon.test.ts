@@ -156,8 +156,13 @@ describe('daemon', () => {
     // A restart on the same database repeats nothing.
     const before = { slack: slack.got.length, pd: pd.got.length, out: out.lines.length };
     const out2 = sink();
+    const restartedAt = Date.now();
+    const served = sim.requests.length;
     const h2 = await runDaemon(config(), silentLogger(), { stdout: out2.stream });
-    await new Promise((r) => setTimeout(r, 2500));
+    // The restarted daemon polled every stream and committed it (a poll succeeded), then began a
+    // second pass: whatever its first pass found was queued by then, and stopping lets it go out.
+    const since = (p: string): number => sim.requests.slice(served).filter((r) => r.path.startsWith(p) && r.status === 200).length;
+    await waitFor(() => since('/api/public/v2/observations') >= 2 && since('/api/public/v3/scores') >= 2 && since('/api/public/v2/prompts') >= 2 && (h2.metrics.lastPollOk ?? 0) >= restartedAt);
     h2.stop();
     await h2.done;
     expect(slack.got.length).toBe(before.slack);
