@@ -228,7 +228,8 @@ describe('webhook sink', () => {
     expect(r).toMatchObject({ ok: false, retry: true });
     if (!r.ok) expect(r.reason).toMatch(/^timed out after 0\.3 s/);
     expect(took).toBeGreaterThanOrEqual(250);
-    expect(took).toBeLessThan(1500);
+    // Well short of the 5 s the other deliveries here allow: the sink's own setting ended it.
+    expect(took).toBeLessThan(4_000);
   });
 
   it('stops an attempt when the caller aborts, and retries it later', async () => {
