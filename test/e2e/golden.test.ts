@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiGeneration } from '../../src/demo/simulator.js';
-import { ROOT, assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
+import { ROOT, assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir, type CliProcess } from '../helpers/cli.js';
 import { withHarness, type Harness } from '../helpers/harness.js';
 import { simRows, startSim, type LangfuseSimulator } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
@@ -74,18 +74,17 @@ function render(g: Record<string, Ev[]>): string {
   return `{\n${parts.join(',\n')}\n}\n`;
 }
 
-/** Waits until the daemon has polled every stream once and its sinks have nothing left to send. */
-async function polledAndDrained(env: Record<string, string>, startedAt: number, what: string): Promise<void> {
+/** Waits until the daemon has finished its first poll of every stream and its sinks have nothing left to send. */
+async function polledAndDrained(run: CliProcess, env: Record<string, string>, what: string): Promise<void> {
+  await waitFor(() => run.logs().some((l) => l.msg === 'poll committed new events' || l.msg === 'poll found nothing new'), 30_000, `${what}: the first poll\n${run.stderr}`);
   await waitFor(
     async () => {
       const s = await statusJson(env);
-      const polled = s.streams.length > 0 && s.streams.every((x) => x.lastOutcome === 'ok' && x.lastPollAt !== null && Date.parse(x.lastPollAt) >= startedAt);
-      const idle = s.sinks.every((k) => k.queued + k.delivering + k.retrying === 0);
-      return polled && idle;
+      return s.streams.length > 0 && s.streams.every((x) => x.lastOutcome === 'ok') && s.sinks.every((k) => k.queued + k.delivering + k.retrying === 0);
     },
     30_000,
-    what,
-    200,
+    `${what}: every delivery done`,
+    300,
   );
 }
 
@@ -105,9 +104,8 @@ async function produce(generation: ApiGeneration): Promise<Record<string, Ev[]>>
     expect(bf.exit?.code, bf.describe()).toBe(0);
 
     changeData(sim, generation);
-    const startedAt = Date.now();
-    const run = spawnCli(['run'], env);
-    await polledAndDrained(env, startedAt, `the ${generation} daemon's first poll and its deliveries`);
+    const run = spawnCli(['run', '--log-level', 'debug'], env);
+    await polledAndDrained(run, env, `the ${generation} daemon`);
     run.kill('SIGTERM');
     const exit = await run.wait(15_000);
     expect(exit.code, run.describe()).toBe(0);
@@ -177,9 +175,8 @@ describe.concurrent('golden events', () => {
         seedData(v4);
         const env4 = { ...env, LANGFUSE_BASE_URL: v4.url };
         // The daemon's first poll reads the whole range live...
-        const startedAt = Date.now();
-        const run = h.spawn(['run'], env4);
-        await polledAndDrained(env4, startedAt, 'the v4 daemon\'s first poll');
+        const run = h.spawn(['run', '--log-level', 'debug'], env4);
+        await polledAndDrained(run, env4, 'the v4 daemon');
         run.kill('SIGTERM');
         expect((await run.wait(15_000)).code, run.describe()).toBe(0);
         expect(v4.requests.some((r) => r.path.startsWith('/api/public/v2/observations')), 'the daemon read the v4 endpoints').toBe(true);
