@@ -45,8 +45,9 @@ async function scenario(name, batch, polls) {
       for (const source of ['observations', 'scores']) store.putCursor({ ...store.getCursor(poller.projectId, source), lastSweepDoneAt: 0 });
     };
     const first = await poller.pollOnce();
-    // One sweep before measuring: the first reaches a sweep interval further back than the first poll read,
-    // and what it finds there is not idle work.
+    // One sweep before measuring. Made due at once, it reads a sweep interval further back than the first
+    // poll did (in production it comes a sweep interval later and reads no further back): what it finds
+    // there is not idle work.
     dueForSweep();
     const settle = await poller.pollOnce();
     const firstCalls = await sim.ask({ cmd: 'requests', reset: true });
