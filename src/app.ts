@@ -495,10 +495,20 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
     if (sink && !config.sinks.some((s) => s.name === sink) && !store.counts().has(sink)) {
       throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
     }
-    return store.replay(sink, sinceMs);
+    if (sink) return store.replay(sink, sinceMs);
+    // History pages nobody: Slack and PagerDuty dead letters go out again only when --sink names them.
+    const alerting = alertingSinkNames(config);
+    const dead = (store.db.prepare(`SELECT DISTINCT sink FROM outbox WHERE status = 'dead'`).all() as Array<{ sink: string }>).map((r) => r.sink);
+    const left = dead.filter((name) => alerting.has(name));
+    if (left.length) logger?.info({ sinks: left }, 'dead letters of alert sinks are replayed only when --sink names them');
+    return dead.filter((name) => !alerting.has(name)).reduce((n, name) => n + store.replay(name, sinceMs), 0);
   } finally {
     store.close();
   }
+}
+
+function alertingSinkNames(config: BridgeConfig): Set<string> {
+  return new Set(config.sinks.filter((s) => s.type === 'slack' || s.type === 'pagerduty').map((s) => s.name));
 }
 
 /** `replay`: in Redis mode, failed jobs are retried in place (their rows open again), then dead rows requeued. */
@@ -509,7 +519,8 @@ export async function replayWithQueues(config: BridgeConfig, sink: string | null
   try {
     const known = new Set([...config.sinks.map((s) => s.name), ...store.counts().keys()]);
     if (sink && !known.has(sink)) throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
-    retried = await (await queueModule()).retryFailedJobs(config, store, sink ? [sink] : [...known], sinceMs, logger);
+    const alerting = alertingSinkNames(config);
+    retried = await (await queueModule()).retryFailedJobs(config, store, sink ? [sink] : [...known].filter((name) => !alerting.has(name)), sinceMs, logger);
   } finally {
     store.close();
   }

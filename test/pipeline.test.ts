@@ -15,6 +15,7 @@ import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
 import { Store } from '../src/store/index.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { delay, waitFor } from './helpers/wait.js';
 
 const log = silentLogger();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -145,18 +146,34 @@ describe('outbox and dispatcher', () => {
     const store = new Store(file);
     cleanups.push(() => store.close());
     enqueue(store, 1, ['slow']);
-    const slow = memorySink('slow', () => new Promise((r) => setTimeout(() => r({ ok: true }), 1_500)));
-    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 10, leaseMs: 400 });
+    // The attempt lasts until the test lets it end: it is surely still running when the other process looks.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let startedAt = 0;
+    const slow = memorySink('slow', async () => {
+      startedAt = Date.now();
+      await released;
+      return { ok: true };
+    });
+    const leaseMs = 400;
+    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 10, leaseMs });
     d.start();
-    await new Promise((r) => setTimeout(r, 900)); // twice the lease into the attempt
+    await waitFor(() => startedAt > 0, 10_000, 'the attempt to start');
+    await delay(startedAt + 2.5 * leaseMs - Date.now()); // well past the lease the row was claimed with
     // Another process on the file looks for stalled deliveries, as every dispatcher does every few seconds.
     const built = pathToFileURL(resolve('dist/store/index.js')).href;
     const other = await promisify(execFile)(process.execPath, [
       '--input-type=module',
       '-e',
-      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)}); console.log(s.recoverStalled()); s.close();`,
+      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)});
+       const recovered = s.recoverStalled();
+       const row = s.db.prepare('SELECT status, lease_until FROM outbox').get();
+       console.log(JSON.stringify({ recovered, status: row.status, leaseAhead: row.lease_until > Date.now() })); s.close();`,
     ]);
-    expect(other.stdout.trim()).toBe('0');
+    // It found the row in flight, its lease renewed into the future, and left it alone.
+    expect(JSON.parse(other.stdout) as unknown).toEqual({ recovered: 0, status: 'delivering', leaseAhead: true });
+    expect(Date.now() - startedAt, 'the other process looked while the attempt ran').toBeGreaterThan(2 * leaseMs);
+    release();
     await d.drain();
     await d.stop();
     expect(slow.got).toHaveLength(1);

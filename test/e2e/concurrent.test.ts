@@ -41,8 +41,8 @@ describe.concurrent('backfill next to a running daemon on one database', () => {
       rx.setDelay(50);
       const env = h.env({ BRIDGE_POLL_INTERVAL_SECONDS: '1', BRIDGE_START_FROM: new Date(fromMs).toISOString() });
       const daemon = h.spawn(['run'], env);
-      // The daemon has migrated the database and polled once (two processes migrating a fresh database
-      // at the same instant is a separate test below).
+      // The daemon has migrated the database (it does so before it calls Langfuse) and is polling (two
+      // processes migrating a fresh database at the same instant is a separate test below).
       await waitFor(() => sim.requests.some((r) => r.path.includes('fromStartTime')), 15_000, 'the daemon polling');
       const backfill = h.spawn(['backfill', '--from', new Date(fromMs).toISOString(), '--to', new Date(toMs).toISOString()], env);
       const bExit = await backfill.wait(30_000);
