@@ -58,6 +58,11 @@ export interface RunHandle {
 function openStore(config: BridgeConfig, logger?: Logger): Store {
   return new Store(config.database, {
     onUpgrade: (from, to) => logger?.info({ database: config.database, from, to }, 'upgrading the database schema (a minute or more for millions of events)'),
+    onLoosePermissions: (files) => {
+      const shown = files.map((f) => `${f.file} (was 0${f.mode.toString(8)})`);
+      if (files.every((f) => f.tightened)) logger?.warn({ files: shown }, 'database files were open to other users; set to 0600: they hold event bodies');
+      else logger?.warn({ files: shown }, 'database files are open to other users and could not be set to 0600 (not their owner): chmod 600 them, they hold event bodies');
+    },
   });
 }
 
