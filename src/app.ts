@@ -11,7 +11,7 @@ import { LangfuseClient, LangfuseError } from './langfuse/client.js';
 import { sleep } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
-import { startOpsServer } from './ops/server.js';
+import { health, startOpsServer, type OpsServer } from './ops/server.js';
 import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from './poll/index.js';
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
@@ -51,7 +51,8 @@ export interface RunHandle {
   done: Promise<void>;
   stop(): void;
   metrics: Metrics;
-  opsUrl?: Promise<string | null>;
+  /** With BRIDGE_HTTP_PORT: where /healthz and /metrics are served. */
+  opsUrl?: string;
 }
 
 /** Opens the database. Upgrading an existing one to a newer schema is logged first: on a large database it takes a while. */
@@ -68,12 +69,23 @@ function openStore(config: BridgeConfig, logger?: Logger): Store {
 
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
+  const metrics = new Metrics();
+  // Bound first: a port that cannot be bound is a setting error, said before anything else starts.
+  const ops = config.httpPort !== null ? await startOpsServer(config.httpHost, config.httpPort, metrics, () => health(metrics, config.healthMaxAgeSeconds), logger) : null;
+  try {
+    return await startDaemon(config, logger, opts, metrics, ops);
+  } catch (err) {
+    await ops?.close();
+    throw err;
+  }
+}
+
+async function startDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean }, metrics: Metrics, ops: OpsServer | null): Promise<RunHandle> {
   // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
   const store = openStore(config, logger);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
-  const metrics = new Metrics();
   metrics.bindStore(store);
   const hooks = { onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }) };
   const dispatcher = queue
@@ -107,7 +119,6 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
-  const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
 
   logger.info(
     several
