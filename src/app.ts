@@ -468,7 +468,11 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
   return { ok, lines };
 }
 
-/** Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". */
+/**
+ * Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". Without
+ * `--sink` it goes to the webhook, stdout and handler sinks: a test pages nobody and posts to no
+ * Slack channel unless that sink is named. One result line per sink; nothing is kept for `replay`.
+ */
 export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkName: string | null, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ ok: boolean; results: string[] }> {
   const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
@@ -481,12 +485,13 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
       throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
     }
     targets = [s];
-  } else targets = all;
+  } else targets = all.filter((s) => !s.alerting);
+  const skipped = sinkName ? [] : all.filter((s) => s.alerting);
   const projectId = store.getMeta(`project:${config.langfuse.publicKey}`) ?? 'test-project';
   const ev = testEvent(projectId);
   const origin = `test:${ev.id}`;
   store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets.map((s) => s.name) }], { origin }));
-  const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50 });
+  const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50, replayable: false });
   dispatcher.start();
   await dispatcher.drain();
   await dispatcher.stop(1000);
@@ -497,9 +502,10 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
     if (c?.delivered) return `✔ ${s.name}: delivered ${ev.id}`;
     return `✘ ${s.name}: ${dead.find((d) => d.sink === s.name)?.lastError ?? 'not delivered'}`;
   });
+  for (const s of skipped) results.push(`- ${s.name}: not sent (${s.kind} alerts real people; send it one with --sink ${s.name})`);
   // A test event is not a real one: leave no dead letter behind for `replay`.
   store.db.prepare('DELETE FROM outbox WHERE origin = ?').run(origin);
   await closeSinks(all);
   store.close();
-  return { ok: results.every((r) => r.startsWith('✔')), results };
+  return { ok: results.every((r) => !r.startsWith('✘')), results };
 }

@@ -210,10 +210,11 @@ program
 program
   .command('test-event')
   .description('Send one synthetic `test` event through the pipeline, like a dashboard’s "Send test event"')
-  .option('--sink <name>', 'only this sink')
+  .option('--sink <name>', 'only this sink; Slack and PagerDuty get a test event only when named here')
+  .addHelpText('after', '\nWithout --sink the event goes to the webhook, stdout and handler sinks; one result line per sink on stdout.\nExample:\n  $ langfuse-bridge test-event --sink pagerduty')
   .action(async (o: { sink?: string }, cmd: Command) => {
     const r = await sendTestEvent(config(cmd, false), logger(cmd), o.sink ?? null);
-    process.stderr.write(`${r.results.join('\n')}\n`);
+    process.stdout.write(`${r.results.join('\n')}\n`);
     process.exitCode = r.ok ? 0 : 1;
   });
 

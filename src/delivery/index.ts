@@ -75,6 +75,8 @@ export interface DispatcherOptions {
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
   hooks?: DispatchHooks;
+  /** false: the rows are not kept after this run (test-event), so a dead letter's log line does not point to `replay`. Default true. */
+  replayable?: boolean;
   /**
    * How long a claim holds a row before another process may take it back (plus pacing). Renewed
    * while the attempt runs, however long the sink takes. Default 120 s.
@@ -403,7 +405,11 @@ export class Dispatcher {
       this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
       log.error(
         { sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason },
-        result.retry ? 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again' : 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again',
+        this.opts.replayable === false
+          ? 'not delivered'
+          : result.retry
+            ? 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again'
+            : 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again',
       );
       return;
     }
