@@ -63,7 +63,7 @@ function globals(cmd: Command): GlobalOpts {
 }
 
 function config(cmd: Command, requireKeys = true): BridgeConfig {
-  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys });
+  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
 }
 
 function logger(cmd: Command) {
