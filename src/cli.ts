@@ -189,7 +189,10 @@ program
     if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
     return Number(v);
   })
-  .addHelpText('after', '\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 langfuse-bridge worker --concurrency 16')
+  .addHelpText(
+    'after',
+    '\nWith BRIDGE_HTTP_PORT it serves /healthz (200 while Redis answers and its workers run) and /metrics.\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 BRIDGE_HTTP_PORT=9464 langfuse-bridge worker --concurrency 16',
+  )
   .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
     const log = logger(cmd);
     // Loaded here: the Redis client weighs on every other command's start.
