@@ -11,7 +11,7 @@ import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
-import { startOpsServer } from './ops/server.js';
+import { health, paceWarnings, startOpsServer, type OpsServer } from './ops/server.js';
 import { Poller, SOURCE_STREAMS, type BackfillProgress, type SourceName } from './poll/index.js';
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
@@ -55,24 +55,41 @@ export interface RunHandle {
   done: Promise<void>;
   stop(): void;
   metrics: Metrics;
-  opsUrl?: Promise<string | null>;
+  /** With BRIDGE_HTTP_PORT: where /healthz and /metrics are served. */
+  opsUrl?: string;
 }
 
 /** Opens the database. Upgrading an existing one to a newer schema is logged first: on a large database it takes a while. */
 function openStore(config: BridgeConfig, logger?: Logger): Store {
   return new Store(config.database, {
     onUpgrade: (from, to) => logger?.info({ database: config.database, from, to }, 'upgrading the database schema (a minute or more for millions of events)'),
+    onLoosePermissions: (files) => {
+      const shown = files.map((f) => `${f.file} (was 0${f.mode.toString(8)})`);
+      if (files.every((f) => f.tightened)) logger?.warn({ files: shown }, 'database files were open to other users; set to 0600: they hold event bodies');
+      else logger?.warn({ files: shown }, 'database files are open to other users and could not be set to 0600 (not their owner): chmod 600 them, they hold event bodies');
+    },
   });
 }
 
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
+  const metrics = new Metrics();
+  // Bound first: a port that cannot be bound is a setting error, said before anything else starts.
+  const ops = config.httpPort !== null ? await startOpsServer(config.httpHost, config.httpPort, metrics, () => ({ ...health(metrics, config.healthMaxAgeSeconds), warnings: paceWarnings(metrics) }), logger) : null;
+  try {
+    return await startDaemon(config, logger, opts, metrics, ops);
+  } catch (err) {
+    await ops?.close();
+    throw err;
+  }
+}
+
+async function startDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean }, metrics: Metrics, ops: OpsServer | null): Promise<RunHandle> {
   // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
   const store = openStore(config, logger);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
-  const metrics = new Metrics();
   metrics.bindStore(store);
   const hooks = {
     onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }),
@@ -110,7 +127,6 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
-  const ops = config.httpPort !== null ? startOpsServer(config.httpHost, config.httpPort, metrics, config.healthMaxAgeSeconds, logger) : null;
 
   logger.info(
     several
@@ -595,7 +611,11 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
   return { ok, lines };
 }
 
-/** Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". */
+/**
+ * Sends one synthetic `test` event through the outbox, like a dashboard's "Send test event". Without
+ * `--sink` it goes to the webhook, stdout and handler sinks: a test pages nobody and posts to no
+ * Slack channel unless that sink is named. One result line per sink; nothing is kept for `replay`.
+ */
 export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkName: string | null, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ ok: boolean; results: string[] }> {
   const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
@@ -608,12 +628,13 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
       throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
     }
     targets = [s];
-  } else targets = all;
+  } else targets = all.filter((s) => !s.alerting);
+  const skipped = sinkName ? [] : all.filter((s) => s.alerting);
   const projectId = store.getMeta(`project:${config.langfuse.publicKey}`) ?? 'test-project';
   const ev = testEvent(projectId);
   const origin = `test:${ev.id}`;
   store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets.map((s) => s.name) }], { origin }));
-  const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50 });
+  const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50, replayable: false });
   dispatcher.start();
   await dispatcher.drain();
   await dispatcher.stop(1000);
@@ -624,9 +645,10 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
     if (c?.delivered) return `✔ ${s.name}: delivered ${ev.id}`;
     return `✘ ${s.name}: ${dead.find((d) => d.sink === s.name)?.lastError ?? 'not delivered'}`;
   });
+  for (const s of skipped) results.push(`- ${s.name}: not sent (${s.kind} alerts real people; send it one with --sink ${s.name})`);
   // A test event is not a real one: leave no dead letter behind for `replay`.
   store.db.prepare('DELETE FROM outbox WHERE origin = ?').run(origin);
   await closeSinks(all);
   store.close();
-  return { ok: results.every((r) => r.startsWith('✔')), results };
+  return { ok: results.every((r) => !r.startsWith('✘')), results };
 }

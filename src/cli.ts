@@ -63,7 +63,7 @@ function globals(cmd: Command): GlobalOpts {
 }
 
 function config(cmd: Command, requireKeys = true): BridgeConfig {
-  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys });
+  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
 }
 
 function logger(cmd: Command) {
@@ -266,7 +266,10 @@ program
     if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
     return Number(v);
   })
-  .addHelpText('after', '\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 langfuse-bridge worker --concurrency 16')
+  .addHelpText(
+    'after',
+    '\nWith BRIDGE_HTTP_PORT it serves /healthz (200 while Redis answers and its workers run) and /metrics.\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 BRIDGE_HTTP_PORT=9464 langfuse-bridge worker --concurrency 16',
+  )
   .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
     const log = logger(cmd);
     // Loaded here: the Redis client weighs on every other command's start.
@@ -287,10 +290,11 @@ program
 program
   .command('test-event')
   .description('Send one synthetic `test` event through the pipeline, like a dashboard’s "Send test event"')
-  .option('--sink <name>', 'only this sink')
+  .option('--sink <name>', 'only this sink; Slack and PagerDuty get a test event only when named here')
+  .addHelpText('after', '\nWithout --sink the event goes to the webhook, stdout and handler sinks; one result line per sink on stdout.\nExample:\n  $ langfuse-bridge test-event --sink pagerduty')
   .action(async (o: { sink?: string }, cmd: Command) => {
     const r = await sendTestEvent(config(cmd, false), logger(cmd), o.sink ?? null);
-    process.stderr.write(`${r.results.join('\n')}\n`);
+    process.stdout.write(`${r.results.join('\n')}\n`);
     process.exitCode = r.ok ? 0 : 1;
   });
 

@@ -3,7 +3,7 @@
  * with defaults here and nowhere else. A bad value becomes a ConfigError whose one-line message
  * names the setting, what it must be, and what it got.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
@@ -516,7 +516,48 @@ function fileIssueMessage(issue: z.core.$ZodIssue, data: unknown): string {
   return `${where} is invalid: ${issue.message}, got ${JSON.stringify(got)}`;
 }
 
-export function readConfigFile(file: string, env: Env): FileConfig {
+/** Where a config file may hold a secret, as written (before `${VAR}` is read). */
+function literalSecrets(json: unknown): string[] {
+  const literal = (v: unknown): v is string => typeof v === 'string' && v !== '' && !v.includes('${');
+  const o = (json ?? {}) as Record<string, unknown>;
+  const out: string[] = [];
+  const lf = o.langfuse as Record<string, unknown> | undefined;
+  if (literal(lf?.secretKey)) out.push('langfuse.secretKey');
+  (Array.isArray(o.projects) ? o.projects : []).forEach((p: Record<string, unknown> | null, i) => {
+    if (literal(p?.secretKey)) out.push(`projects[${i}].secretKey`);
+  });
+  (Array.isArray(o.sinks) ? o.sinks : []).forEach((s: Record<string, unknown> | null, i) => {
+    if (literal(s?.secret)) out.push(`sinks[${i}].secret`);
+    if (literal(s?.routingKey)) out.push(`sinks[${i}].routingKey`);
+    // A Slack incoming-webhook URL is its own credential.
+    if (s?.type === 'slack' && literal(s.url)) out.push(`sinks[${i}].url`);
+  });
+  const redisUrl = (o.queue as Record<string, unknown> | undefined)?.redisUrl;
+  if (literal(redisUrl) && /^[a-z]+:\/\/[^/@]*:[^/@]+@/i.test(redisUrl)) out.push('queue.redisUrl');
+  return out;
+}
+
+/**
+ * A config file that holds a secret as written, and that other users may read or write, gets one
+ * warning naming it and its mode.
+ */
+function warnIfExposed(file: string, json: unknown, onWarning: (message: string, fields: Record<string, unknown>) => void): void {
+  if (process.platform === 'win32') return;
+  const secrets = literalSecrets(json);
+  if (!secrets.length) return;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o066) === 0) return;
+  const can = [mode & 0o044 ? 'read' : '', mode & 0o022 ? 'write' : ''].filter(Boolean).join(' and ');
+  const shown = `0${mode.toString(8)}`;
+  onWarning(`config file ${file} holds secrets as plain text and other users can ${can} it (mode ${shown}): chmod 600 it, or write them as \${VAR} and set VAR in the environment`, { file, mode: shown, secrets });
+}
+
+export function readConfigFile(file: string, env: Env, onWarning?: (message: string, fields: Record<string, unknown>) => void): FileConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -536,6 +577,7 @@ export function readConfigFile(file: string, env: Env): FileConfig {
     const issue = parsed.error.issues[0];
     throw new ConfigError(`--config ${file}: ${issue ? fileIssueMessage(issue, interpolated) : 'the top level is invalid'}`);
   }
+  if (onWarning) warnIfExposed(file, json, onWarning);
   return parsed.data;
 }
 
@@ -546,11 +588,13 @@ export interface LoadOptions {
   configFile?: string | null;
   /** Commands that never call Langfuse (status, replay) do not need keys. */
   requireKeys?: boolean;
+  /** Told of a problem that is not an error (a config file with secrets that others can read). */
+  onWarning?(message: string, fields: Record<string, unknown>): void;
 }
 
 export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   const env = opts.env ?? process.env;
-  const file: FileConfig = opts.configFile ? readConfigFile(opts.configFile, env) : {};
+  const file: FileConfig = opts.configFile ? readConfigFile(opts.configFile, env, opts.onWarning) : {};
   const fl = file.langfuse ?? {};
   const pick = (envName: string, fileValue: unknown): unknown => (env[envName] !== undefined && env[envName] !== '' ? env[envName] : fileValue);
 

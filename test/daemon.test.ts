@@ -150,7 +150,8 @@ describe('daemon', () => {
     expect(metrics).toMatch(/^bridge_deliveries_total\{sink="slack",outcome="retrying",event="trace.updated"\} 1$/m);
     expect(metrics).toMatch(/^bridge_generation_tokens_total\{model="gpt-4o",kind="prompt"\} 110$/m);
     expect(metrics).toMatch(/^bridge_langfuse_requests_total\{status="200"\} \d+$/m);
-    for (const line of metrics.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$/);
+    // Metric names as Prometheus defines them (digits too: nodejs_eventloop_lag_p99_seconds).
+    for (const line of metrics.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[\d.e+-]+$/);
     expect((await fetch(`${ops}/healthz`)).status).toBe(200);
 
     // Langfuse goes away: health turns 503 after the max age, and back to 200 when it returns.

@@ -51,6 +51,8 @@ export interface SinkHealthOptions {
    * has none: it tries each of its deliveries on the schedule, so that it ends.
    */
   breaker?: boolean;
+  /** False for deliveries `replay` does not take back (a test event): their dead letters do not point to it. */
+  replayable?: boolean;
   /** Told of every change of state (metrics, the state recorded for `status`). */
   onChange?(state: SinkState, detail: { pausedUntil: number | null; nextProbeAt: number | null }): void;
 }
@@ -248,9 +250,11 @@ export class SinkHealth {
       this.lastSummaryAt = now;
       this.log.error(
         { sink: this.sink, state: this.state, eventId: o.eventId, event: o.eventType, attempt: o.attempt, reason },
-        refused
-          ? 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again (more are counted in a summary a minute)'
-          : 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again (more are counted in a summary a minute)',
+        this.opts.replayable === false
+          ? 'not delivered'
+          : refused
+            ? 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again (more are counted in a summary a minute)'
+            : 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again (more are counted in a summary a minute)',
       );
       this.period.deadLettered = 0;
     }

@@ -83,6 +83,8 @@ export interface DispatcherOptions {
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
   hooks?: DispatchHooks;
+  /** false: the rows are not kept after this run (test-event), so a dead letter's log line does not point to `replay`. Default true. */
+  replayable?: boolean;
   /**
    * How long a claim holds a row before another process may take it back (plus pacing). Renewed
    * while the attempt runs, however long the sink takes. Default 120 s.
@@ -141,6 +143,7 @@ export class Dispatcher {
           logger: opts.logger,
           baseSeconds: opts.retry.baseSeconds,
           breaker: this.origin === null,
+          replayable: opts.replayable,
           onChange: (state, d) => {
             try {
               this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });

@@ -1,14 +1,37 @@
 /**
- * Prometheus metrics, one registry per process. Outbox depth and age are read from the store when
- * scraped, so they are exact whoever wrote the rows.
+ * Prometheus metrics, one registry per process, with prom-client's process and runtime metrics
+ * (`process_resident_memory_bytes`, `nodejs_eventloop_lag_seconds`, …). Outbox depth and age are read
+ * from the store when scraped, so they are exact whoever wrote the rows.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { SINK_STATES, type SinkState } from '../delivery/health.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Store } from '../store/index.js';
 
-export class Metrics {
-  readonly registry = new Registry();
+/** What the ops server scrapes. */
+export interface Scrapable {
+  readonly registry: Registry;
+  render(): Promise<string>;
+}
+
+function processRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** A worker's metrics: its delivery attempts, and the process's. */
+export class WorkerMetrics implements Scrapable {
+  readonly registry = processRegistry();
+  readonly deliveries = new Counter({ name: 'bridge_deliveries_total', help: 'Delivery attempts, by sink and outcome (delivered, retrying, dead)', labelNames: ['sink', 'outcome', 'event'], registers: [this.registry] });
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+export class Metrics implements Scrapable {
+  readonly registry = processRegistry();
   readonly polls = new Counter({ name: 'bridge_polls_total', help: 'Polls of a Langfuse source, by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
   readonly langfuseCalls = new Counter({ name: 'bridge_langfuse_requests_total', help: 'Calls to the Langfuse API, by HTTP status (error: no answer)', labelNames: ['status'], registers: [this.registry] });
   readonly rateLimitWaits = new Gauge({ name: 'bridge_langfuse_rate_limit_wait_seconds', help: 'Time spent waiting for the request ceiling or a 429 Retry-After', registers: [this.registry] });

@@ -25,6 +25,8 @@ import { ConfigError, type BridgeConfig } from '../config.js';
 import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from '../delivery/health.js';
 import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
+import { WorkerMetrics } from '../ops/metrics.js';
+import { startOpsServer, type Health } from '../ops/server.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
 import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
@@ -50,7 +52,7 @@ const SHARED_PAUSE_READ_MS = 25;
 /** The workers of one process: one BullMQ Worker per sink. */
 export class WorkerPool {
   private readonly workers: Worker[] = [];
-  private readonly health = new Map<string, SinkHealth>();
+  private readonly sinkHealth = new Map<string, SinkHealth>();
   /** The queue's pause as last read, per sink, and when. */
   private readonly queuePause = new Map<string, { until: number; readAt: number }>();
   private lastErrorLog = 0;
@@ -76,7 +78,7 @@ export class WorkerPool {
           void this.recordState(worker, state);
         },
       });
-      this.health.set(sink.name, health);
+      this.sinkHealth.set(sink.name, health);
       const worker: Worker<JobData> = new Worker<JobData>(queueName(sink.name), (job, _token, signal) => this.process(sink, worker, health, job, signal), {
         connection: connectionFor(q),
         prefix: q.prefix,
@@ -143,6 +145,31 @@ export class WorkerPool {
     }
   }
 
+  /** Healthy: every worker runs and Redis answers a PING within 2 s. */
+  async health(): Promise<Health> {
+    const stopped = this.workers.filter((w) => !w.isRunning());
+    if (stopped.length) return { ok: false, reason: `workers not running: ${stopped.map((w) => w.name).join(', ')}` };
+    const first = this.workers[0];
+    if (!first) return { ok: false, reason: 'no workers' };
+    // The connections are ioredis clients: BullMQ makes them from connectionFor()'s options.
+    const client = (await first.client) as unknown as Redis;
+    if (client.status !== 'ready') return { ok: false, reason: `Redis connection ${client.status}` };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        client.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer to PING within 2 s')), 2_000);
+        }),
+      ]);
+    } catch (err) {
+      return { ok: false, reason: `Redis: ${(err as Error).message.split('\n', 1)[0]}` };
+    } finally {
+      clearTimeout(timer);
+    }
+    return { ok: true, reason: `connected to Redis; ${this.workers.length} worker(s) running: ${this.sinks.map((s) => s.name).join(', ')}` };
+  }
+
   private async process(sink: Sink, worker: Worker, health: SinkHealth, job: Job<JobData>, signal?: AbortSignal): Promise<{ status?: number }> {
     const d = job.data as JobData | undefined;
     if (!d || typeof d.body !== 'string' || typeof d.eventId !== 'string') {
@@ -199,7 +226,7 @@ export class WorkerPool {
    * unfinished job is not lost: its lock runs out and another worker takes it again.
    */
   async stop(graceMs = 8_000): Promise<void> {
-    for (const h of this.health.values()) h.stop();
+    for (const h of this.sinkHealth.values()) h.stop();
     const closing = Promise.allSettled(this.workers.map((w) => w.close()));
     const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
     if (timedOut) {
@@ -213,6 +240,8 @@ export class WorkerPool {
 export interface WorkerHandle {
   done: Promise<void>;
   stop(): void;
+  /** With BRIDGE_HTTP_PORT: where /healthz and /metrics are served. */
+  opsUrl?: string;
 }
 
 /** `langfuse-bridge worker`: works the queues of every configured sink (or one) until stopped. */
@@ -220,26 +249,46 @@ export async function runWorker(config: BridgeConfig, logger: Logger, o: { sink?
   if (!config.queue.redisUrl) {
     throw new ConfigError('BRIDGE_REDIS_URL is required by `worker` (the Redis that `run` relays deliveries to), e.g. redis://127.0.0.1:6379; without it `run` delivers in-process');
   }
-  await waitForRedis(config.queue, logger);
-  const { sinks: all } = await createSinks(config, logger);
-  let sinks = all;
-  if (o.sink) {
-    const s = all.find((x) => x.name === o.sink);
-    if (!s) {
-      await closeSinks(all);
-      throw new ConfigError(`--sink ${o.sink} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`);
+  // With BRIDGE_HTTP_PORT: /healthz (Redis answers, the workers run) and /metrics, bound before the
+  // wait for Redis so that a taken port is said at once.
+  const metrics = new WorkerMetrics();
+  let pool: WorkerPool | null = null;
+  const ops =
+    config.httpPort !== null
+      ? await startOpsServer(config.httpHost, config.httpPort, metrics, () => pool?.health() ?? { ok: false, reason: 'starting: waiting for Redis' }, logger)
+      : null;
+  let all: Sink[];
+  let sinks: Sink[];
+  try {
+    await waitForRedis(config.queue, logger);
+    all = (await createSinks(config, logger)).sinks;
+    sinks = all;
+    if (o.sink) {
+      const s = all.find((x) => x.name === o.sink);
+      if (!s) {
+        await closeSinks(all);
+        throw new ConfigError(`--sink ${o.sink} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`);
+      }
+      sinks = [s];
     }
-    sinks = [s];
+  } catch (err) {
+    await ops?.close();
+    throw err;
   }
-  const pool = new WorkerPool(config, sinks, logger, { concurrency: o.concurrency ?? null });
-  pool.start();
+  const started = new WorkerPool(config, sinks, logger, {
+    concurrency: o.concurrency ?? null,
+    onAttempt: (sink, outcome, event) => metrics.deliveries.inc({ sink: sink.name, outcome, event }),
+  });
+  started.start();
+  pool = started;
   const abort = new AbortController();
   const done = (async () => {
     await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
     logger.info('stopping: no more jobs; letting deliveries in flight finish');
-    await pool.stop(7_000);
+    await started.stop(7_000);
+    await ops?.close();
     await closeSinks(all);
     logger.info('stopped');
   })();
-  return { done, stop: () => abort.abort() };
+  return { done, stop: () => abort.abort(), opsUrl: ops?.url };
 }

@@ -4,7 +4,7 @@
  * events, seen versions and a cursor are written in one transaction, and a delivery is claimed
  * atomically so two processes on one database never send it twice.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
@@ -149,6 +149,52 @@ function ownerIsDead(owner: string): boolean {
 export interface StoreOptions {
   /** Told before an existing database is upgraded to a newer schema, which may take a while on a large one. */
   onUpgrade?(from: number, to: number): void;
+  /**
+   * Told once when existing files (the database, its -wal or -shm, say from an older version) were
+   * readable or writable by other users: each was set to 0600, or could not be (not its owner).
+   */
+  onLoosePermissions?(files: LooseFile[]): void;
+}
+
+export interface LooseFile {
+  file: string;
+  /** The mode it had, e.g. 0o644. */
+  mode: number;
+  tightened: boolean;
+}
+
+/**
+ * The database holds event bodies (trace names, user ids, error messages; prompts and completions
+ * with BRIDGE_INCLUDE_IO): only its owner may read it. A folder created for it is 0700, a new file
+ * 0600, created here before SQLite opens it (SQLite would create it 0644 under the usual umask, and
+ * gives the -wal and -shm files the main file's mode). Existing files open to others are set to 0600.
+ */
+export function secureDatabaseFile(file: string): LooseFile[] {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+    return [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const loose: LooseFile[] = [];
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(f).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) === 0) continue;
+    let tightened = true;
+    try {
+      chmodSync(f, 0o600);
+    } catch {
+      tightened = false;
+    }
+    loose.push({ file: f, mode, tightened });
+  }
+  return loose;
 }
 
 export class Store {
@@ -159,7 +205,10 @@ export class Store {
     readonly file: string,
     private readonly opts: StoreOptions = {},
   ) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:' && file !== '') {
+      const loose = secureDatabaseFile(file);
+      if (loose.length) opts.onLoosePermissions?.(loose);
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
