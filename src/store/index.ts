@@ -4,7 +4,7 @@
  * events, seen versions and a cursor are written in one transaction, and a delivery is claimed
  * atomically so two processes on one database never send it twice.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
@@ -125,7 +125,7 @@ export interface RelayOutcome {
 /** Who holds a claim: host, pid and start time, so a restarted process can tell a dead owner. */
 export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}`;
 
-function ownerIsDead(owner: string): boolean {
+export function ownerIsDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
   if (host !== os.hostname() || !pid) return false;
   try {
@@ -139,35 +139,90 @@ function ownerIsDead(owner: string): boolean {
 export interface StoreOptions {
   /** Told before an existing database is upgraded to a newer schema, which may take a while on a large one. */
   onUpgrade?(from: number, to: number): void;
+  /**
+   * Read only (`status`, `check`): never creates, upgrades or writes the file. A missing file, one of
+   * a newer schema, or one of an older schema (which `run` upgrades) throws a DatabaseError naming it.
+   */
+  readonly?: boolean;
+  /** Read only: open a file of an older schema anyway, for its key/value reads only (see `schemaVersion`). */
+  olderSchema?: 'open';
 }
 
-export class Store {
-  readonly db: Database.Database;
-  private readonly stmts;
-
+/** The database file cannot be used as it is: the message names the file and the fix. */
+export class DatabaseError extends Error {
+  override name = 'DatabaseError';
   constructor(
+    message: string,
     readonly file: string,
-    private readonly opts: StoreOptions = {},
+    readonly code: string,
   ) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
-    // may undo the last few commits, which at-least-once delivery tolerates: an undone cursor and its
-    // events are read again from Langfuse, an undone delivery outcome is sent again. FULL would fsync
-    // every claim and settle, and cost most of the delivery throughput.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    // Checkpoint every 32 MB of WAL instead of every 4 MB: pages that several commits rewrite (index
-    // pages above all) are copied into the database once per checkpoint, and each checkpoint fsyncs.
-    this.db.pragma('wal_autocheckpoint = 8192');
-    // 8 MB of page cache instead of the driver's 16 MB: the OS caches the file anyway. Measured on a
-    // backfill five times as dense as the benchmark's: peak RSS 206 -> 194 MB, for about 4 % more CPU.
-    this.db.pragma('cache_size = -8000');
-    this.db.pragma('foreign_keys = OFF');
-    this.migrate();
-    const db = this.db;
-    this.stmts = {
+    super(message);
+  }
+}
+
+/** The schema this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * What an error from SQLite or the file system means for the database file, as one line naming the
+ * file and the fix; null when it is not a problem of the file (a constraint, a busy timeout, a bug).
+ */
+export function databaseProblem(err: unknown, file: string): DatabaseError | null {
+  if (err instanceof DatabaseError) return err;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const msg = typeof e?.message === 'string' ? e.message : String(err);
+  const at = `database ${file}`;
+  if (code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_') || code === 'SQLITE_NOTADB') {
+    return new DatabaseError(
+      `${at} is damaged (${msg}); move it aside and start again with a new file (a backfill re-reads what Langfuse still holds), or point BRIDGE_DATABASE elsewhere`,
+      file,
+      code,
+    );
+  }
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_')) {
+    return new DatabaseError(`${at} is read-only (${msg}); make the file and its folder writable, or point BRIDGE_DATABASE at a writable place`, file, code);
+  }
+  if (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN_')) {
+    return new DatabaseError(`${at} cannot be opened (${msg}); make sure it is a file in an existing, writable folder, or point BRIDGE_DATABASE elsewhere`, file, code);
+  }
+  if (code === 'SQLITE_FULL') return new DatabaseError(`${at}: the disk is full (${msg}); free some space`, file, code);
+  if (code === 'SQLITE_IOERR' || code.startsWith('SQLITE_IOERR_')) return new DatabaseError(`${at}: input/output error (${msg}); check the disk and the file`, file, code);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new DatabaseError(`${at}: ${msg.replace(/^E[A-Z]+: /, '')}; make the file and its folder writable, or point BRIDGE_DATABASE at a writable place`, file, code);
+  }
+  if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR') {
+    return new DatabaseError(`${at}: ${msg.replace(/^E[A-Z]+: /, '')}; point BRIDGE_DATABASE at a file in a folder that exists or can be created`, file, code);
+  }
+  return null;
+}
+
+/** An error SQLite raised (as opposed to one of Langfuse or a sink). */
+export function isSqliteError(err: unknown): boolean {
+  return err instanceof Database.SqliteError;
+}
+
+/** Why this path cannot be written (the file, or the folder that would hold it), or null when it can. */
+export function unwritable(file: string): string | null {
+  const probe = (p: string): string | null => {
+    try {
+      accessSync(p, constants.W_OK);
+      return null;
+    } catch (err) {
+      return `${p} is not writable (${(err as NodeJS.ErrnoException).code})`;
+    }
+  };
+  if (existsSync(file)) return statSync(file).isFile() ? probe(file) : `${file} is not a file`;
+  // The nearest folder that exists must be a writable folder: `run` creates the rest.
+  let dir = dirname(file);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+  return probe(dir);
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+
       seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
       seenPut: db.prepare(
         `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -216,13 +271,131 @@ export class Store {
          WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
     };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+export class Store {
+  readonly db: Database.Database;
+  private readonly stmts: Statements;
+
+  /** The schema the file holds: SCHEMA_VERSION, or lower for an older file opened read only. */
+  readonly schemaVersion: number;
+
+  constructor(
+    readonly file: string,
+    private readonly opts: StoreOptions = {},
+  ) {
+    try {
+      this.db = opts.readonly ? Store.openReadonly(file) : Store.openWritable(file);
+    } catch (err) {
+      throw databaseProblem(err, file) ?? err;
+    }
+    try {
+      this.schemaVersion = opts.readonly ? this.readonlyVersion() : this.setUp();
+      this.stmts = this.prepare();
+    } catch (err) {
+      this.db.close();
+      throw databaseProblem(err, file) ?? err;
+    }
+  }
+
+  private static openReadonly(file: string): Database.Database {
+    if (file === ':memory:') return new Database(file);
+    if (!existsSync(file)) {
+      throw new DatabaseError(`database ${file} does not exist; check BRIDGE_DATABASE (\`langfuse-bridge run\` creates it)`, file, 'ENOENT');
+    }
+    if (!statSync(file).isFile()) throw new DatabaseError(`database ${file} is not a file; check BRIDGE_DATABASE`, file, 'EISDIR');
+    try {
+      return new Database(file, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      // A WAL database is read through its -shm file, which SQLite must create when it is absent.
+      if ((err as { code?: string }).code === 'SQLITE_CANTOPEN' && !existsSync(`${file}-shm`) && unwritable(`${file}-shm`)) {
+        throw new DatabaseError(
+          `database ${file} cannot be read: its folder is read-only and SQLite needs to create ${file}-shm beside it; make the folder writable, or read it where the daemon runs`,
+          file,
+          'SQLITE_CANTOPEN',
+        );
+      }
+      throw err;
+    }
+  }
+
+  private static openWritable(file: string): Database.Database {
+    if (file === ':memory:') return new Database(file);
+    mkdirSync(dirname(file), { recursive: true });
+    // SQLite opens a file it may not write read-only without a word, and fails at the first write.
+    const why = unwritable(file);
+    if (why) throw new DatabaseError(`database ${file} is read-only: ${why}; make it writable, or point BRIDGE_DATABASE at a writable place`, file, 'EACCES');
+    return new Database(file);
+  }
+
+  /** Read-only: the schema version, refusing a newer one; nothing is written. */
+  private readonlyVersion(): number {
+    this.db.pragma('busy_timeout = 10000');
+    const v = this.db.pragma('user_version', { simple: true }) as number;
+    if (v > SCHEMA_VERSION) {
+      throw new DatabaseError(
+        `database ${this.file} has schema ${v}, written by a newer langfuse-bridge: this build is older (it knows schema ${SCHEMA_VERSION}); upgrade langfuse-bridge or point BRIDGE_DATABASE elsewhere`,
+        this.file,
+        'SCHEMA_NEWER',
+      );
+    }
+    if (v > 0 && v < SCHEMA_VERSION && this.opts.olderSchema !== 'open') {
+      throw new DatabaseError(
+        `database ${this.file} has schema ${v}, older than this build's ${SCHEMA_VERSION}; run \`langfuse-bridge run\` to upgrade it (this command only reads)`,
+        this.file,
+        'SCHEMA_OLDER',
+      );
+    }
+    // A file SQLite reads but that holds no langfuse-bridge tables at all (an empty file, say).
+    if (v === 0) {
+      const tables = this.db.prepare(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() as number;
+      throw new DatabaseError(
+        tables ? `database ${this.file} is not a langfuse-bridge database (no schema version); check BRIDGE_DATABASE` : `database ${this.file} is empty; \`langfuse-bridge run\` creates its tables`,
+        this.file,
+        'SCHEMA_NONE',
+      );
+    }
+    return v;
+  }
+
+  /** Writable: pragmas and migrations; returns the schema version (always SCHEMA_VERSION). */
+  private setUp(): number {
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
+    // may undo the last few commits, which at-least-once delivery tolerates: an undone cursor and its
+    // events are read again from Langfuse, an undone delivery outcome is sent again. FULL would fsync
+    // every claim and settle, and cost most of the delivery throughput.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    // Checkpoint every 32 MB of WAL instead of every 4 MB: pages that several commits rewrite (index
+    // pages above all) are copied into the database once per checkpoint, and each checkpoint fsyncs.
+    this.db.pragma('wal_autocheckpoint = 8192');
+    // 8 MB of page cache instead of the driver's 16 MB: the OS caches the file anyway. Measured on a
+    // backfill five times as dense as the benchmark's: peak RSS 206 -> 194 MB, for about 4 % more CPU.
+    this.db.pragma('cache_size = -8000');
+    this.db.pragma('foreign_keys = OFF');
+    this.migrate();
+    return SCHEMA_VERSION;
+  }
+
+  private prepare(): Statements {
+    // Read only, on an older schema (opened with `olderSchema: 'open'`): the statements name columns
+    // it may lack, and only the key/value reads are used.
+    if (this.schemaVersion < SCHEMA_VERSION) return null as unknown as Statements;
+    return prepareStatements(this.db);
   }
 
   private migrate(): void {
     const version = (): number => {
       const v = this.db.pragma('user_version', { simple: true }) as number;
       if (v > MIGRATIONS.length) {
-        throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${v}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
+        throw new DatabaseError(
+          `database ${this.file} has schema ${v}, written by a newer langfuse-bridge: this build is older (it knows schema ${MIGRATIONS.length}); upgrade langfuse-bridge or point BRIDGE_DATABASE elsewhere`,
+          this.file,
+          'SCHEMA_NEWER',
+        );
       }
       return v;
     };
@@ -436,6 +609,44 @@ export class Store {
          ORDER BY o.dead_at DESC LIMIT ?`,
       )
       .all(sink, sink, sinceMs, sinceMs, limit) as Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: number; lastError: string | null }>;
+  }
+
+  /** For `status`: a sink's last success, last failed attempt and next retry (each from a small index). */
+  sinkActivity(sink: string): { lastSuccessAt: number | null; lastErrorAt: number | null; lastError: string | null; nextRetryAt: number | null } {
+    const ok = this.db.prepare(`SELECT delivered_at FROM outbox WHERE status = 'delivered' AND sink = ? ORDER BY delivered_at DESC LIMIT 1`).pluck().get(sink) as number | undefined;
+    const retrying = this.db
+      .prepare(`SELECT updated_at AS at, last_error AS error FROM outbox WHERE status = 'retrying' AND sink = ? AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`)
+      .get(sink) as { at: number; error: string } | undefined;
+    const dead = this.db.prepare(`SELECT dead_at AS at, last_error AS error FROM outbox WHERE status = 'dead' AND sink = ? ORDER BY dead_at DESC LIMIT 1`).get(sink) as
+      | { at: number; error: string | null }
+      | undefined;
+    const err = retrying && (!dead || retrying.at >= dead.at) ? retrying : dead;
+    const next = this.db.prepare(`SELECT MIN(next_at) FROM outbox WHERE status = 'retrying' AND sink = ?`).pluck().get(sink) as number | null;
+    return { lastSuccessAt: ok ?? null, lastErrorAt: err?.at ?? null, lastError: err?.error ?? null, nextRetryAt: next ?? null };
+  }
+
+  /** Dead letters per sink and reason (the last error), most frequent first. */
+  deadByReason(): Array<{ sink: string; reason: string | null; count: number; lastAt: number }> {
+    return this.db
+      .prepare(`SELECT sink, last_error AS reason, COUNT(*) AS count, MAX(dead_at) AS lastAt FROM outbox WHERE status = 'dead' GROUP BY sink, last_error ORDER BY count DESC, lastAt DESC`)
+      .all() as Array<{ sink: string; reason: string | null; count: number; lastAt: number }>;
+  }
+
+  /** Dead letters not replayed, dead-lettered since then. */
+  deadSince(sinceMs: number): number {
+    return this.db.prepare(`SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND dead_at >= ?`).pluck().get(sinceMs) as number;
+  }
+
+  /** Rows of each origin but the live one that are not delivered or dead yet (backfills, test events). */
+  openByOrigin(): Array<{ origin: string; status: DeliveryStatus; n: number; since: number }> {
+    return this.db
+      .prepare(`SELECT origin, status, COUNT(*) AS n, MIN(created_at) AS since FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND origin <> 'live' GROUP BY origin, status`)
+      .all() as Array<{ origin: string; status: DeliveryStatus; n: number; since: number }>;
+  }
+
+  /** Key/value rows whose key starts with this prefix. */
+  metaWithPrefix(prefix: string): Array<{ key: string; value: string }> {
+    return this.db.prepare(`SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key`).all(prefix.length, prefix) as Array<{ key: string; value: string }>;
   }
 
   /** Puts dead letters back in the queue; returns how many. */
