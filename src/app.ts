@@ -92,7 +92,7 @@ function asFatal(err: unknown, file: string): unknown {
 export function ago(ms: number, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - ms) / 1000));
   if (s < 120) return `${s} s ago`;
-  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
   if (s < 172_800) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86_400)} d ago`;
 }

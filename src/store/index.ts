@@ -296,8 +296,18 @@ export class Store {
       this.stmts = this.prepare();
     } catch (err) {
       this.db.close();
-      throw databaseProblem(err, file) ?? err;
+      throw (opts.readonly ? Store.readonlyProblem(err, file) : null) ?? databaseProblem(err, file) ?? err;
     }
+  }
+
+  /** SQLite opens lazily: a read-only WAL database needs its -shm file, which it must create when absent. */
+  private static readonlyProblem(err: unknown, file: string): DatabaseError | null {
+    if ((err as { code?: string }).code !== 'SQLITE_CANTOPEN' || existsSync(`${file}-shm`) || !unwritable(`${file}-shm`)) return null;
+    return new DatabaseError(
+      `database ${file} cannot be read: its folder is read-only and SQLite needs to create ${file}-shm beside it; make the folder writable, or read it where the daemon runs`,
+      file,
+      'SQLITE_CANTOPEN',
+    );
   }
 
   private static openReadonly(file: string): Database.Database {
@@ -309,20 +319,17 @@ export class Store {
     try {
       return new Database(file, { readonly: true, fileMustExist: true });
     } catch (err) {
-      // A WAL database is read through its -shm file, which SQLite must create when it is absent.
-      if ((err as { code?: string }).code === 'SQLITE_CANTOPEN' && !existsSync(`${file}-shm`) && unwritable(`${file}-shm`)) {
-        throw new DatabaseError(
-          `database ${file} cannot be read: its folder is read-only and SQLite needs to create ${file}-shm beside it; make the folder writable, or read it where the daemon runs`,
-          file,
-          'SQLITE_CANTOPEN',
-        );
-      }
-      throw err;
+      throw Store.readonlyProblem(err, file) ?? err;
     }
   }
 
   private static openWritable(file: string): Database.Database {
     if (file === ':memory:') return new Database(file);
+    let dir = dirname(file);
+    while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+    if (!statSync(dir).isDirectory()) {
+      throw new DatabaseError(`database ${file}: ${dir} is not a folder; point BRIDGE_DATABASE at a file in a folder that exists or can be created`, file, 'ENOTDIR');
+    }
     mkdirSync(dirname(file), { recursive: true });
     // SQLite opens a file it may not write read-only without a word, and fails at the first write.
     const why = unwritable(file);
