@@ -358,6 +358,43 @@ describe('status reads the database only', () => {
   });
 });
 
+describe('status shows backfills', () => {
+  it('a backfill in progress, and after it was killed, with its open deliveries and how far it read', async () => {
+    const toMs = Date.now() - 3 * 3_600_000;
+    const fromMs = toMs - 600_000;
+    sim.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 5, errorRate: 0, warningRate: 0 });
+    const r3 = await startReceiver();
+    r3.setMode({ status: 500 });
+    const e = env({ BRIDGE_RETRY_BASE_SECONDS: '60' });
+    e.BRIDGE_WEBHOOK_URL = r3.url;
+    try {
+      const b = spawnCli(['backfill', '--from', new Date(fromMs).toISOString(), '--to', new Date(toMs).toISOString()], e);
+      type B = { backfills: Array<{ origin: string; open: number; since: string | null; readUpTo: Record<string, string> }> };
+      const during = await waitFor(
+        async () => {
+          if (!existsSync(e.BRIDGE_DATABASE!)) return null;
+          const p = await runCli(['status', '--json'], e, 20_000);
+          const j = p.exit?.code === 0 ? (JSON.parse(p.stdout) as B) : null;
+          return j && j.backfills.length === 1 && j.backfills[0]!.open > 0 ? j : null;
+        },
+        30_000,
+        'the backfill in status',
+        250,
+      );
+      expect(b.running, b.describe()).toBe(true);
+      expect(during.backfills[0]).toMatchObject({ origin: expect.stringMatching(/^backfill:/), since: expect.any(String) });
+      // The whole range is read; the backfill waits for its deliveries.
+      expect(during.backfills[0]!.readUpTo).toEqual({ observations: new Date(toMs).toISOString(), scores: new Date(toMs).toISOString() });
+      b.kill('SIGKILL');
+      await b.exited;
+      const text = await runCli(['status'], e, 20_000);
+      expect(text.stdout).toMatch(/^backfills in progress or interrupted:\n {2}backfill:\S+: \d+ deliveries open since \d+ s ago/m);
+    } finally {
+      await r3.stop();
+    }
+  });
+});
+
 describe('one daemon per database', () => {
   it('a second run exits 2 naming the first; backfill, replay, status and check still work; after a SIGKILL a new run starts', async () => {
     const e = env();
