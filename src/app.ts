@@ -117,6 +117,14 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     store.close();
     throw asFatal(err, config.database);
   }
+  // Starting may wait a while (for Redis, say): the lock is renewed meanwhile; the daemon's heartbeat takes over once it runs.
+  const keep = setInterval(() => {
+    try {
+      renewDaemonLock(store);
+    } catch {
+      /* the daemon's own heartbeat reports it */
+    }
+  }, DAEMON_HEARTBEAT_MS);
   try {
     return await startDaemon(config, logger, store, opts);
   } catch (err) {
@@ -127,6 +135,8 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     }
     store.close();
     throw asFatal(err, config.database);
+  } finally {
+    clearInterval(keep);
   }
 }
 
@@ -583,7 +593,7 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`${s.name.padEnd(22)} ${String(s.queued).padStart(6)}  ${String(s.delivering).padStart(10)}  ${String(s.retrying).padStart(8)}  ${String(s.delivered).padStart(10)}  ${String(s.dead).padStart(5)}`);
     const facts: string[] = [];
     if (s.state) facts.push(`state ${s.state}`);
-    facts.push(`last success ${agoIso(s.lastSuccessAt, now)}`);
+    facts.push(`last success ${s.lastSuccessAt ? agoIso(s.lastSuccessAt, now) : 'never'}`);
     if (s.lastErrorAt) facts.push(`last error ${agoIso(s.lastErrorAt, now)}: ${s.lastError ?? '?'}`);
     if (s.nextRetryAt) facts.push(`next retry ${inIso(s.nextRetryAt, now)}`);
     lines.push(`  ${facts.join(' · ')}`);
