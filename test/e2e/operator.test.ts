@@ -88,6 +88,23 @@ function chattr(flag: '+i' | '-i', p: string): boolean {
     return false;
   }
 }
+/** A small tmpfs of its own (root with CAP_SYS_ADMIN): a disk that fills up for real. */
+function mountSmall(dir: string, size: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const canMount = ((): boolean => {
+  const probe = path.join(tmp.dir, 'mount-probe');
+  const ok = mountSmall(probe, '64k');
+  if (ok) execFileSync('umount', [probe]);
+  return ok;
+})();
+
 const canChattr = ((): boolean => {
   const probe = path.join(tmp.dir, 'chattr-probe');
   writeFileSync(probe, '');
@@ -495,5 +512,23 @@ describe('a database that cannot be used is one line naming the file', () => {
     makeImmutable(parent);
     const p = await runCli(['run'], env({}, { database: path.join(parent, 'data', 'b.db') }), 20_000);
     expectOneLine(p, 2, new RegExp(`^langfuse-bridge: database ${parent}/data/b\\.db: operation not permitted, mkdir .*; make the file and its folder writable`));
+  });
+
+  it.skipIf(!canMount)('a disk that fills up while run runs: it stops with exit 2 and one last line naming the file, instead of polling on', async () => {
+    const dir = path.join(tmp.dir, `small-${++n}`);
+    expect(mountSmall(dir, '512k')).toBe(true);
+    try {
+      const now = Date.now();
+      sim.generate({ from: new Date(now - 600_000), to: new Date(now - 1_000), traces: 1500, errorRate: 0, warningRate: 0 });
+      const e = env({ BRIDGE_START_FROM: new Date(now - 700_000).toISOString() }, { database: path.join(dir, 'b.db') });
+      const d = spawnCli(['run'], e);
+      const exit = await d.wait(60_000);
+      expect(exit.code, d.describe()).toBe(2);
+      const last = d.stderr.trimEnd().split('\n').at(-1);
+      expect(last).toBe(`langfuse-bridge: database ${e.BRIDGE_DATABASE}: the disk is full (database or disk is full); free some space`);
+      expect(d.logs().some((l) => l.msg === 'stopping: the database cannot be used')).toBe(true);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 });
