@@ -18,7 +18,7 @@ import { Poller, SOURCE_STREAMS, sweepIntervalMs, type BackfillProgress, type So
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
 import { PATHS } from './sources/index.js';
-import { SCHEMA_VERSION, Store, databaseProblem, unwritable, type DeliveryStatus } from './store/index.js';
+import { SCHEMA_VERSION, Store, databaseProblem, peekDatabase, unwritable, type DeliveryStatus } from './store/index.js';
 import { DAEMON_HEARTBEAT_MS, acquireDaemonLock, daemonState, readDaemon, releaseDaemonLock, renewDaemonLock, type DaemonRecord, type DaemonState } from './store/daemon.js';
 import type { QueueStatus } from './queue/index.js';
 import { USER_AGENT, VERSION } from './version.js';
@@ -772,25 +772,39 @@ function checkDatabase(config: BridgeConfig): { ok: boolean; line: string } {
       ? { ok: false, line: `✘ database ${file}: does not exist and cannot be created: ${why}; point BRIDGE_DATABASE at a writable place` }
       : { ok: true, line: `✔ database ${file}: does not exist yet; \`langfuse-bridge run\` creates it` };
   }
+  const why = unwritable(file) ?? (existsSync(`${file}-shm`) ? null : unwritable(`${file}-shm`));
+  if (why) return { ok: false, line: `✘ database ${file} is read-only: ${why}; make it writable, or point BRIDGE_DATABASE at a writable place` };
   let store: Store;
   try {
-    store = new Store(file, { readonly: true, olderSchema: 'open' });
+    store = new Store(file, { readonly: true });
   } catch (err) {
-    return { ok: false, line: `✘ ${(databaseProblem(err, file) ?? (err as Error)).message}` };
+    const p = databaseProblem(err, file);
+    // An older schema is fine: `run` upgrades it.
+    if (p?.code === 'SCHEMA_OLDER') return olderDatabase(file);
+    return { ok: false, line: `✘ ${(p ?? (err as Error)).message}` };
   }
   try {
-    const why = unwritable(file) ?? (existsSync(`${file}-shm`) ? null : unwritable(`${file}-shm`));
-    if (why) return { ok: false, line: `✘ database ${file} is read-only: ${why}; make it writable, or point BRIDGE_DATABASE at a writable place` };
     // Read what `status` reads (the lock, the cursors, the outbox and its indexes): a damaged file fails here.
-    const d = readDaemon(store);
-    let note = store.schemaVersion < SCHEMA_VERSION ? `schema ${store.schemaVersion}, \`langfuse-bridge run\` upgrades it to ${SCHEMA_VERSION}` : `schema ${store.schemaVersion}`;
-    if (store.schemaVersion === SCHEMA_VERSION) readStatus(store, config);
-    if (daemonState(d) === 'running') note += `; a daemon is running on it (${describeDaemon(d!)})`;
-    return { ok: true, line: `✔ database ${file}: ${note}` };
+    readStatus(store, config);
+    return { ok: true, line: `✔ database ${file}: schema ${SCHEMA_VERSION}${daemonNote(readDaemon(store))}` };
   } catch (err) {
     return { ok: false, line: `✘ ${(databaseProblem(err, file) ?? (err as Error)).message}` };
   } finally {
     store.close();
+  }
+}
+
+function daemonNote(d: DaemonRecord | null): string {
+  return daemonState(d) === 'running' ? `; a daemon is running on it (${describeDaemon(d!)})` : '';
+}
+
+/** A file of an older schema, which `run` upgrades: read only through its key/value table. */
+function olderDatabase(file: string): { ok: boolean; line: string } {
+  try {
+    const { version, getMeta } = peekDatabase(file, ['daemon']);
+    return { ok: true, line: `✔ database ${file}: schema ${version}, \`langfuse-bridge run\` upgrades it to ${SCHEMA_VERSION}${daemonNote(readDaemon({ getMeta }))}` };
+  } catch (err) {
+    return { ok: false, line: `✘ ${(databaseProblem(err, file) ?? (err as Error)).message}` };
   }
 }
 

@@ -34,7 +34,8 @@ export type DaemonState =
   /** No daemon ever ran on this database. */
   | 'never';
 
-export function readDaemon(store: Store): DaemonRecord | null {
+/** The record, from a store or anything that reads its key/value table (a file of an older schema, say). */
+export function readDaemon(store: Pick<Store, 'getMeta'>): DaemonRecord | null {
   const raw = store.getMeta(KEY);
   if (!raw) return null;
   try {

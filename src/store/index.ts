@@ -144,8 +144,6 @@ export interface StoreOptions {
    * a newer schema, or one of an older schema (which `run` upgrades) throws a DatabaseError naming it.
    */
   readonly?: boolean;
-  /** Read only: open a file of an older schema anyway, for its key/value reads only (see `schemaVersion`). */
-  olderSchema?: 'open';
 }
 
 /** The database file cannot be used as it is: the message names the file and the fix. */
@@ -202,6 +200,22 @@ export function isSqliteError(err: unknown): boolean {
   return err instanceof Database.SqliteError;
 }
 
+/**
+ * Reads a database of any schema without a Store: its version and these keys of its key/value table
+ * (which every schema has). Read only; for `check` on a file that `run` would upgrade.
+ */
+export function peekDatabase(file: string, keys: string[]): { version: number; getMeta(key: string): string | null } {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const get = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
+    const values = new Map(keys.map((k) => [k, (get.get(k) as string | undefined) ?? null]));
+    return { version, getMeta: (key) => values.get(key) ?? null };
+  } finally {
+    db.close();
+  }
+}
+
 /** Why this path cannot be written (the file, or the folder that would hold it), or null when it can. */
 export function unwritable(file: string): string | null {
   const probe = (p: string): string | null => {
@@ -220,9 +234,28 @@ export function unwritable(file: string): string | null {
   return probe(dir);
 }
 
-function prepareStatements(db: Database.Database) {
-  return {
+export class Store {
+  readonly db: Database.Database;
+  private readonly stmts;
 
+  constructor(
+    readonly file: string,
+    private readonly opts: StoreOptions = {},
+  ) {
+    try {
+      this.db = opts.readonly ? Store.openReadonly(file) : Store.openWritable(file);
+    } catch (err) {
+      throw databaseProblem(err, file) ?? err;
+    }
+    try {
+      if (opts.readonly) this.checkVersion();
+      else this.setUp();
+    } catch (err) {
+      this.db.close();
+      throw (opts.readonly ? Store.readonlyProblem(err, file) : null) ?? databaseProblem(err, file) ?? err;
+    }
+    const db = this.db;
+    this.stmts = {
       seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
       seenPut: db.prepare(
         `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -271,33 +304,6 @@ function prepareStatements(db: Database.Database) {
          WHERE seq = @seq AND status = 'delivering' AND owner = @owner`,
       ),
     };
-}
-
-type Statements = ReturnType<typeof prepareStatements>;
-
-export class Store {
-  readonly db: Database.Database;
-  private readonly stmts: Statements;
-
-  /** The schema the file holds: SCHEMA_VERSION, or lower for an older file opened read only. */
-  readonly schemaVersion: number;
-
-  constructor(
-    readonly file: string,
-    private readonly opts: StoreOptions = {},
-  ) {
-    try {
-      this.db = opts.readonly ? Store.openReadonly(file) : Store.openWritable(file);
-    } catch (err) {
-      throw databaseProblem(err, file) ?? err;
-    }
-    try {
-      this.schemaVersion = opts.readonly ? this.readonlyVersion() : this.setUp();
-      this.stmts = this.prepare();
-    } catch (err) {
-      this.db.close();
-      throw (opts.readonly ? Store.readonlyProblem(err, file) : null) ?? databaseProblem(err, file) ?? err;
-    }
   }
 
   /** SQLite opens lazily: a read-only WAL database needs its -shm file, which it must create when absent. */
@@ -337,8 +343,8 @@ export class Store {
     return new Database(file);
   }
 
-  /** Read-only: the schema version, refusing a newer one; nothing is written. */
-  private readonlyVersion(): number {
+  /** Read only: refuses a schema other than this build's, naming the fix; nothing is written. */
+  private checkVersion(): void {
     this.db.pragma('busy_timeout = 10000');
     const v = this.db.pragma('user_version', { simple: true }) as number;
     if (v > SCHEMA_VERSION) {
@@ -348,7 +354,7 @@ export class Store {
         'SCHEMA_NEWER',
       );
     }
-    if (v > 0 && v < SCHEMA_VERSION && this.opts.olderSchema !== 'open') {
+    if (v > 0 && v < SCHEMA_VERSION) {
       throw new DatabaseError(
         `database ${this.file} has schema ${v}, older than this build's ${SCHEMA_VERSION}; run \`langfuse-bridge run\` to upgrade it (this command only reads)`,
         this.file,
@@ -364,11 +370,10 @@ export class Store {
         'SCHEMA_NONE',
       );
     }
-    return v;
   }
 
-  /** Writable: pragmas and migrations; returns the schema version (always SCHEMA_VERSION). */
-  private setUp(): number {
+  /** Writable: pragmas and migrations. */
+  private setUp(): void {
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
     // may undo the last few commits, which at-least-once delivery tolerates: an undone cursor and its
@@ -384,14 +389,6 @@ export class Store {
     this.db.pragma('cache_size = -8000');
     this.db.pragma('foreign_keys = OFF');
     this.migrate();
-    return SCHEMA_VERSION;
-  }
-
-  private prepare(): Statements {
-    // Read only, on an older schema (opened with `olderSchema: 'open'`): the statements name columns
-    // it may lack, and only the key/value reads are used.
-    if (this.schemaVersion < SCHEMA_VERSION) return null as unknown as Statements;
-    return prepareStatements(this.db);
   }
 
   private migrate(): void {
