@@ -74,9 +74,9 @@ function openStore(config: BridgeConfig, logger?: Logger): Store {
 }
 
 /** `status`, `check`: read only; never creates, upgrades or writes the file. */
-function openStoreReadonly(config: BridgeConfig, opts: { olderSchema?: 'open' } = {}): Store {
+function openStoreReadonly(config: BridgeConfig): Store {
   try {
-    return new Store(config.database, { readonly: true, ...opts });
+    return new Store(config.database, { readonly: true });
   } catch (err) {
     throw asFatal(err, config.database);
   }
