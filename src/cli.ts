@@ -86,13 +86,37 @@ function instant(flag: string) {
   };
 }
 
+/**
+ * commander's usage errors as one line like every other bad flag: `error: unknown option '--jsn'`
+ * and its `(Did you mean --json?)` line become `unknown option '--jsn' (did you mean --json?)`.
+ */
+function usageErrorLine(str: string, command: string | null): string {
+  let line = str
+    .trim()
+    .replace(/^error:\s*/, '')
+    .replace(/\s*\n\s*\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\.$/, '');
+  if (/^unknown command /.test(line) && !line.includes('did you mean')) {
+    line += ` (commands: ${program.commands.map((c) => c.name()).join(', ')})`;
+  }
+  return `${line}; see langfuse-bridge ${command ? `${command} ` : ''}--help`;
+}
+
+/** Usage errors go to stderr as `langfuse-bridge: <one line>`, pointing at the help of the command at fault. */
+function errorOutput(command: string | null): { outputError: (str: string, write: (s: string) => void) => void } {
+  return { outputError: (str, write) => write(`langfuse-bridge: ${usageErrorLine(str, command)}\n`) };
+}
+
 const program = new Command()
   .name('langfuse-bridge')
   .description('Polls Langfuse and delivers webhook events for new and changed traces, generations, scores and prompts.')
   .version(VERSION, '-v, --version')
   .option('-c, --config <file>', 'JSON config file (several sinks, rules); ${VAR} in strings is read from the environment')
-  .addOption(new Option('--log-level <level>', 'log verbosity').choices([...LOG_LEVELS]).default(process.env.LOG_LEVEL ?? 'info'))
+  .addOption(new Option('--log-level <level>', 'log verbosity').choices([...LOG_LEVELS]).env('LOG_LEVEL').default('info'))
   .addHelpText('after', EXAMPLES)
+  .showSuggestionAfterError(true)
+  .configureOutput(errorOutput(null))
   .exitOverride();
 
 program
@@ -232,6 +256,8 @@ program
     process.stderr.write(`${r.results.join('\n')}\n`);
     process.exitCode = r.ok ? 0 : 1;
   });
+
+for (const c of program.commands) c.configureOutput(errorOutput(c.name()));
 
 function die(message: string, code: number): never {
   process.stderr.write(`langfuse-bridge: ${message}\n`);

@@ -4,8 +4,10 @@
  * names the setting, what it must be, and what it got.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
+import { standardSecretProblem } from './sinks/signing.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -14,12 +16,15 @@ export class ConfigError extends Error {
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
 export type Stream = (typeof STREAMS)[number];
 export type ApiMode = 'auto' | 'v4' | 'legacy';
-export type SignatureScheme = 'standard' | 'langfuse' | 'hex';
+export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
+/** `none`: unsigned requests, only when asked for by name. */
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 export interface WebhookSinkConfig {
   type: 'webhook';
   name: string;
   url: string;
+  /** Null only with signature `none`. */
   secret: string | null;
   signature: SignatureScheme;
   events: string[];
@@ -50,7 +55,12 @@ export interface PagerDutySinkConfig {
 export interface HandlerSinkConfig {
   type: 'handler';
   name: string;
+  /** A path (or package name) of the module; a relative one resolves against `baseDir`. */
   module: string;
+  /** The config file's folder for a sink from the file, the working directory for BRIDGE_HANDLERS. */
+  baseDir?: string;
+  /** Where `module` was set, for messages: `BRIDGE_HANDLERS`, or the sink's key in the config file. */
+  setting?: string;
   events: string[];
   timeoutSeconds: number;
   concurrency: number;
@@ -203,14 +213,32 @@ export function matchesEventPatterns(patterns: readonly string[], type: string):
   return false;
 }
 
-function checkWebhookSecret(setting: string, scheme: SignatureScheme, secret: string | null): void {
-  if (!secret) return;
+/**
+ * A webhook sink signs every request unless told `none` by name: no secret is a setting error, and so
+ * is a secret next to `none` (which of the two was meant?). `secretSetting` / `signatureSetting` name
+ * the settings as the user wrote them; `how` says how to set a scheme in that place.
+ */
+function checkWebhookSecret(
+  secretSetting: string,
+  signatureSetting: string,
+  how: (scheme: string) => string,
+  scheme: SignatureScheme,
+  secret: string | null,
+): void {
+  if (scheme === 'none') {
+    if (secret) throw new ConfigError(`${secretSetting} is set but ${signatureSetting} is none (unsigned requests); remove the secret, or set ${how('standard')} (or langfuse, hex) to sign with it`);
+    return;
+  }
+  if (!secret) {
+    const what = scheme === 'standard' ? 'a whsec_ secret shared with your receiver (make one with: echo whsec_$(openssl rand -base64 32))' : `the secret your receiver verifies the ${scheme} signature with`;
+    throw new ConfigError(`${secretSetting} is required: the webhook sink signs every request (${scheme} scheme); set it to ${what}, or set ${how('none')} to send unsigned requests on purpose`);
+  }
   if (scheme !== 'standard') return;
-  const m = /^whsec_([A-Za-z0-9+/=_-]+)$/.exec(secret);
-  if (!m || Buffer.from(m[1] ?? '', 'base64').length < 1) {
+  const problem = standardSecretProblem(secret);
+  if (problem) {
     throw new ConfigError(
-      `${setting} must be a whsec_-prefixed base64 secret for the standard signature scheme (got one without the prefix); ` +
-        `set BRIDGE_WEBHOOK_SIGNATURE=langfuse or hex to use any string`,
+      `${secretSetting} ${problem}; the standard signature scheme needs a whsec_ secret with base64 after it, as your receiver's Standard Webhooks library has it ` +
+        `(make one with: echo whsec_$(openssl rand -base64 32)), or set ${how('langfuse')} or hex to sign with any string`,
     );
   }
 }
@@ -233,81 +261,255 @@ function interpolate(value: unknown, env: Env, path: string): unknown {
   return value;
 }
 
-const sinkFileSchema = z
+// The file's schema. It is the one the file is validated with and the source of the published JSON
+// Schema (`schema/config.schema.json`, see src/config-schema.ts): descriptions name the environment
+// variable each key stands for.
+
+const eventsField = z
+  .union([z.string(), z.array(z.string())])
+  .describe('event types this sink gets, globs allowed: ["trace.*", "score.created"] or "trace.*,score.created"; default all');
+const sinkName = z.string().min(1).describe('the name `--sink`, `status` and rules use; default the type (webhook, webhook-2, ...)');
+const sinkTimeout = (dflt: number) => z.number().positive().describe(`time allowed for one delivery attempt, seconds; default ${dflt}`);
+const sinkConcurrency = (dflt: number) => z.number().int().min(1).max(256).describe(`deliveries in flight at once to this sink; default ${dflt}`);
+
+const webhookSinkSchema = z
   .object({
-    name: z.string().min(1).optional(),
-    type: z.enum(['webhook', 'stdout', 'slack', 'pagerduty', 'handler']),
-    url: z.string().optional(),
-    secret: z.string().optional(),
-    signature: z.enum(['standard', 'langfuse', 'hex']).optional(),
-    events: z.union([z.string(), z.array(z.string())]).optional(),
-    timeoutSeconds: z.number().positive().optional(),
-    concurrency: z.number().int().min(1).max(256).optional(),
-    routingKey: z.string().optional(),
-    eventsUrl: z.string().optional(),
-    module: z.string().optional(),
-    pretty: z.boolean().optional(),
+    type: z.literal('webhook'),
+    name: sinkName.optional(),
+    url: z.string().describe('the receiver: an http(s) URL (BRIDGE_WEBHOOK_URL)'),
+    secret: z
+      .string()
+      .describe('signing secret (BRIDGE_WEBHOOK_SECRET): a whsec_ base64 secret for the standard scheme, any string for langfuse or hex; required unless signature is none')
+      .optional(),
+    signature: z
+      .enum(SIGNATURE_SCHEMES)
+      .describe('standard (Standard Webhooks and Langfuse headers), langfuse (t=,v1=), hex (HMAC of the body) or none (unsigned, on purpose) (BRIDGE_WEBHOOK_SIGNATURE); default standard')
+      .optional(),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(10).optional(),
+    concurrency: sinkConcurrency(32).optional(),
   })
-  .strict();
+  .strict()
+  .describe('a signed HTTP webhook');
+const stdoutSinkSchema = z
+  .object({
+    type: z.literal('stdout'),
+    name: sinkName.optional(),
+    events: eventsField.optional(),
+    pretty: z.boolean().describe('one readable line per event instead of JSON lines; default false').optional(),
+  })
+  .strict()
+  .describe('events as JSON lines on standard output (BRIDGE_STDOUT)');
+const slackSinkSchema = z
+  .object({
+    type: z.literal('slack'),
+    name: sinkName.optional(),
+    url: z.string().describe('the Slack incoming-webhook URL (SLACK_WEBHOOK_URL)'),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(10).optional(),
+  })
+  .strict()
+  .describe('alerts to a Slack incoming webhook');
+const pagerDutySinkSchema = z
+  .object({
+    type: z.literal('pagerduty'),
+    name: sinkName.optional(),
+    routingKey: z.string().describe("the integration's Events API v2 routing key (PAGERDUTY_ROUTING_KEY)"),
+    eventsUrl: z.string().describe('the Events API v2 endpoint (PAGERDUTY_EVENTS_URL); default https://events.pagerduty.com/v2/enqueue').optional(),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(10).optional(),
+  })
+  .strict()
+  .describe('alerts to PagerDuty (Events API v2)');
+const handlerSinkSchema = z
+  .object({
+    type: z.literal('handler'),
+    name: sinkName.optional(),
+    module: z.string().describe('path of an .mjs, .js or .cjs handler module, relative to this file (BRIDGE_HANDLERS, relative to the working directory)'),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(30).optional(),
+    concurrency: sinkConcurrency(8).optional(),
+  })
+  .strict()
+  .describe('your own handler module, called in process');
+
+const sinkFileSchema = z.discriminatedUnion('type', [webhookSinkSchema, stdoutSinkSchema, slackSinkSchema, pagerDutySinkSchema, handlerSinkSchema]);
+type SinkFileConfig = z.infer<typeof sinkFileSchema>;
+
+const apiField = z.enum(['auto', 'v4', 'legacy']).describe('the Langfuse API generation: auto (probe), v4 or legacy (BRIDGE_LANGFUSE_API); default auto');
+const streamsField = z.array(z.enum(STREAMS)).describe('what to poll (BRIDGE_STREAMS); default ["traces", "generations", "scores"]');
+const maxRequestsField = z.number().int().min(1).max(100_000).describe('ceiling on calls to Langfuse in any 60 s, retries included (BRIDGE_MAX_REQUESTS_PER_MINUTE); default 30');
+const lookbackField = z.number().int().min(0).max(7 * 86_400).describe('how far behind its cursor each poll reads again, for late data, seconds (BRIDGE_LOOKBACK_SECONDS); default 1200');
+const startFromField = z.string().describe('where the very first poll starts, ISO 8601 (BRIDGE_START_FROM); default now minus the lookback');
 
 const projectFileSchema = z
   .object({
-    name: z.string(),
-    publicKey: z.string().optional(),
-    secretKey: z.string().optional(),
-    baseUrl: z.string().optional(),
-    streams: z.array(z.string()).optional(),
-    lookbackSeconds: z.number().int().min(0).optional(),
-    maxRequestsPerMinute: z.number().int().min(1).optional(),
-    api: z.enum(['auto', 'v4', 'legacy']).optional(),
-    startFrom: z.string().optional(),
+    name: z.string().describe('a unique name for `backfill --project`, `status` and logs'),
+    publicKey: z.string().describe('this project’s pk-lf-… key').optional(),
+    secretKey: z.string().describe('this project’s sk-lf-… key').optional(),
+    baseUrl: z.string().describe('its Langfuse host; default the top-level one').optional(),
+    streams: streamsField.optional(),
+    lookbackSeconds: lookbackField.optional(),
+    maxRequestsPerMinute: maxRequestsField.optional(),
+    api: apiField.optional(),
+    startFrom: startFromField.optional(),
   })
-  .strict();
+  .strict()
+  .describe('one Langfuse project of several; unset keys come from the top level');
 
 const fileSchema = z
   .object({
+    $schema: z.string().describe('the JSON Schema of this file, for editors').optional(),
     langfuse: z
       .object({
-        publicKey: z.string().optional(),
-        secretKey: z.string().optional(),
-        baseUrl: z.string().optional(),
-        api: z.enum(['auto', 'v4', 'legacy']).optional(),
-        maxRequestsPerMinute: z.number().int().min(1).optional(),
-        timeoutSeconds: z.number().positive().optional(),
+        publicKey: z.string().describe('pk-lf-… API key (LANGFUSE_PUBLIC_KEY)').optional(),
+        secretKey: z.string().describe('sk-lf-… API key (LANGFUSE_SECRET_KEY)').optional(),
+        baseUrl: z.string().describe('the Langfuse host (LANGFUSE_BASE_URL); default https://cloud.langfuse.com').optional(),
+        api: apiField.optional(),
+        maxRequestsPerMinute: maxRequestsField.optional(),
+        timeoutSeconds: z.number().positive().describe('time allowed for one Langfuse call, seconds (LANGFUSE_TIMEOUT_SECONDS); default 30').optional(),
       })
       .strict()
+      .describe('the Langfuse project to poll')
       .optional(),
-    database: z.string().optional(),
-    pollIntervalSeconds: z.number().int().min(1).optional(),
-    lookbackSeconds: z.number().int().min(0).optional(),
-    retentionDays: z.number().int().min(1).optional(),
-    startFrom: z.string().optional(),
-    streams: z.array(z.string()).optional(),
-    includeIo: z.boolean().optional(),
-    retry: z.object({ maxAttempts: z.number().int().min(1).optional(), baseSeconds: z.number().positive().optional() }).strict().optional(),
-    alertBurst: z.number().int().min(1).optional(),
-    httpPort: z.number().int().min(0).max(65535).optional(),
-    healthMaxAgeSeconds: z.number().int().min(1).optional(),
-    stdout: z.boolean().optional(),
-    sinks: z.array(sinkFileSchema).optional(),
-    rules: z.array(z.unknown()).optional(),
-    projects: z.array(projectFileSchema).optional(),
-    digestCron: z.string().optional(),
+    database: z.string().describe('SQLite file: cursors, seen versions, outbox, dead letters (BRIDGE_DATABASE); default data/bridge.db').optional(),
+    pollIntervalSeconds: z.number().int().min(1).max(86_400).describe('time between polls (BRIDGE_POLL_INTERVAL_SECONDS); default 30').optional(),
+    lookbackSeconds: lookbackField.optional(),
+    retentionDays: z.number().int().min(1).max(3650).describe('seen versions and delivered rows older than this are pruned (BRIDGE_RETENTION_DAYS); default 30').optional(),
+    startFrom: startFromField.optional(),
+    streams: streamsField.optional(),
+    includeIo: z.boolean().describe('put observation input/output and prompt text in events (BRIDGE_INCLUDE_IO); default false').optional(),
+    retry: z
+      .object({
+        maxAttempts: z.number().int().min(1).max(100).describe('delivery attempts before dead-letter (BRIDGE_RETRY_MAX_ATTEMPTS); default 10').optional(),
+        baseSeconds: z.number().positive().describe('first backoff, fractions allowed (BRIDGE_RETRY_BASE_SECONDS); default 5').optional(),
+      })
+      .strict()
+      .describe('delivery retries, exponential with jitter')
+      .optional(),
+    alertBurst: z.number().int().min(1).describe('more alerts than this from one rule in a minute fold into one summary (BRIDGE_ALERT_BURST); default 20').optional(),
+    httpPort: z.number().int().min(0).max(65535).describe('ops server port: /healthz, /metrics (BRIDGE_HTTP_PORT); default off').optional(),
+    httpHost: z.string().min(1).describe('address the ops server listens on (BRIDGE_HTTP_HOST); default 127.0.0.1').optional(),
+    healthMaxAgeSeconds: z.number().int().min(1).describe('/healthz answers 503 when the last successful poll is older (BRIDGE_HEALTH_MAX_AGE_SECONDS); default 3 × pollIntervalSeconds').optional(),
+    stdout: z.boolean().describe('also print events to stdout next to other sinks (BRIDGE_STDOUT); default false').optional(),
+    sinks: z.array(sinkFileSchema).describe('where events and alerts go; each entry has a "type"').optional(),
+    rules: z.array(z.unknown()).describe('which events alert, and where; without rules the defaults apply').optional(),
+    projects: z.array(projectFileSchema).describe('several Langfuse projects in one bridge').optional(),
+    digestCron: z.string().describe('post the last day’s usage, errors and low scores to Slack on this cron schedule, UTC (BRIDGE_DIGEST_CRON); default off').optional(),
     queue: z
       .object({
-        redisUrl: z.string().optional(),
-        connectWaitSeconds: z.number().int().min(0).max(3600).optional(),
-        prefix: z.string().min(1).optional(),
-        lockSeconds: z.number().int().min(1).max(3600).optional(),
+        redisUrl: z.string().describe('redis:// or rediss:// URL; unset: in-process delivery (BRIDGE_REDIS_URL)').optional(),
+        connectWaitSeconds: z.number().int().min(0).max(3600).describe('how long commands wait for Redis at start (BRIDGE_REDIS_WAIT_SECONDS); default 30').optional(),
+        prefix: z.string().min(1).describe('Redis key prefix (BRIDGE_QUEUE_PREFIX); default langfuse-bridge').optional(),
+        lockSeconds: z.number().int().min(1).max(3600).describe('a job whose worker died is taken again after about this long (BRIDGE_WORKER_LOCK_SECONDS); default 30').optional(),
       })
       .strict()
+      .describe('Redis queues and workers')
       .optional(),
   })
-  .strict();
+  .strict()
+  .describe('langfuse-bridge config file (--config); environment variables win over it, and ${VAR} in any string is read from the environment');
 type FileConfig = z.infer<typeof fileSchema>;
 
-function zodPath(path: PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+/** The file's schema as validated, for the JSON Schema (see src/config-schema.ts). */
+export const configFileSchema = fileSchema;
+
+type AnySchema = z.core.$ZodType;
+
+/** The schema found at `path` in `root`, following the data through optionals, arrays and a sink's `type`. */
+function schemaAt(root: AnySchema, path: readonly PropertyKey[], data: unknown): AnySchema | null {
+  let schema: AnySchema | null = root;
+  let value: unknown = data;
+  const unwrap = (s: AnySchema, v: unknown): AnySchema | null => {
+    let cur: AnySchema = s;
+    for (;;) {
+      const def = cur._zod.def as unknown as { type: string; innerType?: AnySchema; options?: AnySchema[]; discriminator?: string };
+      if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default') && def.innerType) cur = def.innerType;
+      else if (def.type === 'union' && def.options) {
+        const d = def.discriminator;
+        const wanted = d && v && typeof v === 'object' ? (v as Record<string, unknown>)[d] : undefined;
+        const match = def.options.find((o) => (o._zod as { propValues?: Record<string, Set<unknown>> }).propValues?.[d ?? '']?.has(wanted));
+        if (!match) return null;
+        cur = match;
+      } else return cur;
+    }
+  };
+  for (const p of path) {
+    if (!schema) return null;
+    schema = unwrap(schema, value);
+    if (!schema) return null;
+    const def = schema._zod.def as unknown as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema };
+    if (def.type === 'object' && typeof p === 'string') schema = def.shape?.[p] ?? null;
+    else if (def.type === 'array' && typeof p === 'number') schema = def.element ?? null;
+    else return null;
+    value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[p] : undefined;
+  }
+  return schema ? unwrap(schema, value) : null;
+}
+
+function validKeys(schema: AnySchema | null): string[] {
+  const def = schema?._zod.def as { type?: string; shape?: Record<string, unknown> } | undefined;
+  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+/** The closest of `candidates` to a mistyped `key`, when one is close enough to be what was meant. */
+function closest(key: string, candidates: readonly string[]): string | null {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const cur = row[j]!;
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+        prev = cur;
+      }
+    }
+    return row[b.length]!;
+  };
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(key, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== null && bestD <= Math.max(1, Math.floor(key.length / 3)) ? best : null;
+}
+
+/** `projects[1] ("b").streams`: the path of an issue, entries of named lists shown with their name. */
+function issueWhere(path: readonly PropertyKey[], data: unknown): string {
+  let out = '';
+  let value: unknown = data;
+  for (let i = 0; i < path.length; i++) {
+    const p = path[i]!;
+    const next = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[p] : undefined;
+    if (typeof p === 'number') {
+      const listName = String(path[i - 1] ?? '');
+      const name = next && typeof next === 'object' ? (next as Record<string, unknown>).name : undefined;
+      out = (listName === 'sinks' || listName === 'projects') && out.endsWith(listName) ? `${out.slice(0, -listName.length)}${entryLabel(listName, p, name)}` : `${out}[${p}]`;
+    } else out += `${out ? '.' : ''}${String(p)}`;
+    value = next;
+  }
+  return out;
+}
+
+/** One line for the first thing wrong with the file, naming where it is, what is allowed and what it got. */
+function fileIssueMessage(issue: z.core.$ZodIssue, data: unknown): string {
+  const where = issueWhere(issue.path, data) || 'the top level';
+  const got = issue.path.reduce<unknown>((v, p) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined), data);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = validKeys(schemaAt(fileSchema, issue.path, data));
+    const meant = issue.keys.length === 1 ? closest(issue.keys[0]!, keys) : null;
+    return `${where} has unknown key(s) ${issue.keys.join(', ')}${meant ? ` (did you mean ${meant}?)` : ''}; valid keys here: ${keys.join(', ')}`;
+  }
+  if (issue.code === 'invalid_union' && 'discriminator' in issue && 'options' in issue) {
+    const options = (issue as { options: unknown[] }).options.map(String).join(', ');
+    return got === undefined ? `${where} is required: one of ${options}` : `${where} must be one of ${options}, got ${JSON.stringify(got)}`;
+  }
+  const description = (schemaAt(fileSchema, issue.path, data) as { description?: string } | null)?.description;
+  if (got === undefined && issue.code === 'invalid_type') return `${where} is required${description ? `: ${description}` : ''}`;
+  if (issue.code === 'invalid_value') return `${where} must be one of ${issue.values.map((v) => String(v)).join(', ')}, got ${JSON.stringify(got)}`;
+  return `${where} is invalid: ${issue.message}, got ${JSON.stringify(got)}`;
 }
 
 export function readConfigFile(file: string, env: Env): FileConfig {
@@ -328,15 +530,7 @@ export function readConfigFile(file: string, env: Env): FileConfig {
   const parsed = fileSchema.safeParse(interpolated);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    let where = issue ? zodPath(issue.path) : '';
-    // projects[i] ("name").field, like the other one-line messages about a named entry.
-    const [top, index] = issue?.path ?? [];
-    if (top === 'projects' && typeof index === 'number' && issue) {
-      const raw = (interpolated as { projects?: unknown[] } | null)?.projects?.[index] as Record<string, unknown> | undefined;
-      where = `${projectLabel(index, raw?.name)}${zodPath(issue.path.slice(2)) ? `.${zodPath(issue.path.slice(2))}` : ''}`;
-    }
-    const what = issue?.code === 'unrecognized_keys' ? `has unknown key(s) ${(issue as { keys: string[] }).keys.join(', ')}` : `is invalid: ${issue?.message ?? 'bad value'}`;
-    throw new ConfigError(`--config ${file}: ${where || 'the top level'} ${what}`);
+    throw new ConfigError(`--config ${file}: ${issue ? fileIssueMessage(issue, interpolated) : 'the top level is invalid'}`);
   }
   return parsed.data;
 }
@@ -379,15 +573,15 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   const httpPort = portRaw === undefined ? null : wholeNumber('BRIDGE_HTTP_PORT', portRaw, 0, 65_535);
 
   const sinks: SinkConfig[] = [];
-  for (const [i, s] of (file.sinks ?? []).entries()) sinks.push(sinkFromFile(s, i));
+  for (const [i, s] of (file.sinks ?? []).entries()) sinks.push(sinkFromFile(s, i, opts.configFile ?? ''));
 
   // Sinks from the environment, next to the file's.
   const webhookUrl = env.BRIDGE_WEBHOOK_URL;
   if (webhookUrl) {
-    const signature = String(env.BRIDGE_WEBHOOK_SIGNATURE ?? 'standard');
-    if (!['standard', 'langfuse', 'hex'].includes(signature)) fail('BRIDGE_WEBHOOK_SIGNATURE', 'one of standard, langfuse, hex', signature);
+    const signature = String(env.BRIDGE_WEBHOOK_SIGNATURE || 'standard');
+    if (!(SIGNATURE_SCHEMES as readonly string[]).includes(signature)) fail('BRIDGE_WEBHOOK_SIGNATURE', `one of ${SIGNATURE_SCHEMES.join(', ')}`, signature);
     const secret = env.BRIDGE_WEBHOOK_SECRET || null;
-    checkWebhookSecret('BRIDGE_WEBHOOK_SECRET', signature as SignatureScheme, secret);
+    checkWebhookSecret('BRIDGE_WEBHOOK_SECRET', 'BRIDGE_WEBHOOK_SIGNATURE', (scheme) => `BRIDGE_WEBHOOK_SIGNATURE=${scheme}`, signature as SignatureScheme, secret);
     sinks.push({
       type: 'webhook',
       name: uniqueName(sinks, 'webhook'),
@@ -413,7 +607,8 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     });
   }
   if (env.BRIDGE_HANDLERS) {
-    sinks.push({ type: 'handler', name: uniqueName(sinks, 'handler'), module: env.BRIDGE_HANDLERS, events: ['*'], timeoutSeconds: 30, concurrency: 8 });
+    const baseDir = process.cwd();
+    sinks.push({ type: 'handler', name: uniqueName(sinks, 'handler'), module: env.BRIDGE_HANDLERS, baseDir, setting: 'BRIDGE_HANDLERS', events: ['*'], timeoutSeconds: 30, concurrency: 8 });
   }
   const wantStdout = env.BRIDGE_STDOUT !== undefined ? bool('BRIDGE_STDOUT', env.BRIDGE_STDOUT) : (file.stdout ?? false);
   const hasEventSink = sinks.some((s) => s.type === 'webhook' || s.type === 'handler' || s.type === 'stdout');
@@ -440,7 +635,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     retry: { maxAttempts: retryAttempts, baseSeconds: retryBase },
     alertBurst: wholeNumber('BRIDGE_ALERT_BURST', pick('BRIDGE_ALERT_BURST', file.alertBurst) ?? 20, 1),
     httpPort,
-    httpHost: String(env.BRIDGE_HTTP_HOST || '127.0.0.1'),
+    httpHost: String(env.BRIDGE_HTTP_HOST || file.httpHost || '127.0.0.1'),
     healthMaxAgeSeconds: wholeNumber('BRIDGE_HEALTH_MAX_AGE_SECONDS', pick('BRIDGE_HEALTH_MAX_AGE_SECONDS', file.healthMaxAgeSeconds) ?? pollIntervalSeconds * 3, 1),
     sinks,
     rules: file.rules ?? null,
@@ -453,8 +648,13 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   return config;
 }
 
+/** `sinks[2] ("oncall")`: an entry of a list in the config file, by index and, when it has one, name. */
+function entryLabel(list: string, i: number, name: unknown): string {
+  return typeof name === 'string' && name.trim() ? `${list}[${i}] (${JSON.stringify(name.trim())})` : `${list}[${i}]`;
+}
+
 function projectLabel(i: number, name: unknown): string {
-  return typeof name === 'string' && name.trim() ? `projects[${i}] (${JSON.stringify(name.trim())})` : `projects[${i}]`;
+  return entryLabel('projects', i, name);
 }
 
 /** The file's `projects`, each with the top-level settings as defaults. */
@@ -533,15 +733,16 @@ function uniqueName(sinks: SinkConfig[], base: string): string {
   return name;
 }
 
-function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig {
-  const at = `sinks[${i}]`;
+/** `configFile`: paths in the file (a handler's `module`) resolve against its folder, not the working directory. */
+function sinkFromFile(s: SinkFileConfig, i: number, configFile: string): SinkConfig {
+  const at = entryLabel('sinks', i, s.name);
   const name = s.name ?? `${s.type}${i ? `-${i + 1}` : ''}`;
   const events = eventPatterns(`${at}.events`, s.events);
   switch (s.type) {
     case 'webhook': {
       const signature = s.signature ?? 'standard';
-      const secret = s.secret ?? null;
-      checkWebhookSecret(`${at}.secret`, signature, secret);
+      const secret = s.secret || null;
+      checkWebhookSecret(`${at}.secret`, `${at}.signature`, (scheme) => `"signature": "${scheme}" on that sink`, signature, secret);
       return { type: 'webhook', name, url: parseUrl(`${at}.url`, s.url), secret, signature, events, timeoutSeconds: s.timeoutSeconds ?? 10, concurrency: s.concurrency ?? 32 };
     }
     case 'stdout':
@@ -560,6 +761,15 @@ function sinkFromFile(s: z.infer<typeof sinkFileSchema>, i: number): SinkConfig 
       };
     case 'handler':
       if (!s.module) throw new ConfigError(`${at}.module is required for a handler sink (path to an .mjs/.js module)`);
-      return { type: 'handler', name, module: s.module, events, timeoutSeconds: s.timeoutSeconds ?? 30, concurrency: s.concurrency ?? 8 };
+      return {
+        type: 'handler',
+        name,
+        module: s.module,
+        baseDir: path.dirname(path.resolve(configFile)),
+        setting: `${at}.module in ${configFile}`,
+        events,
+        timeoutSeconds: s.timeoutSeconds ?? 30,
+        concurrency: s.concurrency ?? 8,
+      };
   }
 }

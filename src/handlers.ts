@@ -1,6 +1,8 @@
 /**
  * Types for handler modules (`BRIDGE_HANDLERS=./handlers.mjs`, or a `handler` sink in the config
- * file): plain functions the bridge calls in-process for each event, instead of a webhook.
+ * file): plain functions the bridge calls in-process for each event, instead of a webhook. A module
+ * needs nothing of this package at run time: a plain file exporting the map works anywhere, typed or
+ * not (`/** @type {import('langfuse-bridge').HandlerMap} *\/`). Where the package is installed:
  *
  * ```ts
  * import { defineHandlers } from 'langfuse-bridge';

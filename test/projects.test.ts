@@ -66,7 +66,7 @@ describe('projects config', () => {
       'projects[1] ("a").name repeats the name of projects[0]; give each project its own name',
     );
     expect(configError({ projects: [{ name: 'a', publicKey: 'p' }] })).toMatch(/^projects\[0\] \("a"\)\.secretKey is required/);
-    expect(configError({ projects: [{ name: 'a', publicKey: 'p', secretKey: 's', streams: ['nope'] }] })).toMatch(/^projects\[0\] \("a"\)\.streams must be/);
+    expect(configError({ projects: [{ name: 'a', publicKey: 'p', secretKey: 's', streams: ['nope'] }] })).toMatch(/: projects\[0\] \("a"\)\.streams\[0\] must be one of traces, generations, scores, prompts, got "nope"$/);
     expect(configError({ projects: [{ name: 'a', publicKey: 'p', secretKey: 's', baseUrl: 'ftp://x' }] })).toMatch(/^projects\[0\] \("a"\)\.baseUrl must be/);
     expect(configError({ projects: [{ name: 'b', publicKey: 'p', secretKey: 's', lookbackSeconds: -1 }] })).toMatch(/projects\[0\] \("b"\)\.lookbackSeconds is invalid/);
     expect(configError({ projects: [{ name: 'b', publicKey: 'p', secretKey: 's', colour: 'red' }] })).toMatch(/projects\[0\] \("b"\) has unknown key\(s\) colour/);

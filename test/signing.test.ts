@@ -143,6 +143,11 @@ describe('signers', () => {
     expect(signatureHeaders(EVENT_ID, BODY, 1, null, 'standard')).toEqual({ 'webhook-id': EVENT_ID, 'webhook-timestamp': '1' });
   });
 
+  it('send only the attempt’s id and timestamp with signature none, secret or not', () => {
+    expect(signatureHeaders(EVENT_ID, BODY, 7, null, 'none')).toEqual({ 'webhook-id': EVENT_ID, 'webhook-timestamp': '7' });
+    expect(createSigner(STANDARD_SECRET, 'none')(EVENT_ID, BODY, 7)).toEqual({ 'webhook-id': EVENT_ID, 'webhook-timestamp': '7' });
+  });
+
   it('give the same headers from a prepared signer as from the one-shot form', () => {
     for (const scheme of ['standard', 'langfuse', 'hex'] as const) {
       const secret = scheme === 'standard' ? STANDARD_SECRET : PLAIN_SECRET;

@@ -239,10 +239,10 @@ describe('webhook sink', () => {
     expect(r.reason).not.toContain('\n');
   });
 
-  it('sends only the hex signature in hex mode, and none without a secret', async () => {
+  it('sends only the hex signature in hex mode, and none with signature none', async () => {
     received.length = 0;
     await withSink(webhookConfig('/ok', { signature: 'hex', secret: 'plain-secret' }), (sink) => sink.deliver(delivery(8), never));
-    await withSink(webhookConfig('/ok', { signature: 'langfuse', secret: null }), (sink) => sink.deliver(delivery(9), never));
+    await withSink(webhookConfig('/ok', { signature: 'none', secret: null }), (sink) => sink.deliver(delivery(9), never));
     const [hex, unsigned] = received;
     expect(hex?.headers['x-langfuse-signature']).toMatch(/^[0-9a-f]{64}$/);
     expect(hex?.headers['webhook-signature']).toBeUndefined();
@@ -259,13 +259,17 @@ describe('webhook sink', () => {
   });
 
   it('validates its settings without sending anything', () => {
-    const ok = createWebhookSink(webhookConfig('/ok', { secret: null }), { userAgent: USER_AGENT });
+    const ok = createWebhookSink(webhookConfig('/ok'), { userAgent: USER_AGENT });
     expect(ok.validate?.()).toEqual([]);
+    const unsigned = createWebhookSink(webhookConfig('/ok', { signature: 'none', secret: null }), { userAgent: USER_AGENT });
+    expect(unsigned.validate?.()).toEqual([]);
+    const noSecret = createWebhookSink(webhookConfig('/ok', { secret: null }), { userAgent: USER_AGENT });
+    expect(noSecret.validate?.()).toEqual([expect.stringMatching(/secret is required.*signature none/)]);
     const noUrl = createWebhookSink(webhookConfig('/ok', { url: '' }), { userAgent: USER_AGENT });
     expect(noUrl.validate?.()).toEqual([expect.stringContaining('url is required')]);
     const badSecret = createWebhookSink(webhookConfig('/ok', { secret: 'not-prefixed' }), { userAgent: USER_AGENT });
     expect(badSecret.validate?.()).toEqual([expect.stringContaining('whsec_')]);
-    void Promise.all([ok.close?.(), noUrl.close?.(), badSecret.close?.()]);
+    void Promise.all([ok.close?.(), unsigned.close?.(), noSecret.close?.(), noUrl.close?.(), badSecret.close?.()]);
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {

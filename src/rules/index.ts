@@ -84,7 +84,7 @@ const GENERATION_EVENTS = ['generation.created', 'generation.updated'];
 
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-const ruleSchema = z
+export const ruleSchema = z
   .object({
     name: z.string().trim().min(1),
     events: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
@@ -114,7 +114,7 @@ const ruleSchema = z
 type RawRule = z.infer<typeof ruleSchema>;
 
 /** What each field must be, in the words of the error message. */
-const EXPECT: Record<string, string> = {
+export const EXPECT: Record<string, string> = {
   '': 'an object like {"name": "error-traces", "when": {"level": "ERROR"}, "sinks": ["slack"]}',
   name: 'a non-empty string',
   events: 'a list of event types or globs such as ["trace.updated", "score.*"]',

@@ -1,6 +1,8 @@
 /**
  * Handler sink: calls functions from a user's module in-process, one per event, instead of sending
- * a webhook. The module (ESM or CommonJS, path relative to the working directory) exports handlers
+ * a webhook. The module is a plain file anywhere (ESM or CommonJS, importing nothing of the bridge); a
+ * relative path resolves against the config file that names it, or for BRIDGE_HANDLERS against the
+ * working directory. It exports handlers
  * by event type — `'trace.created'`, camelCase `onTraceCreated`, a group `'trace.*'`, a fallback
  * `'*'` / `onEvent` — as named exports or on a default-exported object, or a default-exported
  * function that receives every event. See `src/handlers.ts` for the types.
@@ -53,7 +55,7 @@ async function locate(spec: string, cwd: string, setting: string): Promise<strin
   if (await isFile(abs)) return abs;
   const looksLikePath = spec.startsWith('.') || path.isAbsolute(spec) || /\.(m?js|cjs)$/.test(spec);
   if (!looksLikePath) {
-    // A package name, resolved the way `require` would from the working directory.
+    // A package name, resolved the way `require` would from that folder.
     try {
       return createRequire(path.join(cwd, 'noop.js')).resolve(spec);
     } catch {
@@ -97,8 +99,8 @@ function collect(ns: Record<string, unknown>, shown: string): { exact: Map<Event
 }
 
 export async function createHandlerSink(cfg: HandlerSinkConfig, opts: { cwd?: string } = {}): Promise<Sink> {
-  const cwd = opts.cwd ?? process.cwd();
-  const setting = `BRIDGE_HANDLERS (or the "module" of sink ${JSON.stringify(cfg.name)})`;
+  const cwd = cfg.baseDir ?? opts.cwd ?? process.cwd();
+  const setting = cfg.setting ?? `BRIDGE_HANDLERS (or the "module" of sink ${JSON.stringify(cfg.name)})`;
   const file = await locate(cfg.module, cwd, setting);
   const shown = cfg.module;
   let ns: Record<string, unknown>;

@@ -6,8 +6,8 @@
  *   keyed by the whole secret string.
  * - `langfuse`: only `x-langfuse-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
  * - `hex`: only `x-langfuse-signature: <hex HMAC-SHA256 of the body>`, for receivers that verify the body alone.
- * - No secret: no signature headers at all (the `webhook-id`/`webhook-timestamp` pair still goes out for
- *   the standard scheme, so receivers can dedupe).
+ * - `none`: unsigned, chosen on purpose (the settings refuse a signing scheme without a secret); the
+ *   `webhook-id`/`webhook-timestamp` pair still goes out, so receivers can dedupe.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { SignatureScheme } from '../config.js';
@@ -26,10 +26,36 @@ export function decodeStandardSecret(secret: string): Buffer {
   return Buffer.from(raw, 'base64');
 }
 
-/** Whether a secret is usable for the standard scheme: `whsec_` followed by non-empty base64. */
+/** Standard Webhooks secrets are 24 to 64 random bytes; fewer is refused, more is allowed. */
+export const STANDARD_SECRET_MIN_BYTES = 24;
+
+/**
+ * What is wrong with a secret for the standard scheme, in words (never quoting the secret), or null when
+ * it is usable: `whsec_` followed by standard, padded base64 (what the `standardwebhooks` and `svix`
+ * libraries decode) of at least {@link STANDARD_SECRET_MIN_BYTES} bytes.
+ */
+export function standardSecretProblem(secret: string): string | null {
+  if (!secret.startsWith(STANDARD_SECRET_PREFIX)) {
+    return /^whsec/i.test(secret) ? `does not start with the exact prefix ${STANDARD_SECRET_PREFIX}` : `has no ${STANDARD_SECRET_PREFIX} prefix`;
+  }
+  const b64 = secret.slice(STANDARD_SECRET_PREFIX.length);
+  if (b64 === '') return `has nothing after its ${STANDARD_SECRET_PREFIX} prefix`;
+  const bad = /[^A-Za-z0-9+/=]/.exec(b64);
+  if (bad) {
+    const what = /\s/.test(bad[0]) ? 'whitespace' : JSON.stringify(bad[0]);
+    return `is not base64 after its ${STANDARD_SECRET_PREFIX} prefix (${what} at character ${bad.index + 1} of the base64 part)`;
+  }
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+    return `is not base64 after its ${STANDARD_SECRET_PREFIX} prefix (${b64.length} characters with padding misplaced or missing: base64 comes in groups of 4, padded with =)`;
+  }
+  const bytes = Buffer.from(b64, 'base64').length;
+  if (bytes < STANDARD_SECRET_MIN_BYTES) return `is too short: it decodes to ${bytes} byte${bytes === 1 ? '' : 's'}, and a Standard Webhooks secret has at least ${STANDARD_SECRET_MIN_BYTES}`;
+  return null;
+}
+
+/** Whether a secret is usable for the standard scheme (see {@link standardSecretProblem}). */
 export function isStandardSecret(secret: string): boolean {
-  const m = /^whsec_([A-Za-z0-9+/=_-]+)$/.exec(secret);
-  return m !== null && Buffer.from(m[1] ?? '', 'base64').length > 0;
+  return standardSecretProblem(secret) === null;
 }
 
 function hmacHex(key: Buffer, data: string): string {
@@ -70,6 +96,11 @@ export function createSigner(secret: string | null, scheme: SignatureScheme): Si
       return (_eventId, body): SignatureHeaders => {
         if (!secretKey) return {};
         return { [LANGFUSE_SIGNATURE_HEADER]: hmacHex(secretKey, body) };
+      };
+    case 'none':
+      return (eventId, _body, ts): SignatureHeaders => {
+        checkTimestamp(ts);
+        return { 'webhook-id': eventId, 'webhook-timestamp': String(ts) };
       };
   }
 }

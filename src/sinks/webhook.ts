@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
 import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
-import { createSigner, isStandardSecret, type Signer } from './signing.js';
+import { createSigner, standardSecretProblem, type Signer } from './signing.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface WebhookSinkOptions {
@@ -159,13 +159,14 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
       const where = `sink ${cfg.name}`;
       if (!cfg.url) problems.push(`${where}: url is required (the receiver's http(s) URL)`);
       else if (!target) problems.push(`${where}: url must be an http(s) URL such as https://example.com/hooks/langfuse`);
-      if (cfg.secret !== null && cfg.secret !== '' && cfg.signature === 'standard' && !isStandardSecret(cfg.secret)) {
-        problems.push(
-          `${where}: secret must be a whsec_-prefixed base64 secret for the standard signature scheme; ` +
-            `use signature "langfuse" or "hex" for any other string`,
-        );
+      if (cfg.signature === 'none') {
+        if (cfg.secret) problems.push(`${where}: a secret is set but signature is none (unsigned requests); remove the secret or choose a signing scheme`);
+      } else if (!cfg.secret) {
+        problems.push(`${where}: secret is required for the ${cfg.signature} signature scheme; set one, or choose signature none to send unsigned requests on purpose`);
+      } else if (cfg.signature === 'standard') {
+        const problem = standardSecretProblem(cfg.secret);
+        if (problem) problems.push(`${where}: secret ${problem}; the standard scheme needs whsec_ followed by base64 (or choose signature langfuse or hex for any string)`);
       }
-      if (cfg.secret === '') problems.push(`${where}: secret is empty; remove it to send unsigned deliveries or set one`);
       if (!(cfg.timeoutSeconds > 0) || !Number.isFinite(cfg.timeoutSeconds)) {
         problems.push(`${where}: timeoutSeconds must be a positive number of seconds, got ${String(cfg.timeoutSeconds)}`);
       }
