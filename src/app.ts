@@ -489,7 +489,7 @@ function readStatus(store: Store, config: BridgeConfig): StatusReport {
   }));
   const reasons = store.deadByReason();
   const sinks: StatusReport['sinks'] = [...names].map((name) => {
-    const a = store.sinkActivity(name);
+    const a = store.sinkActivity(name, counts.get(name) ?? { queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 });
     return {
       name,
       state: null,

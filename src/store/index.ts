@@ -615,17 +615,29 @@ export class Store {
       .all(sink, sink, sinceMs, sinceMs, limit) as Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: number; lastError: string | null }>;
   }
 
-  /** For `status`: a sink's last success, last failed attempt and next retry (each from a small index). */
-  sinkActivity(sink: string): { lastSuccessAt: number | null; lastErrorAt: number | null; lastError: string | null; nextRetryAt: number | null } {
-    const ok = this.db.prepare(`SELECT delivered_at FROM outbox WHERE status = 'delivered' AND sink = ? ORDER BY delivered_at DESC LIMIT 1`).pluck().get(sink) as number | undefined;
+  /**
+   * For `status`: a sink's last success, last failed attempt and next retry, each read from an index.
+   * With the sink's counts, statuses it has no rows in are not looked up (a sink that never delivered
+   * would scan every other sink's deliveries).
+   */
+  sinkActivity(
+    sink: string,
+    counts: Record<DeliveryStatus, number> | null = null,
+  ): { lastSuccessAt: number | null; lastErrorAt: number | null; lastError: string | null; nextRetryAt: number | null } {
+    const none = { lastSuccessAt: null, lastErrorAt: null, lastError: null, nextRetryAt: null };
+    if (counts && counts.delivered + counts.dead + counts.retrying === 0) return none;
+    const ok = counts?.delivered === 0 ? undefined : this.db.prepare(`SELECT delivered_at FROM outbox WHERE status = 'delivered' AND sink = ? ORDER BY delivered_at DESC LIMIT 1`).pluck().get(sink) as number | undefined;
     const retrying = this.db
-      .prepare(`SELECT updated_at AS at, last_error AS error FROM outbox WHERE status = 'retrying' AND sink = ? AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`)
+      .prepare(
+        // The status repeated as the partial index names it, so that the index of open rows is used.
+        `SELECT updated_at AS at, last_error AS error FROM outbox WHERE status IN ('queued', 'retrying') AND status = 'retrying' AND sink = ? AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`,
+      )
       .get(sink) as { at: number; error: string } | undefined;
-    const dead = this.db.prepare(`SELECT dead_at AS at, last_error AS error FROM outbox WHERE status = 'dead' AND sink = ? ORDER BY dead_at DESC LIMIT 1`).get(sink) as
+    const dead = counts?.dead === 0 ? undefined : this.db.prepare(`SELECT dead_at AS at, last_error AS error FROM outbox WHERE status = 'dead' AND sink = ? ORDER BY dead_at DESC LIMIT 1`).get(sink) as
       | { at: number; error: string | null }
       | undefined;
     const err = retrying && (!dead || retrying.at >= dead.at) ? retrying : dead;
-    const next = this.db.prepare(`SELECT MIN(next_at) FROM outbox WHERE status = 'retrying' AND sink = ?`).pluck().get(sink) as number | null;
+    const next = this.db.prepare(`SELECT MIN(next_at) FROM outbox WHERE status IN ('queued', 'retrying') AND status = 'retrying' AND sink = ?`).pluck().get(sink) as number | null;
     return { lastSuccessAt: ok ?? null, lastErrorAt: err?.at ?? null, lastError: err?.error ?? null, nextRetryAt: next ?? null };
   }
 
