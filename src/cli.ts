@@ -4,7 +4,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
 import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
 import { boundHeapGrowth } from './ops/heap.js';
-import { LOG_LEVELS, createLogger } from './ops/logger.js';
+import { databaseProblem } from './store/index.js';
+import { LOG_LEVELS, createBufferedLogger, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
 
 boundHeapGrowth();
@@ -27,7 +28,7 @@ Examples:
   $ langfuse-bridge run | jq 'select(.event == "trace.updated")'
 
 Settings are environment variables (see the README); --config adds a JSON file with several sinks and rules.
-Exit codes: 0 ok, 1 failure (check, test-event), 2 bad setting or flag, 3 backfill left dead letters.`;
+Exit codes: 0 ok, 1 failure (check, test-event, status --check), 2 bad setting, flag or database file, 3 backfill left dead letters.`;
 
 interface GlobalOpts {
   config?: string;
@@ -62,8 +63,13 @@ function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
 
+/** The database the command uses, for naming it when SQLite fails below the commands. */
+let databaseFile: string | null = null;
+
 function config(cmd: Command, requireKeys = true): BridgeConfig {
-  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
+  const c = loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
+  databaseFile = c.database;
+  return c;
 }
 
 function logger(cmd: Command) {
@@ -240,11 +246,14 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
 
 program
   .command('status')
-  .description('Per stream: cursor and last poll; per sink: queued, delivered, dead-lettered')
+  .description('Is the daemon running, how far behind is each stream, what is queued, failing or dead-lettered (reads the database only)')
   .option('--json', 'machine-readable output', false)
-  .action(async (o: { json: boolean }, cmd: Command) => {
+  .option('--check', 'exit 1 when something needs a human: no live daemon, a late-data sweep behind, polls failing, dead letters of the last 24 h not replayed', false)
+  .addHelpText('after', '\nExample (cron):\n  $ langfuse-bridge status --check > /dev/null || notify-on-call')
+  .action(async (o: { json: boolean; check: boolean }, cmd: Command) => {
     const r = await statusReportWithQueues(config(cmd, false), logger(cmd));
     process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
+    if (o.check && r.attention.length) process.exitCode = 1;
   });
 
 program
@@ -280,11 +289,18 @@ program
 
 program
   .command('check')
-  .description('Call Langfuse with the configured keys, report the API generation and each sink’s settings')
+  .description('Exercise what `run` needs: Langfuse and the keys, each stream’s endpoints, the database (read only), Redis, the sinks, the ops port')
   .action(async (_o, cmd: Command) => {
-    const r = await check(config(cmd), logger(cmd));
-    process.stdout.write(`${r.lines.join('\n')}\n`);
-    process.exitCode = r.ok ? 0 : 1;
+    const cfg = config(cmd);
+    // The results first, then whatever was logged while getting them.
+    const { logger: log, flush } = createBufferedLogger(globals(cmd).logLevel);
+    try {
+      const r = await check(cfg, log);
+      process.stdout.write(`${r.lines.join('\n')}\n`);
+      process.exitCode = r.ok ? 0 : 1;
+    } finally {
+      flush();
+    }
   });
 
 program
@@ -322,8 +338,8 @@ try {
   }
   if (err instanceof ConfigError) die(err.message, 2);
   if (err instanceof Fatal) die(err.message, err.exitCode);
-  const e = err as Error & { code?: string };
-  if (e.code === 'SQLITE_CANTOPEN' || e.code === 'SQLITE_NOTADB') die(`BRIDGE_DATABASE cannot be opened as SQLite (${e.message}); point it at a writable file`, 2);
-  if (e.name === 'Error' && /newer langfuse-bridge/.test(e.message)) die(e.message, 2);
+  const db = databaseProblem(err, databaseFile ?? 'BRIDGE_DATABASE');
+  if (db) die(db.message, 2);
+  const e = err as Error;
   die(`${e.message}${process.env.DEBUG ? `\n${e.stack}` : ''}`, 1);
 }

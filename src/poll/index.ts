@@ -22,7 +22,7 @@ import {
 } from '../events/index.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { observationPages, probeApi, promptVersions, scorePages, traceObservations, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
-import type { Claimer, CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
+import { isSqliteError, type Claimer, type CursorRow, type EnqueueOptions, type NewEvent, type Store } from '../store/index.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
 
@@ -257,6 +257,8 @@ export class Poller {
         this.hooks.onPoll?.(source, 'ok', c.sweepPosMs !== null && c.sweepStartedAt !== null ? Date.now() - c.sweepStartedAt : 0);
       } catch (err) {
         if (signal?.aborted) throw err;
+        // The database failing is not a poll outcome to record in it: the caller decides.
+        if (isSqliteError(err)) throw err;
         const c = this.store.getCursor(this.projectId!, source);
         const message = (err as Error).message;
         this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOutcome: 'error', lastError: message });

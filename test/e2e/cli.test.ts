@@ -130,6 +130,8 @@ describe.concurrent('help, status, test-event', () => {
 
   it('status works on an empty database, as text and as JSON', async () => {
     const e = env();
+    // `status` reads only: the database must exist (`replay` creates it, finding nothing to do).
+    expect((await runCli(['replay'], e, 20_000)).exit?.code).toBe(0);
     const text = await runCli(['status'], e, 20_000);
     expect(text.exit?.code, text.describe()).toBe(0);
     expect(text.stdout).toMatch(/no poll yet/);
@@ -138,7 +140,9 @@ describe.concurrent('help, status, test-event', () => {
     expect(json.exit?.code, json.describe()).toBe(0);
     const st = JSON.parse(json.stdout) as { streams: unknown[]; sinks: unknown[]; recentDead: unknown[]; oldestPendingAt: unknown };
     expect(st.streams).toEqual([]);
-    expect(st.sinks).toEqual([{ name: 'webhook', state: 'ok', pausedUntil: null, queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }]);
+    expect(st.sinks).toEqual([
+      { name: 'webhook', state: 'ok', pausedUntil: null, queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0, lastSuccessAt: null, lastErrorAt: null, lastError: null, nextRetryAt: null, deadByReason: [] },
+    ]);
     expect(st.recentDead).toEqual([]);
     expect(st.oldestPendingAt).toBeNull();
   });

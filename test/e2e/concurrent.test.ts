@@ -82,7 +82,8 @@ describe.concurrent('backfill next to a running daemon on one database', () => {
       const holder = new Database(file);
       holder.pragma('journal_mode = WAL');
       holder.prepare('BEGIN IMMEDIATE').run();
-      const procs = [h.spawn(['status', '--json'], env), h.spawn(['status', '--json'], env)];
+      // `replay` opens the database for writing (creating it); `status` only reads and would not.
+      const procs = [h.spawn(['replay'], env), h.spawn(['replay'], env)];
       try {
         await waitFor(() => procs.every((p) => holdsOpen(p.pid, file) || !p.running), 15_000, 'both processes opening the database');
         await delay(1_000);
