@@ -107,12 +107,31 @@ export function ago(ms: number, now = Date.now()): string {
   return `${Math.round(s / 86_400)} d ago`;
 }
 
+function anotherDaemon(database: string, holder: DaemonRecord): string {
+  return `another \`langfuse-bridge run\` is running on ${database}: ${describeDaemon(holder)}; stop it first, or give this one its own BRIDGE_DATABASE`;
+}
+
+/** The daemon holding this database's lock, read without opening it for writing; null when none (or no file yet). */
+function runningDaemon(file: string): DaemonRecord | null {
+  if (file === ':memory:' || !existsSync(file)) return null;
+  try {
+    const d = readDaemon(peekDatabase(file, ['daemon']));
+    return daemonState(d) === 'running' ? d : null;
+  } catch {
+    return null; // opening it for writing says what is wrong with it
+  }
+}
+
 function describeDaemon(d: DaemonRecord, now = Date.now()): string {
   return `pid ${d.pid} on host ${d.host}, since ${new Date(d.startedAt).toISOString()} (${ago(d.startedAt, now)})`;
 }
 
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
+  // A daemon already running on this database is named before anything else happens: before the
+  // ops port (which it holds too) and before opening, which would upgrade the file under it.
+  const running = runningDaemon(config.database);
+  if (running) throw new Fatal(anotherDaemon(config.database, running), 2);
   const metrics = new Metrics();
   // Bound first: a port that cannot be bound is a setting error, said before anything else starts.
   const ops = config.httpPort !== null ? await startOpsServer(config.httpHost, config.httpPort, metrics, () => ({ ...health(metrics, config.healthMaxAgeSeconds), warnings: paceWarnings(metrics) }), logger) : null;
@@ -126,12 +145,8 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   }
   try {
     const lock = acquireDaemonLock(store, VERSION);
-    if (!lock.ok) {
-      throw new Fatal(
-        `another \`langfuse-bridge run\` is running on ${config.database}: ${describeDaemon(lock.holder)}; stop it first, or give this one its own BRIDGE_DATABASE`,
-        2,
-      );
-    }
+    // Taken in a transaction: two runs started at the same instant both passed the look above.
+    if (!lock.ok) throw new Fatal(anotherDaemon(config.database, lock.holder), 2);
   } catch (err) {
     store.close();
     await ops?.close();
@@ -178,7 +193,7 @@ async function startDaemon(
     onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }),
     onState: (sink: string, state: SinkState) => metrics.setSinkState(sink, state),
   };
-  for (const s of sinks) metrics.setSinkState(s.name, 'ok');
+  if (!queue || opts.withWorker) for (const s of sinks) metrics.setSinkState(s.name, 'ok');
   const dispatcher = queue
     ? new queue.QueueDelivery(store, sinks, config, logger, { withWorker: opts.withWorker === true, hooks })
     : new Dispatcher(store, sinks, { retry: config.retry, logger, hooks });
@@ -277,7 +292,17 @@ async function startDaemon(
       let interval = config.pollIntervalSeconds;
       if (poller.projectId !== null) {
         interval = poller.effectiveIntervalSeconds();
-        const pace = recordPollPace(store, metrics, poller, pc, starts);
+        let pace: PollPace;
+        try {
+          pace = recordPollPace(store, metrics, poller, pc, starts);
+        } catch (err) {
+          const p = databaseProblem(err, config.database);
+          if (p) {
+            fail(new Fatal(p.message, 2));
+            break;
+          }
+          throw err;
+        }
         const said = `${pace.ceiling}/${pace.effectiveIntervalSeconds}`;
         if (pace.limitedByCeiling && said !== saidPace) {
           logger.warn(
@@ -299,17 +324,21 @@ async function startDaemon(
   const done = (async () => {
     await Promise.all(projects.map((p, i) => loop(p, i === 0)));
     logger.info('stopping: no more polls; letting deliveries in flight finish');
-    digest?.stop();
-    await dispatcher.stop(7_000);
-    await ops?.close();
-    await closeSinks(sinks);
-    for (const p of projects) await p.client.close();
     clearInterval(heartbeat);
-    try {
-      releaseDaemonLock(store);
-    } catch (err) {
-      if (!fatal) logger.warn({ err: (err as Error).message }, 'could not release the daemon lock; it expires by itself');
-    }
+    digest?.stop();
+    // Each step on its own: a database that failed must not keep the rest from closing.
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        if (!fatal) logger.warn({ err: (err as Error).message }, `could not ${what}`);
+      }
+    };
+    await step('stop the deliveries', () => dispatcher.stop(7_000));
+    await step('close the ops server', () => ops?.close());
+    await step('close the sinks', () => closeSinks(sinks));
+    for (const p of projects) await step('close the Langfuse client', () => p.client.close());
+    await step('release the daemon lock; it expires by itself', () => releaseDaemonLock(store));
     store.close();
     if (fatal) throw fatal;
     logger.info('stopped');
@@ -562,6 +591,7 @@ export async function statusReportWithQueues(config: BridgeConfig, logger?: Logg
       const q = r.queues.sinks.find((x) => x.name === s.name);
       if (q?.state) Object.assign(s, { state: q.state, pausedUntil: q.pausedUntil });
     }
+    r.attention = [...r.attention.filter((a) => !a.startsWith('sink ')), ...sinkAttention(r.sinks)];
     r.queueLines = queue.formatQueueStatus(r.queues);
   }
   return r;
@@ -667,7 +697,7 @@ function readStatus(store: Store, config: BridgeConfig): StatusReport {
       attention.push(`${name}: polls failing${lastOk ? ` since ${ago(lastOk, now)}` : ''}: ${s.lastError ?? 'unknown error'}`);
     }
   }
-  for (const k of sinks) if (k.state === 'open') attention.push(`sink ${k.name}: its circuit breaker is open (every recent attempt failed); deliveries wait for a probe to succeed`);
+  attention.push(...sinkAttention(sinks));
   if (deadLast24h > 0) attention.push(`${deadLast24h} dead letter(s) in the last 24 h not replayed (\`langfuse-bridge replay\` sends them again)`);
 
   return {
@@ -683,6 +713,11 @@ function readStatus(store: Store, config: BridgeConfig): StatusReport {
     pollPace: pollPaces(store),
     attention,
   };
+}
+
+/** Sinks that need a human: an open circuit breaker. */
+function sinkAttention(sinks: StatusReport['sinks']): string[] {
+  return sinks.filter((k) => k.state === 'open').map((k) => `sink ${k.name}: its circuit breaker is open (every recent attempt failed); deliveries wait for a probe to succeed`);
 }
 
 const agoIso = (iso: string | null, now: number): string => (iso ? ago(Date.parse(iso), now) : '-');

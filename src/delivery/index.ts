@@ -145,10 +145,14 @@ export class Dispatcher {
           breaker: this.origin === null,
           replayable: opts.replayable,
           onChange: (state, d) => {
-            try {
-              this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });
-            } catch (err) {
-              this.opts.logger.debug({ sink: s.name, err: (err as Error).message }, 'could not record the sink state');
+            // The state `status` shows is the daemon's: a bounded pass (backfill, test-event) beside
+            // it keeps its own, so one failed test event does not mark a working sink failing.
+            if (this.origin === null) {
+              try {
+                this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });
+              } catch (err) {
+                this.opts.logger.debug({ sink: s.name, err: (err as Error).message }, 'could not record the sink state');
+              }
             }
             this.opts.hooks?.onState?.(s.name, state);
             if (state === 'ok' || state === 'failing') this.wakers.get(s.name)?.wake();

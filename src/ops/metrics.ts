@@ -20,10 +20,28 @@ function processRegistry(): Registry {
   return registry;
 }
 
-/** A worker's metrics: its delivery attempts, and the process's. */
+function sinkStateGauge(registry: Registry): Gauge {
+  return new Gauge({
+    name: 'bridge_sink_state',
+    help: "Each sink's state: 1 for the one it is in (ok, failing, paused, open), 0 for the others",
+    labelNames: ['sink', 'state'],
+    registers: [registry],
+  });
+}
+
+function setState(gauge: Gauge, sink: string, state: SinkState): void {
+  for (const s of SINK_STATES) gauge.set({ sink, state: s }, s === state ? 1 : 0);
+}
+
+/** A worker's metrics: its delivery attempts, its sinks' states as it sees them, and the process's. */
 export class WorkerMetrics implements Scrapable {
   readonly registry = processRegistry();
   readonly deliveries = new Counter({ name: 'bridge_deliveries_total', help: 'Delivery attempts, by sink and outcome (delivered, retrying, dead)', labelNames: ['sink', 'outcome', 'event'], registers: [this.registry] });
+  readonly sinkState = sinkStateGauge(this.registry);
+
+  setSinkState(sink: string, state: SinkState): void {
+    setState(this.sinkState, sink, state);
+  }
 
   render(): Promise<string> {
     return this.registry.metrics();
@@ -48,12 +66,7 @@ export class Metrics implements Scrapable {
   readonly requestCeiling = new Gauge({ name: 'bridge_langfuse_request_ceiling', help: 'Calls a minute allowed to Langfuse, shared by every process on the database', labelNames: ['project'], registers: [this.registry] });
   /** Per project: the poll pace, for /healthz. */
   readonly paces = new Map<string, { intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }>();
-  readonly sinkState = new Gauge({
-    name: 'bridge_sink_state',
-    help: 'Each sink\'s state: 1 for the one it is in (ok, failing, paused, open), 0 for the others',
-    labelNames: ['sink', 'state'],
-    registers: [this.registry],
-  });
+  readonly sinkState = sinkStateGauge(this.registry);
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
   readonly startedAt = Date.now();
@@ -73,7 +86,7 @@ export class Metrics implements Scrapable {
   }
 
   setSinkState(sink: string, state: SinkState): void {
-    for (const s of SINK_STATES) this.sinkState.set({ sink, state: s }, s === state ? 1 : 0);
+    setState(this.sinkState, sink, state);
   }
 
   onEvent(e: AnyBridgeEvent): void {

@@ -107,7 +107,7 @@ export async function queueStatus(config: BridgeConfig, sinks: string[]): Promis
   }
   out.reachable = true;
   for (const name of sinks) {
-    const queue = new Queue(queueName(name), { connection: connectionFor(q, { maxRetriesPerRequest: 1 }), prefix: q.prefix });
+    const queue = new Queue(queueName(name), { connection: connectionFor(q, { maxRetriesPerRequest: 1 }), prefix: q.prefix, skipMetasUpdate: true });
     queue.on('error', () => undefined);
     try {
       const c = await queue.getJobCounts('waiting', 'prioritized', 'paused', 'active', 'delayed', 'completed', 'failed');

@@ -278,7 +278,9 @@ export async function runWorker(config: BridgeConfig, logger: Logger, o: { sink?
   const started = new WorkerPool(config, sinks, logger, {
     concurrency: o.concurrency ?? null,
     onAttempt: (sink, outcome, event) => metrics.deliveries.inc({ sink: sink.name, outcome, event }),
+    onState: (sink, state) => metrics.setSinkState(sink, state),
   });
+  for (const s of sinks) metrics.setSinkState(s.name, 'ok');
   started.start();
   pool = started;
   const abort = new AbortController();

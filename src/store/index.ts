@@ -138,6 +138,9 @@ export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}
 export function ownerIsDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
   if (host !== os.hostname() || !pid) return false;
+  // This process's pid but another start: a restarted container reuses its pid (1, say), so the
+  // owner before it is gone.
+  if (owner !== OWNER && Number(pid) === process.pid) return true;
   try {
     process.kill(Number(pid), 0);
     return false;

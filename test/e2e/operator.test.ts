@@ -442,6 +442,22 @@ describe('one daemon per database', () => {
     expect((await third.wait(15_000)).code, third.describe()).toBe(0);
   });
 
+  it('a second run with the same ops port names the running daemon, not the port', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe: Server = createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const e = env({ BRIDGE_HTTP_PORT: String(port) });
+    const first = spawnCli(['run'], e);
+    await started(first, e);
+    const second = await runCli(['run'], e, 20_000);
+    expectOneLine(second, 2, new RegExp(`another \`langfuse-bridge run\` is running on ${e.BRIDGE_DATABASE}: pid ${first.pid} on host `));
+    first.kill('SIGTERM');
+    expect((await first.wait(15_000)).code, first.describe()).toBe(0);
+  });
+
   it("another host's lock holds until it expires, then a new run takes it", async () => {
     const e = env();
     const file = await createdDatabase(e);
