@@ -1,8 +1,10 @@
 // deliver: N events through the signed webhook sink to a receiver in a child process.
-//   fetch      plain fetch() POSTs of the same bodies at the same concurrency: the baseline the target is set against
-//   baseline   plain undici.request POSTs, the same again: a stricter floor (no signature, no outbox, the fastest client)
-//   sink       the webhook sink's deliver() at that concurrency (signing + its HTTP client, no outbox)
-//   bridge     the outbox: events written with store.enqueue, the Dispatcher draining them through the sink
+//   baseline   plain undici.request POSTs of the same bodies at the same concurrency (32): the client the
+//              sink itself uses, with no signature and no outbox. The target is set against it.
+//   bridge     the outbox: events written with store.enqueue, then the Dispatcher draining them through the
+//              sink; both timed (a delivery is not done before it was written).
+//   sink       the webhook sink's deliver() at that concurrency (signing + its HTTP client, no outbox): shown
+//   fetch      Node's global fetch() POSTs, as a team's own forwarder would be written: shown
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { syntheticEvents } from './events.mjs';
@@ -137,29 +139,31 @@ export async function runDeliver() {
     const f = Math.min(...F);
     const b = Math.min(...B);
     const s = Math.min(...S);
-    const o = Math.min(...O.map((x) => x.ms));
-    const ratio = o / f;
-    const strictRatio = o / b;
+    // The bridge's time: writing the events to the outbox and delivering them, the best run.
+    const best = O.reduce((a, x) => (x.enqueueMs + x.ms < a.enqueueMs + a.ms ? x : a));
+    const o = best.enqueueMs + best.ms;
+    const ratio = o / b;
     const perSec = n / (o / 1000);
     const result = {
       name: 'deliver',
       ratio,
-      strictRatio,
+      fetchRatio: o / f,
       fetchMs: f,
       sinkRatio: s / b,
       baselineMs: b,
       sinkMs: s,
       outboxMs: o,
-      enqueueMs: median(O.map((x) => x.enqueueMs)),
+      drainMs: best.ms,
+      enqueueMs: best.enqueueMs,
       perSec,
       baselinePerSec: n / (b / 1000),
       sinkPerSec: n / (s / 1000),
       ok: ratio <= 1.3 && perSec >= 3000,
     };
     result.lines = [
-      `deliver  ratio ${fix(ratio)} over fetch POSTs  (outbox ${secs(o)}, fetch ${secs(f)})  ${int(perSec)} signed deliveries/s (fetch ${int(n / (f / 1000))}/s)  target ≤1.3, ≥3,000/s  ${status(result.ok)}`,
-      `         ratio ${fix(strictRatio)} over undici.request POSTs, the stricter floor  (bare sink ${secs(s)} = ${fix(s / b)}×, undici ${secs(b)}, ` +
-        `${int(result.baselinePerSec)}/s; enqueue ${int(n / (result.enqueueMs / 1000))}/s)  not a target; ≤1.3 here: ${status(strictRatio <= 1.3)}`,
+      `deliver  ratio ${fix(ratio)} over undici.request POSTs  (outbox ${secs(o)} = enqueue ${secs(best.enqueueMs)} + drain ${secs(best.ms)}; undici ${secs(b)})  ` +
+        `${int(perSec)} signed deliveries/s (undici ${int(result.baselinePerSec)}/s)  target ≤1.3, ≥3,000/s  ${status(result.ok)}`,
+      `         bare sink (signing + the same client, no outbox) ${secs(s)} = ${fix(s / b)}× undici; fetch() POSTs ${secs(f)}, ${int(n / (f / 1000))}/s = ${fix(o / f)}× for the outbox  not a target`,
     ];
     return result;
   } finally {

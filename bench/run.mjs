@@ -1,5 +1,5 @@
 // Benchmarks of langfuse-bridge, each figure a ratio against a baseline measured in the same run.
-//   npm run bench                       all four (scale at 1e6 rows)
+//   npm run bench                       all four (scale at 1e6 and 4e6 rows)
 //   node bench/run.mjs ingest deliver   a subset
 //   BENCH_SCALE=1e6,1e7 node bench/run.mjs scale
 // See bench/README.md for the knobs.

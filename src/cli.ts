@@ -2,9 +2,10 @@
 /** Commands and flags; the work is in app.ts. */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues } from './app.js';
+import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
 import { boundHeapGrowth } from './ops/heap.js';
-import { LOG_LEVELS, createLogger } from './ops/logger.js';
+import { databaseProblem } from './store/index.js';
+import { LOG_LEVELS, createBufferedLogger, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
 
 boundHeapGrowth();
@@ -27,7 +28,7 @@ Examples:
   $ langfuse-bridge run | jq 'select(.event == "trace.updated")'
 
 Settings are environment variables (see the README); --config adds a JSON file with several sinks and rules.
-Exit codes: 0 ok, 1 failure (check, test-event), 2 bad setting or flag, 3 backfill left dead letters.`;
+Exit codes: 0 ok, 1 failure (check, test-event, status --check), 2 bad setting, flag or database file, 3 backfill left dead letters.`;
 
 interface GlobalOpts {
   config?: string;
@@ -62,8 +63,13 @@ function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
 
+/** The database the command uses, for naming it when SQLite fails below the commands. */
+let databaseFile: string | null = null;
+
 function config(cmd: Command, requireKeys = true): BridgeConfig {
-  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys });
+  const c = loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
+  databaseFile = c.database;
+  return c;
 }
 
 function logger(cmd: Command) {
@@ -153,32 +159,85 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     let lastLine = 0;
     const fractions = new Map<string, number>();
     const abort = new AbortController();
+    // Exits as shells report a signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    let signalExit = 130;
     process.once('SIGINT', () => abort.abort(new Error('interrupted')));
-    process.once('SIGTERM', () => abort.abort(new Error('interrupted')));
-    const r = await runBackfill(cfg, log, {
-      fromMs: o.from.getTime(),
-      toMs,
-      redeliver: o.redeliver,
-      sink: o.sink ?? null,
-      alerts: o.alerts,
-      project: o.project ?? null,
-      signal: abort.signal,
-      onProgress: (p) => {
-        // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
-        fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
-        const secs = (Date.now() - began) / 1000;
-        const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
-        const rate = secs > 0 ? p.events / secs : 0;
-        const eta = frac > 0 && frac < 1 ? Math.round((secs / frac) * (1 - frac)) : 0;
-        const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
-        const line = `${each} of range · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} API calls${eta ? ` · ETA ${eta} s` : ''}`;
-        if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-        else if (Date.now() - lastLine > 5_000 || frac >= 1) {
-          lastLine = Date.now();
-          log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
-        }
-      },
+    process.once('SIGTERM', () => {
+      signalExit = 143;
+      abort.abort(new Error('interrupted'));
     });
+    let progress = '';
+    let waiting: (() => BackfillWait | null) | null = null;
+    // The ETA moves smoothly: each estimate is blended into the shown one, which counts down in between.
+    let eta: number | null = null;
+    let etaAt = Date.now();
+    // Once the ceiling is seen holding the pass back, calls (not elapsed time) say how long the rest takes.
+    let ceilingSeen: number | null = null;
+    const render = (): void => {
+      const w = waiting?.();
+      if (w?.reason === 'ceiling') ceilingSeen = w.ceiling;
+      if (eta !== null) {
+        eta = Math.max(0, eta - (Date.now() - etaAt) / 1000);
+        etaAt = Date.now();
+      }
+      const shownEta = eta !== null && eta >= 1 ? ` · ETA ${formatSeconds(eta)}` : '';
+      // Without a terminal the client logs its waits itself.
+      if (!tty) return;
+      const line = `${progress || 'starting'}${shownEta}${w ? ` · ${w.text}` : ''}`;
+      // One terminal line, or the next redraw leaves the wrapped part behind.
+      const width = process.stderr.columns || 0;
+      process.stderr.write(`\r\x1b[2K${width > 1 && line.length >= width ? `${line.slice(0, width - 2)}…` : line}`);
+    };
+    const ticker = setInterval(() => tty && render(), 1_000);
+    ticker.unref();
+    const range = { from: o.from.toISOString(), to: new Date(toMs).toISOString() };
+    let r: Awaited<ReturnType<typeof runBackfill>>;
+    try {
+      r = await runBackfill(cfg, log, {
+        fromMs: o.from.getTime(),
+        toMs,
+        redeliver: o.redeliver,
+        sink: o.sink ?? null,
+        alerts: o.alerts,
+        project: o.project ?? null,
+        signal: abort.signal,
+        onStart: tty ? (h) => (waiting = h.waiting) : undefined,
+        onProgress: (p) => {
+          // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
+          fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
+          const secs = (Date.now() - began) / 1000;
+          const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
+          const rate = secs > 0 ? p.events / secs : 0;
+          const byTime = frac > 0 && frac < 1 ? (secs / frac) * (1 - frac) : 0;
+          const byCalls = ceilingSeen && frac > 0 && frac < 1 ? ((p.calls / frac) * (1 - frac) * 60) / ceilingSeen : 0;
+          const estimate = Math.max(byTime, byCalls);
+          // A first estimate, or one far off the shown one, replaces it; a near one is blended in.
+          const shown = eta === null ? null : Math.max(0, eta - (Date.now() - etaAt) / 1000);
+          eta = frac >= 1 ? null : shown === null || shown < 1 || estimate > shown * 2 || estimate < shown / 2 ? estimate : shown * 0.7 + estimate * 0.3;
+          etaAt = Date.now();
+          const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
+          progress = `${each} · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} calls`;
+          if (tty) render();
+          else if (Date.now() - lastLine > 5_000 || frac >= 1) {
+            lastLine = Date.now();
+            log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
+          }
+        },
+      });
+    } catch (err) {
+      clearInterval(ticker);
+      if (!abort.signal.aborted) throw err;
+      // Interrupted: what was committed stays; the same range read again resumes after the last slice.
+      if (tty) process.stderr.write('\n');
+      const arg = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+      const file = globals(cmd).config;
+      const again = ['langfuse-bridge', file ? `--config ${arg(file)}` : '', 'backfill', `--from ${range.from}`, `--to ${range.to}`, o.redeliver ? '--redeliver' : '', o.sink ? `--sink ${arg(o.sink)}` : '', o.alerts ? '--alerts' : '', o.project ? `--project ${arg(o.project)}` : '']
+        .filter(Boolean)
+        .join(' ');
+      process.stderr.write(`langfuse-bridge: backfill interrupted; events already queued are kept. Run the same command to resume where it stopped:\n  ${again}\n`);
+      process.exit(signalExit);
+    }
+    clearInterval(ticker);
     if (tty) process.stderr.write('\n');
     const summary = { events: r.events, queued: r.inserted, delivered: r.delivered, dead: r.dead, seconds: Math.round((Date.now() - began) / 100) / 10 };
     process.stdout.isTTY ? log.info(summary, r.exitCode ? 'backfill done; some deliveries were dead-lettered' : 'backfill done') : log.info(summary, 'backfill done');
@@ -187,11 +246,14 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
 
 program
   .command('status')
-  .description('Per stream: cursor and last poll; per sink: queued, delivered, dead-lettered')
+  .description('Is the daemon running, how far behind is each stream, what is queued, failing or dead-lettered (reads the database only)')
   .option('--json', 'machine-readable output', false)
-  .action(async (o: { json: boolean }, cmd: Command) => {
+  .option('--check', 'exit 1 when something needs a human: no live daemon, a late-data sweep behind, polls failing, dead letters of the last 24 h not replayed', false)
+  .addHelpText('after', '\nExample (cron):\n  $ langfuse-bridge status --check > /dev/null || notify-on-call')
+  .action(async (o: { json: boolean; check: boolean }, cmd: Command) => {
     const r = await statusReportWithQueues(config(cmd, false), logger(cmd));
     process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
+    if (o.check && r.attention.length) process.exitCode = 1;
   });
 
 program
@@ -213,7 +275,10 @@ program
     if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
     return Number(v);
   })
-  .addHelpText('after', '\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 langfuse-bridge worker --concurrency 16')
+  .addHelpText(
+    'after',
+    '\nWith BRIDGE_HTTP_PORT it serves /healthz (200 while Redis answers and its workers run) and /metrics.\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 BRIDGE_HTTP_PORT=9464 langfuse-bridge worker --concurrency 16',
+  )
   .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
     const log = logger(cmd);
     // Loaded here: the Redis client weighs on every other command's start.
@@ -224,24 +289,39 @@ program
 
 program
   .command('check')
-  .description('Call Langfuse with the configured keys, report the API generation and each sink’s settings')
+  .description('Exercise what `run` needs: Langfuse and the keys, each stream’s endpoints, the database (read only), Redis, the sinks, the ops port')
   .action(async (_o, cmd: Command) => {
-    const r = await check(config(cmd), logger(cmd));
-    process.stdout.write(`${r.lines.join('\n')}\n`);
-    process.exitCode = r.ok ? 0 : 1;
+    const cfg = config(cmd);
+    // The results first, then whatever was logged while getting them.
+    const { logger: log, flush } = createBufferedLogger(globals(cmd).logLevel);
+    try {
+      const r = await check(cfg, log);
+      process.stdout.write(`${r.lines.join('\n')}\n`);
+      process.exitCode = r.ok ? 0 : 1;
+    } finally {
+      flush();
+    }
   });
 
 program
   .command('test-event')
   .description('Send one synthetic `test` event through the pipeline, like a dashboard’s "Send test event"')
-  .option('--sink <name>', 'only this sink')
+  .option('--sink <name>', 'only this sink; Slack and PagerDuty get a test event only when named here')
+  .addHelpText('after', '\nWithout --sink the event goes to the webhook, stdout and handler sinks; one result line per sink on stdout.\nExample:\n  $ langfuse-bridge test-event --sink pagerduty')
   .action(async (o: { sink?: string }, cmd: Command) => {
     const r = await sendTestEvent(config(cmd, false), logger(cmd), o.sink ?? null);
-    process.stderr.write(`${r.results.join('\n')}\n`);
+    process.stdout.write(`${r.results.join('\n')}\n`);
     process.exitCode = r.ok ? 0 : 1;
   });
 
 for (const c of program.commands) c.configureOutput(errorOutput(c.name()));
+
+function formatSeconds(s: number): string {
+  const n = Math.round(s);
+  if (n < 60) return `${n} s`;
+  if (n < 3600) return `${Math.floor(n / 60)} min ${String(n % 60).padStart(2, '0')} s`;
+  return `${Math.floor(n / 3600)} h ${String(Math.floor((n % 3600) / 60)).padStart(2, '0')} min`;
+}
 
 function die(message: string, code: number): never {
   process.stderr.write(`langfuse-bridge: ${message}\n`);
@@ -258,8 +338,8 @@ try {
   }
   if (err instanceof ConfigError) die(err.message, 2);
   if (err instanceof Fatal) die(err.message, err.exitCode);
-  const e = err as Error & { code?: string };
-  if (e.code === 'SQLITE_CANTOPEN' || e.code === 'SQLITE_NOTADB') die(`BRIDGE_DATABASE cannot be opened as SQLite (${e.message}); point it at a writable file`, 2);
-  if (e.name === 'Error' && /newer langfuse-bridge/.test(e.message)) die(e.message, 2);
+  const db = databaseProblem(err, databaseFile ?? 'BRIDGE_DATABASE');
+  if (db) die(db.message, 2);
+  const e = err as Error;
   die(`${e.message}${process.env.DEBUG ? `\n${e.stack}` : ''}`, 1);
 }

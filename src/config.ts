@@ -3,7 +3,7 @@
  * with defaults here and nowhere else. A bad value becomes a ConfigError whose one-line message
  * names the setting, what it must be, and what it got.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
@@ -80,6 +80,8 @@ export interface ProjectConfig {
   baseUrl: string;
   api: ApiMode;
   maxRequestsPerMinute: number;
+  /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
+  maxRequestsPerMinuteSet?: boolean;
   streams: Stream[];
   lookbackSeconds: number;
   startFrom: Date | null;
@@ -92,6 +94,8 @@ export interface BridgeConfig {
     baseUrl: string;
     api: ApiMode;
     maxRequestsPerMinute: number;
+    /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
+    maxRequestsPerMinuteSet?: boolean;
     /** Per-call timeout for Langfuse requests. */
     timeoutSeconds: number;
   };
@@ -521,7 +525,48 @@ function fileIssueMessage(issue: z.core.$ZodIssue, data: unknown): string {
   return `${where} is invalid: ${issue.message}, got ${JSON.stringify(got)}`;
 }
 
-export function readConfigFile(file: string, env: Env): FileConfig {
+/** Where a config file may hold a secret, as written (before `${VAR}` is read). */
+function literalSecrets(json: unknown): string[] {
+  const literal = (v: unknown): v is string => typeof v === 'string' && v !== '' && !v.includes('${');
+  const o = (json ?? {}) as Record<string, unknown>;
+  const out: string[] = [];
+  const lf = o.langfuse as Record<string, unknown> | undefined;
+  if (literal(lf?.secretKey)) out.push('langfuse.secretKey');
+  (Array.isArray(o.projects) ? o.projects : []).forEach((p: Record<string, unknown> | null, i) => {
+    if (literal(p?.secretKey)) out.push(`projects[${i}].secretKey`);
+  });
+  (Array.isArray(o.sinks) ? o.sinks : []).forEach((s: Record<string, unknown> | null, i) => {
+    if (literal(s?.secret)) out.push(`sinks[${i}].secret`);
+    if (literal(s?.routingKey)) out.push(`sinks[${i}].routingKey`);
+    // A Slack incoming-webhook URL is its own credential.
+    if (s?.type === 'slack' && literal(s.url)) out.push(`sinks[${i}].url`);
+  });
+  const redisUrl = (o.queue as Record<string, unknown> | undefined)?.redisUrl;
+  if (literal(redisUrl) && /^[a-z]+:\/\/[^/@]*:[^/@]+@/i.test(redisUrl)) out.push('queue.redisUrl');
+  return out;
+}
+
+/**
+ * A config file that holds a secret as written, and that other users may read or write, gets one
+ * warning naming it and its mode.
+ */
+function warnIfExposed(file: string, json: unknown, onWarning: (message: string, fields: Record<string, unknown>) => void): void {
+  if (process.platform === 'win32') return;
+  const secrets = literalSecrets(json);
+  if (!secrets.length) return;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o066) === 0) return;
+  const can = [mode & 0o044 ? 'read' : '', mode & 0o022 ? 'write' : ''].filter(Boolean).join(' and ');
+  const shown = `0${mode.toString(8)}`;
+  onWarning(`config file ${file} holds secrets as plain text and other users can ${can} it (mode ${shown}): chmod 600 it, or write them as \${VAR} and set VAR in the environment`, { file, mode: shown, secrets });
+}
+
+export function readConfigFile(file: string, env: Env, onWarning?: (message: string, fields: Record<string, unknown>) => void): FileConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -541,6 +586,7 @@ export function readConfigFile(file: string, env: Env): FileConfig {
     const issue = parsed.error.issues[0];
     throw new ConfigError(`--config ${file}: ${issue ? fileIssueMessage(issue, interpolated) : 'the top level is invalid'}`);
   }
+  if (onWarning) warnIfExposed(file, json, onWarning);
   return parsed.data;
 }
 
@@ -551,11 +597,13 @@ export interface LoadOptions {
   configFile?: string | null;
   /** Commands that never call Langfuse (status, replay) do not need keys. */
   requireKeys?: boolean;
+  /** Told of a problem that is not an error (a config file with secrets that others can read). */
+  onWarning?(message: string, fields: Record<string, unknown>): void;
 }
 
 export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
   const env = opts.env ?? process.env;
-  const file: FileConfig = opts.configFile ? readConfigFile(opts.configFile, env) : {};
+  const file: FileConfig = opts.configFile ? readConfigFile(opts.configFile, env, opts.onWarning) : {};
   const fl = file.langfuse ?? {};
   const pick = (envName: string, fileValue: unknown): unknown => (env[envName] !== undefined && env[envName] !== '' ? env[envName] : fileValue);
 
@@ -632,6 +680,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
       baseUrl,
       api: apiRaw as ApiMode,
       maxRequestsPerMinute: wholeNumber('BRIDGE_MAX_REQUESTS_PER_MINUTE', pick('BRIDGE_MAX_REQUESTS_PER_MINUTE', fl.maxRequestsPerMinute) ?? 30, 1, 100_000),
+      maxRequestsPerMinuteSet: pick('BRIDGE_MAX_REQUESTS_PER_MINUTE', fl.maxRequestsPerMinute) !== undefined,
       timeoutSeconds: positiveNumber('LANGFUSE_TIMEOUT_SECONDS', pick('LANGFUSE_TIMEOUT_SECONDS', fl.timeoutSeconds) ?? 30, 'seconds'),
     },
     database: String(pick('BRIDGE_DATABASE', file.database) ?? 'data/bridge.db'),
@@ -690,6 +739,7 @@ function projectsFromFile(list: NonNullable<FileConfig['projects']>, base: Bridg
       baseUrl: p.baseUrl === undefined ? base.langfuse.baseUrl : parseUrl(`${at}.baseUrl`, p.baseUrl),
       api: p.api ?? base.langfuse.api,
       maxRequestsPerMinute: p.maxRequestsPerMinute === undefined ? base.langfuse.maxRequestsPerMinute : wholeNumber(`${at}.maxRequestsPerMinute`, p.maxRequestsPerMinute, 1, 100_000),
+      maxRequestsPerMinuteSet: p.maxRequestsPerMinute === undefined ? base.langfuse.maxRequestsPerMinuteSet : true,
       streams: p.streams === undefined ? base.streams : streams(`${at}.streams`, p.streams),
       lookbackSeconds: p.lookbackSeconds === undefined ? base.lookbackSeconds : wholeNumber(`${at}.lookbackSeconds`, p.lookbackSeconds, 0, 7 * 86_400, 'seconds'),
       startFrom: p.startFrom === undefined ? base.startFrom : parseInstant(`${at}.startFrom`, p.startFrom),
@@ -702,7 +752,7 @@ export function projectConfigs(config: BridgeConfig): BridgeConfig[] {
   if (config.projects.length === 0) return [config];
   return config.projects.map((p) => ({
     ...config,
-    langfuse: { ...config.langfuse, publicKey: p.publicKey, secretKey: p.secretKey, baseUrl: p.baseUrl, api: p.api, maxRequestsPerMinute: p.maxRequestsPerMinute },
+    langfuse: { ...config.langfuse, publicKey: p.publicKey, secretKey: p.secretKey, baseUrl: p.baseUrl, api: p.api, maxRequestsPerMinute: p.maxRequestsPerMinute, maxRequestsPerMinuteSet: p.maxRequestsPerMinuteSet },
     streams: p.streams,
     lookbackSeconds: p.lookbackSeconds,
     startFrom: p.startFrom,

@@ -21,7 +21,7 @@ beforeAll(() => {
 describe('alert configuration errors', () => {
   it('a bad rule exits 2 naming the rule and the field', () => {
     const file = join(dir, 'rules.json');
-    writeFileSync(file, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/x' }], rules: [{ name: 'low-score', when: { scoreBelow: 'x' }, sinks: ['slack'] }] }));
+    writeFileSync(file, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/x' }], rules: [{ name: 'low-score', when: { scoreBelow: 'x' }, sinks: ['slack'] }] }), { mode: 0o600 });
     const r = run(['--config', file, 'run']);
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')).toHaveLength(1);

@@ -15,6 +15,7 @@ import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
 import { Store } from '../src/store/index.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { delay, waitFor } from './helpers/wait.js';
 
 const log = silentLogger();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -145,18 +146,34 @@ describe('outbox and dispatcher', () => {
     const store = new Store(file);
     cleanups.push(() => store.close());
     enqueue(store, 1, ['slow']);
-    const slow = memorySink('slow', () => new Promise((r) => setTimeout(() => r({ ok: true }), 1_500)));
-    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 10, leaseMs: 400 });
+    // The attempt lasts until the test lets it end: it is surely still running when the other process looks.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let startedAt = 0;
+    const slow = memorySink('slow', async () => {
+      startedAt = Date.now();
+      await released;
+      return { ok: true };
+    });
+    const leaseMs = 400;
+    const d = new Dispatcher(store, [slow], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 10, leaseMs });
     d.start();
-    await new Promise((r) => setTimeout(r, 900)); // twice the lease into the attempt
+    await waitFor(() => startedAt > 0, 10_000, 'the attempt to start');
+    await delay(startedAt + 2.5 * leaseMs - Date.now()); // well past the lease the row was claimed with
     // Another process on the file looks for stalled deliveries, as every dispatcher does every few seconds.
     const built = pathToFileURL(resolve('dist/store/index.js')).href;
     const other = await promisify(execFile)(process.execPath, [
       '--input-type=module',
       '-e',
-      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)}); console.log(s.recoverStalled()); s.close();`,
+      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)});
+       const recovered = s.recoverStalled();
+       const row = s.db.prepare('SELECT status, lease_until FROM outbox').get();
+       console.log(JSON.stringify({ recovered, status: row.status, leaseAhead: row.lease_until > Date.now() })); s.close();`,
     ]);
-    expect(other.stdout.trim()).toBe('0');
+    // It found the row in flight, its lease renewed into the future, and left it alone.
+    expect(JSON.parse(other.stdout) as unknown).toEqual({ recovered: 0, status: 'delivering', leaseAhead: true });
+    expect(Date.now() - startedAt, 'the other process looked while the attempt ran').toBeGreaterThan(2 * leaseMs);
+    release();
     await d.drain();
     await d.stop();
     expect(slow.got).toHaveLength(1);
@@ -180,19 +197,20 @@ describe('the request ceiling', () => {
     const a = new Store(file);
     const b = new Store(file);
     cleanups.push(() => a.close(), () => b.close());
-    const la = a.callLedger('https://lf|pk');
-    const lb = b.callLedger('https://lf|pk');
-    const other = b.callLedger('https://lf|pk-other');
+    const own = { max: 3, explicit: true, role: 'live' as const };
+    const la = a.callLedger('https://lf|pk', own);
+    const lb = b.callLedger('https://lf|pk', own);
+    const other = b.callLedger('https://lf|pk-other', own);
     const t0 = 1_000_000;
-    expect(la.reserve(3, 60_000, t0)).toBe(0);
-    expect(lb.reserve(3, 60_000, t0 + 10)).toBe(0);
-    expect(la.reserve(3, 60_000, t0 + 20)).toBe(0);
+    expect(la.reserve(60_000, t0).waitMs).toBe(0);
+    expect(lb.reserve(60_000, t0 + 10).waitMs).toBe(0);
+    expect(la.reserve(60_000, t0 + 20).waitMs).toBe(0);
     // The fourth call in the window waits until the first one leaves it, whichever process asks.
-    expect(lb.reserve(3, 60_000, t0 + 30)).toBe(60_000 - 30 + 1);
-    expect(other.reserve(3, 60_000, t0 + 30)).toBe(0); // another project has its own ceiling
-    expect(lb.reserve(3, 60_000, t0 + 60_001)).toBe(0);
+    expect(lb.reserve(60_000, t0 + 30)).toMatchObject({ waitMs: 60_000 - 30 + 1, reason: 'ceiling' });
+    expect(other.reserve(60_000, t0 + 30).waitMs).toBe(0); // another project has its own ceiling
+    expect(lb.reserve(60_000, t0 + 60_001).waitMs).toBe(0);
     la.pause(t0 + 120_000);
-    expect(lb.reserve(3, 60_000, t0 + 100_000)).toBe(20_000);
+    expect(lb.reserve(60_000, t0 + 100_000)).toMatchObject({ waitMs: 20_000, reason: 'pause' });
   });
 });
 
@@ -235,7 +253,7 @@ describe('polling against the simulated Langfuse', () => {
     // Budget: 4 calls a minute at a 30 s interval → 2 calls a poll → 1 per source.
     const { sim, poller, store, client } = await setup({ BRIDGE_MAX_REQUESTS_PER_MINUTE: '4', BRIDGE_LOOKBACK_SECONDS: '1200', BRIDGE_STREAMS: 'traces,generations' });
     // The ceiling itself is tested elsewhere; lift it so only the per-poll budget applies here.
-    (client.limiter as unknown as { maxPerMinute: number }).maxPerMinute = 1000;
+    client.limiter.ceiling = 1000;
     await poller.pollOnce(); // nothing there yet: the cursor moves to now
     const now = Date.now();
     // 3,000 observations land late, all older than the cursor: three pages of 1000 to sweep.

@@ -116,6 +116,10 @@ describe('default rules', () => {
 
   it('sends nothing about generations and prompts', () => {
     expect(rules.match(generation({ level: 'ERROR' }))).toEqual([]);
+    for (const type of ['prompt.created', 'prompt.updated'] as const) {
+      const prompt = { id: 'evt_p1', event: type, timestamp: '2026-11-27T00:00:00.000Z', data: { projectId: 'p1', prompt: { name: 'greeting', version: 2, labels: ['production'], tags: [] } } } as unknown as AnyBridgeEvent;
+      expect(rules.match(prompt), type).toEqual([]);
+    }
   });
 
   it('routes test events to every alert sink', () => {

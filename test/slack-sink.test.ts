@@ -158,6 +158,19 @@ describe('Slack sink', () => {
     expect(res).toEqual({ ok: false, retry: true, retryAfterMs: 7000, reason: 'Slack answered 429: rate_limited', status: 429 });
   });
 
+  it('after a 429, no post goes before its Retry-After: not the next alert, not a summary', async () => {
+    const at: number[] = [];
+    const rx = await receiver((_r, n) => {
+      at.push(performance.now());
+      return n === 1 ? { status: 429, body: 'rate_limited', headers: { 'retry-after': '0.4' } } : { status: 200, body: 'ok' };
+    });
+    const sink = slackSink(rx.url);
+    expect(await sink.deliver(delivery(trace(1)), signal)).toMatchObject({ ok: false, status: 429, retryAfterMs: 400 });
+    expect(await sink.deliver(delivery(trace(2)), signal)).toMatchObject({ ok: true });
+    expect(at).toHaveLength(2);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(390);
+  });
+
   it('does not retry a 404 and says what Slack answered', async () => {
     const rx = await receiver(() => ({ status: 404, body: 'no_service' }));
     const res = await slackSink(rx.url).deliver(delivery(trace()), signal);

@@ -10,7 +10,10 @@ import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, Claimer, DeliveryOutcome, Store } from '../store/index.js';
 import { attemptOf } from './attempts.js';
+import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from './health.js';
 import { Waker } from './waker.js';
+
+export { SinkHealth, SINK_STATES, pausesSink, type SinkState } from './health.js';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -64,8 +67,13 @@ export function pacedIntervalMs(minIntervalMs: number): number {
   return minIntervalMs + Math.max(50, Math.round(minIntervalMs * 0.2));
 }
 
+/** How long an attempt trusts the last read of the pause other processes recorded for its sink. */
+const SHARED_PAUSE_READ_MS = 25;
+
 export interface DispatchHooks {
   onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
+  /** A sink changed state (ok, failing, paused, open). */
+  onState?(sink: string, state: SinkState): void;
 }
 
 export interface DispatcherOptions {
@@ -76,6 +84,8 @@ export interface DispatcherOptions {
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
   hooks?: DispatchHooks;
+  /** false: the rows are not kept after this run (test-event), so a dead letter's log line does not point to `replay`. Default true. */
+  replayable?: boolean;
   /**
    * How long a claim holds a row before another process may take it back (plus pacing). Renewed
    * while the attempt runs, however long the sink takes. Default 120 s.
@@ -108,6 +118,12 @@ export class Dispatcher {
   private readonly load = new Map<string, number>();
 
   private readonly sinksByName: Map<string, Sink>;
+  /** Each sink's state: pauses, the circuit breaker, and the quiet logs of a sink that fails. */
+  private readonly health = new Map<string, SinkHealth>();
+  /** When each sink's shared pause was last read. */
+  private readonly pauseReadAt = new Map<string, number>();
+  /** The outbox row probing each sink whose breaker is open. */
+  private readonly probeSeq = new Map<string, number>();
   /** Aborts every attempt still in flight when stop() runs out of patience (one for all: cheaper per attempt). */
   private abort = sharedAbort();
   /** Woken when the last attempt in flight has been recorded, for drain(). */
@@ -121,6 +137,58 @@ export class Dispatcher {
   ) {
     this.origin = opts.origin ?? null;
     this.sinksByName = new Map(sinks.map((s) => [s.name, s]));
+    for (const s of sinks) {
+      this.health.set(
+        s.name,
+        new SinkHealth(s.name, {
+          logger: opts.logger,
+          baseSeconds: opts.retry.baseSeconds,
+          breaker: this.origin === null,
+          replayable: opts.replayable,
+          onChange: (state, d) => {
+            // The state `status` shows is the daemon's: a bounded pass (backfill, test-event) beside
+            // it keeps its own, so one failed test event does not mark a working sink failing.
+            if (this.origin === null) {
+              try {
+                this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });
+              } catch (err) {
+                this.opts.logger.debug({ sink: s.name, err: (err as Error).message }, 'could not record the sink state');
+              }
+            }
+            this.opts.hooks?.onState?.(s.name, state);
+            if (state === 'ok' || state === 'failing') this.wakers.get(s.name)?.wake();
+          },
+        }),
+      );
+    }
+  }
+
+  private healthOf(sink: string): SinkHealth {
+    return this.health.get(sink)!;
+  }
+
+  /**
+   * Until when a delivery to this sink (not its probe) is held, by a pause met here or recorded by
+   * another process on this database, or by the open breaker; null: it may go. The other processes'
+   * pause is read (a primary-key read, no write) before each claim and at most every
+   * SHARED_PAUSE_READ_MS before an attempt: no call starts later than that after another process
+   * learnt that the receiver wants a pause, and a sink that is ok pays no query per delivery.
+   */
+  private heldUntil(sink: string, now = Date.now()): number | null {
+    this.readSharedPause(sink, now);
+    return this.healthOf(sink).heldUntil(now);
+  }
+
+  private readSharedPause(sink: string, now: number, force = false): void {
+    if (!force && now - (this.pauseReadAt.get(sink) ?? 0) < SHARED_PAUSE_READ_MS) return;
+    this.pauseReadAt.set(sink, now);
+    let until = 0;
+    try {
+      until = this.store.sinkPausedUntil(sink);
+    } catch {
+      return; // unreadable for a moment (locked): this process's own state decides
+    }
+    if (until > now) this.healthOf(sink).pauseShared(until);
   }
 
   get claimOrigin(): string | null {
@@ -131,6 +199,16 @@ export class Dispatcher {
     if (this.running) return;
     this.running = true;
     if (this.abort.signal.aborted) this.abort = sharedAbort();
+    if (this.origin === null) {
+      // The daemon starts with every sink ok: what an earlier process recorded no longer holds.
+      for (const sink of this.sinks) {
+        try {
+          this.store.recordSinkState(sink.name, { state: 'ok', since: Date.now() });
+        } catch {
+          /* status shows the old state until the next change */
+        }
+      }
+    }
     const recovered = this.store.recoverStalled();
     if (recovered) this.opts.logger.info({ deliveries: recovered }, 'took back deliveries left in flight by a stopped process');
     this.recoverTimer = setInterval(() => {
@@ -204,8 +282,17 @@ export class Dispatcher {
     const window = paced ? 2 : Math.max(sink.concurrency * 4, 256);
     this.windows.set(sink.name, window);
     const idleMs = this.opts.idleMs ?? 500;
+    const health = this.healthOf(sink.name);
     while (this.running) {
-      const room = window - this.loadOf(sink.name);
+      // Paused, or the breaker open: claim nothing (held rows keep their attempt counts) but the probe.
+      this.readSharedPause(sink.name, Date.now(), true);
+      const gate = health.gate();
+      if (!gate.go) {
+        this.caughtUp.delete(sink.name);
+        await waker.sleep(Math.max(5, Math.min(gate.untilMs - Date.now(), 60_000)));
+        continue;
+      }
+      const room = gate.probe ? Math.min(1, window - this.loadOf(sink.name)) : window - this.loadOf(sink.name);
       let claimed: ClaimedDelivery[] = [];
       let readOk = false;
       if (room > 0) {
@@ -216,11 +303,18 @@ export class Dispatcher {
           this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
         }
       }
+      if (gate.probe) {
+        if (claimed[0]) this.probeSeq.set(sink.name, claimed[0].seq);
+        else health.probeReleased();
+      }
       this.schedule(sink, queue, claimed);
       // Caught up only when a claim that worked found nothing more due.
-      if (readOk && claimed.length < room) this.caughtUp.add(sink.name);
+      if (readOk && claimed.length < room && !gate.probe) this.caughtUp.add(sink.name);
       else if (room > 0) this.caughtUp.delete(sink.name);
-      if (room <= 0) {
+      if (gate.probe && claimed.length > 0) {
+        // The probe is out: wait for its outcome (a state change wakes this loop) or the next due row.
+        await waker.sleep(idleMs);
+      } else if (room <= 0) {
         // Full: wait for an attempt to finish.
         await waker.sleep(idleMs, new Promise((r) => queue.once('next', r)));
       } else if (claimed.length < room) {
@@ -271,7 +365,7 @@ export class Dispatcher {
   /** How many new rows this sink takes directly now (its claim window, twice over). */
   roomFor(sink: string): number {
     const queue = this.queues.get(sink);
-    if (!this.running || !queue || !this.caughtUp.has(sink)) return 0;
+    if (!this.running || !queue || !this.caughtUp.has(sink) || this.heldUntil(sink) !== null) return 0;
     return 2 * (this.windows.get(sink) ?? 0) - this.loadOf(sink);
   }
 
@@ -337,10 +431,25 @@ export class Dispatcher {
     return true;
   }
 
+  /** Is this row the probe of its sink's open breaker? */
+  private isProbe(f: InFlight): boolean {
+    return this.probeSeq.get(f.row.sink) === f.row.seq;
+  }
+
+  /**
+   * A row that may not go now (the sink is paused or its breaker open) goes back to the outbox as it
+   * was, its attempt count unchanged; true when it was held.
+   */
+  private holdBack(sink: Sink, f: InFlight): boolean {
+    if (this.isProbe(f) || this.heldUntil(sink.name) === null) return false;
+    if (this.done(f)) this.record({ seq: f.row.seq, eventId: f.row.eventId, sink: f.row.sink, status: 'released' });
+    return true;
+  }
+
   /** Many rows in one call of a grouping sink (stdout: one write); one result for them all. */
   private async attemptGroup(sink: Sink, group: InFlight[]): Promise<void> {
     if (!this.running) return; // released by stop()
-    const mine = group.filter((f) => this.holdLease(sink, f));
+    const mine = group.filter((f) => !this.holdBack(sink, f) && this.holdLease(sink, f));
     if (mine.length === 0) return;
     for (const f of mine) f.started = true;
     const began = Date.now();
@@ -371,7 +480,11 @@ export class Dispatcher {
       this.nextStartAt.set(sink.name, Date.now() + pacedIntervalMs(sink.minIntervalMs));
     }
     const { row } = f;
-    if (!this.holdLease(sink, f)) return;
+    if (this.holdBack(sink, f)) return;
+    if (!this.holdLease(sink, f)) {
+      if (this.isProbe(f)) this.endProbe(sink.name);
+      return;
+    }
     f.started = true;
     const began = Date.now();
     let result: DeliveryResult;
@@ -383,35 +496,63 @@ export class Dispatcher {
     this.finish(sink, f, result, Date.now() - began, began);
   }
 
-  /** Records one row's outcome: delivered, retrying on the schedule, or dead. */
+  private endProbe(sink: string): void {
+    this.probeSeq.delete(sink);
+    this.healthOf(sink).probeReleased();
+  }
+
+  /**
+   * Records one row's outcome: delivered, retrying on the schedule, or dead. The sink's state and
+   * its logs follow from it (a line per change of state and a summary a minute, not one per attempt).
+   */
   private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number, began: number): void {
-    if (!this.done(f)) return;
+    const probe = this.isProbe(f);
+    if (probe) this.probeSeq.delete(sink.name);
+    if (!this.done(f)) {
+      if (probe) this.healthOf(sink.name).probeReleased();
+      return;
+    }
     const { row } = f;
     if (this.abort.signal.aborted && !result.ok) {
+      if (probe) this.healthOf(sink.name).probeReleased();
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'released' });
       return;
     }
     const log = this.opts.logger;
+    const health = this.healthOf(sink.name);
     if (result.ok) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered', attempt: attemptOf(result, 'delivered', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
+      // In memory only: a sink that is ok costs nothing more per delivery.
+      health.record(result, 'delivered', { probe });
       if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, ms }, 'delivered');
       return;
     }
+    const detail = { eventId: row.eventId, eventType: row.type, attempt: row.attempts, probe };
     const last = row.attempts >= this.opts.retry.maxAttempts;
     if (!result.retry || last) {
       this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason, attempt: attemptOf(result, 'dead', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
-      log.error(
-        { sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason },
-        result.retry ? 'dead-lettered after the last attempt; `langfuse-bridge replay` sends it again' : 'dead-lettered: the sink refused it for good; `langfuse-bridge replay` sends it again',
-      );
+      this.pauseFor(sink.name, health.record(result, 'dead', detail));
+      if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason }, 'dead-lettered');
       return;
     }
-    const wait = Math.max(backoffMs(this.opts.retry, row.attempts), result.retryAfterMs ?? 0);
-    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt: Date.now() + wait, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
+    const wait = Math.max(backoffMs(this.opts.retry, row.attempts), Math.min(MAX_RETRY_AFTER_MS, result.retryAfterMs ?? 0));
+    const nextAt = Date.now() + wait;
+    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
-    log.warn({ sink: sink.name, eventId: row.eventId, event: row.type, attempt: row.attempts, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
+    this.pauseFor(sink.name, health.record(result, 'retrying', { ...detail, nextAt }));
+    if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
+  }
+
+  /** A receiver asked the whole sink to wait: every process on this database waits with this one. */
+  private pauseFor(sink: string, untilMs: number | null): void {
+    if (untilMs === null) return;
+    try {
+      this.store.pauseSink(sink, untilMs);
+    } catch (err) {
+      this.opts.logger.warn({ sink, err: (err as Error).message }, 'could not record the pause for the other processes; this one waits anyway');
+    }
   }
 
   /** Outcomes are written in small batches: one transaction for many deliveries. */
@@ -472,6 +613,7 @@ export class Dispatcher {
     this.running = false;
     this.wake();
     if (this.recoverTimer) clearInterval(this.recoverTimer);
+    for (const h of this.health.values()) h.stop();
     for (const q of this.queues.values()) q.clear();
     for (const f of this.inflight.values()) {
       if (!f.started) {

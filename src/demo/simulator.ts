@@ -54,10 +54,13 @@ export interface SimulatorOptions {
   ingestionDelayMs?: number;
   /** seed for ids and generated data (default 42) */
   seed?: number;
+  /** every n-th authenticated API request answers 500 (a flaky server); default never */
+  failEvery?: number;
 }
 
 export type SimFault =
-  | { kind: '429'; retryAfterSeconds: number }
+  /** `header: false` leaves out Retry-After (the body still says retryAfterSeconds, unless `body: false`) */
+  | { kind: '429'; retryAfterSeconds: number; header?: boolean; body?: boolean }
   | { kind: '500' }
   | { kind: '502-html' }
   | { kind: 'hang'; ms: number }
@@ -69,6 +72,8 @@ export type SimFault =
 export interface SimRequestLogEntry {
   /** ms epoch when the response was written */
   at: number;
+  /** ms epoch when the request arrived */
+  receivedAt: number;
   method: string;
   /** path including the query string */
   path: string;
@@ -130,7 +135,8 @@ type Endpoint =
   | 'scoresV2'
   | 'scoresV1'
   | 'promptList'
-  | 'promptGet';
+  | 'promptGet'
+  | 'traceGet';
 
 const ENDPOINTS: Record<string, { endpoint: Endpoint; generations: readonly ApiGeneration[] }> = {
   '/api/public/v2/observations': { endpoint: 'obsV2', generations: ['v4'] },
@@ -142,6 +148,7 @@ const ENDPOINTS: Record<string, { endpoint: Endpoint; generations: readonly ApiG
   '/api/public/v2/prompts': { endpoint: 'promptList', generations: ['v4', 'v3', 'v2'] },
 };
 const PROMPT_PREFIX = '/api/public/v2/prompts/';
+const TRACE_PREFIX = '/api/public/traces/';
 
 class HttpError extends Error {
   constructor(
@@ -345,6 +352,9 @@ function corruptOne(body: unknown): void {
   if ('name' in obj) obj.name = 42;
 }
 
+/** When each request arrived (for the request log). */
+const arrivals = new WeakMap<http.IncomingMessage, number>();
+
 export class LangfuseSimulator {
   /** every request served, in order (path includes the query string) */
   readonly requests: SimRequestLogEntry[] = [];
@@ -355,6 +365,8 @@ export class LangfuseSimulator {
   private readonly secretKey: string;
   private readonly port: number;
   private readonly rateLimitPerMinute: number | undefined;
+  private readonly failEvery: number | undefined;
+  private authenticated = 0;
   private server: http.Server | null = null;
   private baseUrl: string | null = null;
   private readonly faults: Array<{ fault: SimFault; prefix: string | undefined }> = [];
@@ -369,6 +381,7 @@ export class LangfuseSimulator {
     this.projectId = opts.projectId ?? 'demo-project';
     this.port = opts.port ?? 0;
     this.rateLimitPerMinute = opts.rateLimitPerMinute;
+    this.failEvery = opts.failEvery;
     this.store = new SimStore(this.generation, opts.seed ?? 42, opts.ingestionDelayMs ?? 0);
   }
 
@@ -546,7 +559,7 @@ export class LangfuseSimulator {
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
-    this.requests.push({ at: Date.now(), method: req.method ?? 'GET', path: req.url ?? '', status });
+    this.requests.push({ at: Date.now(), receivedAt: arrivals.get(req) ?? Date.now(), method: req.method ?? 'GET', path: req.url ?? '', status });
     if (res.destroyed || res.writableEnded) return;
     let text: string;
     let type = headers['content-type'];
@@ -583,6 +596,7 @@ export class LangfuseSimulator {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    arrivals.set(req, Date.now());
     try {
       req.resume();
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -607,10 +621,10 @@ export class LangfuseSimulator {
               {
                 message: 'Rate limit exceeded',
                 code: 'rate_limited',
-                details: { retryAfterSeconds: fault.retryAfterSeconds, limit: this.rateLimitPerMinute ?? 30, remaining: 0 },
+                details: fault.body === false ? {} : { retryAfterSeconds: fault.retryAfterSeconds, limit: this.rateLimitPerMinute ?? 30, remaining: 0 },
               },
               {
-                'retry-after': String(fault.retryAfterSeconds),
+                ...(fault.header === false ? {} : { 'retry-after': String(fault.retryAfterSeconds) }),
                 'x-ratelimit-limit': String(this.rateLimitPerMinute ?? 30),
                 'x-ratelimit-remaining': '0',
                 'x-ratelimit-reset': reset.toString(),
@@ -635,7 +649,7 @@ export class LangfuseSimulator {
           case 'hang':
             await this.delay(fault.ms);
             if (res.destroyed || this.server === null) {
-              this.requests.push({ at: Date.now(), method, path: req.url ?? '', status: 0 });
+              this.requests.push({ at: Date.now(), receivedAt: arrivals.get(req) ?? Date.now(), method, path: req.url ?? '', status: 0 });
               return;
             }
             break;
@@ -654,15 +668,24 @@ export class LangfuseSimulator {
       }
 
       let endpoint: Endpoint | undefined;
-      let promptName: string | undefined;
+      /** The name or id in a path like /prompts/{name} or /traces/{id}. */
+      let pathParam: string | undefined;
       const known = ENDPOINTS[path];
       if (known && known.generations.includes(this.generation)) {
         endpoint = known.endpoint;
+      } else if (path.startsWith(TRACE_PREFIX) && this.generation !== 'v4' && !path.slice(TRACE_PREFIX.length).includes('/')) {
+        // GET /api/public/traces/{id} (legacy servers): the trace with its observations and scores in full.
+        try {
+          pathParam = decodeURIComponent(path.slice(TRACE_PREFIX.length));
+          endpoint = 'traceGet';
+        } catch {
+          // malformed escape: no such page
+        }
       } else if (path.startsWith(PROMPT_PREFIX) && path.length > PROMPT_PREFIX.length) {
         const rest = path.slice(PROMPT_PREFIX.length);
         if (!rest.includes('/')) {
           try {
-            promptName = decodeURIComponent(rest);
+            pathParam = decodeURIComponent(rest);
             endpoint = 'promptGet';
           } catch {
             // malformed escape: no such page
@@ -674,6 +697,10 @@ export class LangfuseSimulator {
 
       const auth = this.checkAuth(req.headers.authorization);
       if (typeof auth !== 'string') return this.send(req, res, 401, auth);
+
+      if (this.failEvery !== undefined && ++this.authenticated % this.failEvery === 0) {
+        return this.send(req, res, 500, { message: 'Internal Server Error', error: 'An unknown error occurred' });
+      }
 
       let rlHeaders: Record<string, string> = {};
       if (this.rateLimitPerMinute !== undefined && endpoint !== 'promptList' && endpoint !== 'promptGet') {
@@ -697,7 +724,7 @@ export class LangfuseSimulator {
       const q = url.searchParams;
       let body: unknown;
       try {
-        body = this.dispatch(endpoint, q, promptName);
+        body = this.dispatch(endpoint, q, pathParam);
       } catch (err) {
         if (err instanceof HttpError) return this.send(req, res, err.status, err.body, rlHeaders);
         throw err;
@@ -766,7 +793,7 @@ export class LangfuseSimulator {
     };
   }
 
-  private dispatch(endpoint: Endpoint, q: URLSearchParams, promptName: string | undefined): unknown {
+  private dispatch(endpoint: Endpoint, q: URLSearchParams, pathParam: string | undefined): unknown {
     switch (endpoint) {
       case 'obsV2':
         return this.listObservationsV2(q);
@@ -782,7 +809,9 @@ export class LangfuseSimulator {
       case 'promptList':
         return this.listPrompts(q);
       case 'promptGet':
-        return this.getPrompt(promptName ?? '', q);
+        return this.getPrompt(pathParam ?? '', q);
+      case 'traceGet':
+        return this.getTraceLegacy(pathParam ?? '');
     }
   }
 
@@ -1185,6 +1214,28 @@ export class LangfuseSimulator {
       scores: scores.map((i) => scoreTable.row(i).id).sort(),
     };
     if (this.generation !== 'v2') out.environment = t.environment;
+    return out;
+  }
+
+  /** `GET /api/public/traces/{id}` as a legacy server answers it (TraceWithFullDetails). */
+  private getTraceLegacy(id: string): unknown {
+    const i = this.store.traces.find(id);
+    if (i === undefined || (this.store.traces.vis[i] as number) > Date.now()) {
+      throw new HttpError(404, { message: `Trace not found within authorized project`, error: 'LangfuseNotFoundError' });
+    }
+    const t = this.store.traces.row(i);
+    const now = Date.now();
+    const obsTable = this.store.observations;
+    const scoreTable = this.store.scores;
+    const out = this.renderTraceLegacy(t);
+    out.observations = this.store
+      .observationsOfTrace(t.id)
+      .filter((k) => (obsTable.vis[k] as number) <= now)
+      .map((k) => this.renderObservationV1(obsTable.row(k), obsTable.ts[k] as number));
+    out.scores = this.store
+      .scoresOfTrace(t.id)
+      .filter((k) => (scoreTable.vis[k] as number) <= now)
+      .map((k) => this.renderScoreLegacy(scoreTable.row(k)));
     return out;
   }
 

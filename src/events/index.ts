@@ -115,18 +115,28 @@ function generationData(projectId: string, o: ObservationRecord, includeIo: bool
 
 /**
  * Observations (and, from legacy servers, the trace list of the same window) → trace and generation
- * events. A trace's level is the highest of its observations of every type; `trace.updated` fires
+ * events. `context` holds observations read only to learn a listed trace's level (see Poller). A trace's level is the highest of its observations of every type; `trace.updated` fires
  * when that level first reaches WARNING or ERROR, never twice for one level.
  */
 export function detectObservations(
-  batch: { observations: ObservationRecord[]; traces?: TraceRecord[] },
+  batch: { observations: ObservationRecord[]; traces?: TraceRecord[]; context?: ObservationRecord[] },
   seen: SeenAccess,
   opts: DetectOptions,
 ): AnyBridgeEvent[] {
   const out: AnyBridgeEvent[] = [];
   const { projectId } = opts;
   const byTrace = new Map<string, ObservationRecord[]>();
+  const inBatch = new Set<string>();
   for (const o of batch.observations) {
+    inBatch.add(o.id);
+    let list = byTrace.get(o.traceId);
+    if (!list) byTrace.set(o.traceId, (list = []));
+    list.push(o);
+  }
+  // Observations read from a trace's own endpoint: they decide its level, and make no events of their own.
+  for (const o of batch.context ?? []) {
+    if (inBatch.has(o.id)) continue;
+    inBatch.add(o.id);
     let list = byTrace.get(o.traceId);
     if (!list) byTrace.set(o.traceId, (list = []));
     list.push(o);
@@ -226,7 +236,10 @@ export function detectObservations(
       const version = o.updatedAt ?? '';
       if (!prior) {
         out.push(makeEvent('generation.created', eventId(projectId, 'generation.created', o.id, ''), o.startTime, generationData(projectId, o, opts.includeIo)));
-      } else if (o.updatedAt && version !== prior.version) {
+      }
+      // A backfill reports the change too when it finds one the seen version has not recorded yet.
+      const changed = prior ? version !== prior.version : opts.fresh && real !== undefined && (real.version ?? '') < version;
+      if (o.updatedAt && changed) {
         out.push(makeEvent('generation.updated', eventId(projectId, 'generation.updated', o.id, o.updatedAt), o.updatedAt, generationData(projectId, o, opts.includeIo)));
       }
       if (!real || (o.updatedAt && real.version !== version && (real.version ?? '') < version)) {
@@ -272,7 +285,11 @@ export function detectScores(scores: ScoreRecord[], seen: SeenAccess, opts: Dete
     const fp = scoreFingerprint(s);
     if (!prior) {
       out.push(makeEvent('score.created', eventId(projectId, 'score.created', s.id, ''), s.timestamp, scoreData(projectId, s)));
-    } else if (prior.version !== fp) {
+    }
+    // A backfill (fresh) also reports a change the seen version has not recorded yet: the live poll
+    // never read it (it happened outside the lookback), so no sink has it.
+    const changedFrom = prior ?? (opts.fresh ? real : undefined);
+    if (changedFrom && changedFrom.version !== fp) {
       const version = `${s.updatedAt ?? ''}/${fp}`;
       out.push(makeEvent('score.updated', eventId(projectId, 'score.updated', s.id, version), s.updatedAt ?? s.timestamp, scoreData(projectId, s)));
     }
@@ -295,7 +312,9 @@ export function detectPrompts(versions: PromptVersionRecord[], seen: SeenAccess,
     if (!opts.includeIo) delete prompt.prompt;
     if (!prior) {
       out.push(makeEvent('prompt.created', eventId(projectId, 'prompt.created', key, ''), p.createdAt ?? p.updatedAt ?? new Date(0).toISOString(), { projectId, prompt }));
-    } else if (prior.version !== fp) {
+    }
+    const changedFrom = prior ?? (opts.fresh ? real : undefined);
+    if (changedFrom && changedFrom.version !== fp) {
       const version = createHash('sha1').update(fp).digest('hex').slice(0, 16);
       out.push(makeEvent('prompt.updated', eventId(projectId, 'prompt.updated', key, `${p.updatedAt ?? ''}/${version}`), p.updatedAt ?? p.createdAt ?? new Date(0).toISOString(), { projectId, prompt }));
     }

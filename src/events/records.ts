@@ -41,6 +41,8 @@ export interface TraceRecord {
   sessionId: string | null;
   environment: string | null;
   tags: string[];
+  /** The ids of its observations, when the list gives them (legacy servers do). */
+  observationIds?: string[] | null;
 }
 
 /** A score as events carry it (ScoreData), plus what change detection needs. */

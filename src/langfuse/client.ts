@@ -6,7 +6,7 @@
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { attemptSignal, createDispatcher, parseRetryAfter } from '../http.js';
-import { RateLimiter, sleep, type CallLedger } from './rate-limiter.js';
+import { RateLimiter, sleep, type CallLedger, type LedgerAnswer, type WaitReason } from './rate-limiter.js';
 
 export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
 
@@ -26,6 +26,10 @@ export interface LangfuseClientOptions {
   publicKey: string;
   secretKey: string;
   maxRequestsPerMinute: number;
+  /** Whether maxRequestsPerMinute was set rather than the default (a default yields to a set one). */
+  maxRequestsPerMinuteSet?: boolean;
+  /** Who waits, in what it logs: a live poll or a backfill. */
+  role?: 'live' | 'backfill';
   timeoutSeconds: number;
   logger: Logger;
   /** Attempts for one call before it fails (429s count too). */
@@ -57,11 +61,49 @@ export class LangfuseClient {
 
   constructor(readonly opts: LangfuseClientOptions) {
     this.limiter = new RateLimiter(opts.maxRequestsPerMinute, 60_000, Date.now, opts.ledger ?? null);
+    this.limiter.onLedger = (a) => this.noteLedger(a);
+    this.limiter.onWait = (reason, untilMs) => this.noteWait(reason, untilMs);
     this.dispatcher = createDispatcher({ connections: 4 });
     this.auth = `Basic ${Buffer.from(`${opts.publicKey}:${opts.secretKey}`).toString('base64')}`;
     const u = new URL(opts.baseUrl);
     this.origin = u.origin;
     this.prefix = u.pathname.replace(/\/+$/, '');
+  }
+
+  private readonly noted = new Set<string>();
+  private lastWaitLog = new Map<WaitReason, number>();
+
+  /** Says once what another process on the database changes about the ceiling. */
+  private noteLedger(a: LedgerAnswer): void {
+    const own = this.opts.maxRequestsPerMinute;
+    const set = this.opts.maxRequestsPerMinuteSet !== false;
+    for (const p of a.peers) {
+      if (!p.explicit || p.max === own) continue;
+      const key = `${p.pid}:${p.max}`;
+      if (this.noted.has(key)) continue;
+      this.noted.add(key);
+      if (set) {
+        this.opts.logger.warn(
+          { ownCeiling: own, otherCeiling: p.max, otherPid: p.pid, ceiling: a.ceiling },
+          `BRIDGE_MAX_REQUESTS_PER_MINUTE is ${own} here and ${p.max} in another process on this database (pid ${p.pid}): the lower, ${a.ceiling} calls a minute, holds for both`,
+        );
+      } else {
+        this.opts.logger.info(
+          { ceiling: a.ceiling, otherPid: p.pid },
+          `BRIDGE_MAX_REQUESTS_PER_MINUTE is not set here: using ${a.ceiling} calls a minute, the ceiling another process on this database (pid ${p.pid}) set`,
+        );
+      }
+    }
+  }
+
+  /** A call that has to wait says what for (at most every 30 s per reason, and only waits of a second or more). */
+  private noteWait(reason: WaitReason, untilMs: number): void {
+    const ms = untilMs - Date.now();
+    if (ms < 1_000) return;
+    const last = this.lastWaitLog.get(reason) ?? 0;
+    if (Date.now() - last < 30_000) return;
+    this.lastWaitLog.set(reason, Date.now());
+    this.opts.logger.info({ waitSeconds: Math.ceil(ms / 1000), reason, ceiling: this.limiter.ceiling }, waitText(reason, this.limiter.ceiling, this.limiter.shared, this.opts.role ?? 'live', ms));
   }
 
   private record(status: string, path: string): void {
@@ -146,7 +188,37 @@ export class LangfuseClient {
   }
 
   async close(): Promise<void> {
+    this.limiter.release();
     await this.dispatcher.close();
+  }
+}
+
+/** What a wait for Langfuse is for, in a few words (a progress line). */
+export function shortWaitText(reason: WaitReason, ceiling: number, ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  switch (reason) {
+    case 'pause':
+      return `waiting ${s} s: Langfuse answered 429`;
+    case 'live':
+      return `waiting ${s} s: live polls first (a backfill keeps 1/4 of ${ceiling}/min; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it)`;
+    default:
+      return `waiting ${s} s for the request ceiling (${ceiling}/min; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it)`;
+  }
+}
+
+/** What a wait for Langfuse is for, in a sentence (logs). */
+export function waitText(reason: WaitReason, ceiling: number, shared: boolean, role: 'live' | 'backfill', ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  const who = role === 'backfill' ? 'backfill' : 'poll';
+  switch (reason) {
+    case 'pause':
+      return `${who} waiting ${s} s: Langfuse rate-limited this project (HTTP 429) and asked to wait`;
+    case 'backfill':
+      return `${who} waiting ${s} s: a quarter of the request ceiling (${ceiling} calls a minute) is kept for a running backfill; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it`;
+    case 'live':
+      return `${who} waiting ${s} s: live polls come first (a backfill keeps a quarter of the ${ceiling} calls a minute); BRIDGE_MAX_REQUESTS_PER_MINUTE raises it`;
+    default:
+      return `${who} waiting ${s} s for the request ceiling: ${ceiling} calls a minute${shared ? ', shared by every process on this database' : ''}; BRIDGE_MAX_REQUESTS_PER_MINUTE raises it`;
   }
 }
 

@@ -1,13 +1,55 @@
 /**
- * Prometheus metrics, one registry per process. Outbox depth and age are read from the store when
- * scraped, so they are exact whoever wrote the rows.
+ * Prometheus metrics, one registry per process, with prom-client's process and runtime metrics
+ * (`process_resident_memory_bytes`, `nodejs_eventloop_lag_seconds`, …). Outbox depth and age are read
+ * from the store when scraped, so they are exact whoever wrote the rows.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { SINK_STATES, type SinkState } from '../delivery/health.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Store } from '../store/index.js';
 
-export class Metrics {
-  readonly registry = new Registry();
+/** What the ops server scrapes. */
+export interface Scrapable {
+  readonly registry: Registry;
+  render(): Promise<string>;
+}
+
+function processRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+function sinkStateGauge(registry: Registry): Gauge {
+  return new Gauge({
+    name: 'bridge_sink_state',
+    help: "Each sink's state: 1 for the one it is in (ok, failing, paused, open), 0 for the others",
+    labelNames: ['sink', 'state'],
+    registers: [registry],
+  });
+}
+
+function setState(gauge: Gauge, sink: string, state: SinkState): void {
+  for (const s of SINK_STATES) gauge.set({ sink, state: s }, s === state ? 1 : 0);
+}
+
+/** A worker's metrics: its delivery attempts, its sinks' states as it sees them, and the process's. */
+export class WorkerMetrics implements Scrapable {
+  readonly registry = processRegistry();
+  readonly deliveries = new Counter({ name: 'bridge_deliveries_total', help: 'Delivery attempts, by sink and outcome (delivered, retrying, dead)', labelNames: ['sink', 'outcome', 'event'], registers: [this.registry] });
+  readonly sinkState = sinkStateGauge(this.registry);
+
+  setSinkState(sink: string, state: SinkState): void {
+    setState(this.sinkState, sink, state);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+export class Metrics implements Scrapable {
+  readonly registry = processRegistry();
   readonly polls = new Counter({ name: 'bridge_polls_total', help: 'Polls of a Langfuse source, by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
   readonly langfuseCalls = new Counter({ name: 'bridge_langfuse_requests_total', help: 'Calls to the Langfuse API, by HTTP status (error: no answer)', labelNames: ['status'], registers: [this.registry] });
   readonly rateLimitWaits = new Gauge({ name: 'bridge_langfuse_rate_limit_wait_seconds', help: 'Time spent waiting for the request ceiling or a 429 Retry-After', registers: [this.registry] });
@@ -19,6 +61,12 @@ export class Metrics {
   readonly cost = new Counter({ name: 'bridge_generation_cost_usd_total', help: 'Cost of generations seen, by model', labelNames: ['model'], registers: [this.registry] });
   readonly outboxDepth = new Gauge({ name: 'bridge_outbox_deliveries', help: 'Deliveries in the outbox not yet delivered or dead, by sink and status (queued, retrying, delivering)', labelNames: ['sink', 'status'], registers: [this.registry] });
   readonly oldestPending = new Gauge({ name: 'bridge_outbox_oldest_pending_age_seconds', help: 'Age of the oldest delivery not yet delivered or dead', registers: [this.registry] });
+  readonly pollInterval = new Gauge({ name: 'bridge_poll_interval_effective_seconds', help: 'Seconds between polls as they run (measured over the last polls; the pace the request ceiling allows until then)', labelNames: ['project'], registers: [this.registry] });
+  readonly pollIntervalSet = new Gauge({ name: 'bridge_poll_interval_configured_seconds', help: 'BRIDGE_POLL_INTERVAL_SECONDS', labelNames: ['project'], registers: [this.registry] });
+  readonly requestCeiling = new Gauge({ name: 'bridge_langfuse_request_ceiling', help: 'Calls a minute allowed to Langfuse, shared by every process on the database', labelNames: ['project'], registers: [this.registry] });
+  /** Per project: the poll pace, for /healthz. */
+  readonly paces = new Map<string, { intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }>();
+  readonly sinkState = sinkStateGauge(this.registry);
   lastPollOk: number | null = null;
   lastPollError: number | null = null;
   readonly startedAt = Date.now();
@@ -26,8 +74,19 @@ export class Metrics {
   /** Reads the limiter's wait total at scrape time. */
   waitSource: (() => number) | null = null;
 
+  setPollPace(p: { project: string; intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }): void {
+    this.paces.set(p.project, p);
+    this.pollInterval.set({ project: p.project }, p.measuredIntervalSeconds ?? p.effectiveIntervalSeconds);
+    this.pollIntervalSet.set({ project: p.project }, p.intervalSeconds);
+    this.requestCeiling.set({ project: p.project }, p.ceiling);
+  }
+
   bindStore(store: Store): void {
     this.store = store;
+  }
+
+  setSinkState(sink: string, state: SinkState): void {
+    setState(this.sinkState, sink, state);
   }
 
   onEvent(e: AnyBridgeEvent): void {

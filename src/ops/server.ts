@@ -1,15 +1,27 @@
-/** The local ops server: `/healthz` for liveness probes, `/metrics` for Prometheus, and the console (src/ops/console). */
+/**
+ * The local ops server: `/healthz` for liveness probes and `/metrics` for Prometheus, served by `run`
+ * and by `worker`, each with its own idea of health; `run`'s also serves the console (src/ops/console).
+ */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Metrics } from './metrics.js';
+import { ConfigError } from '../config.js';
+import type { Metrics, Scrapable } from './metrics.js';
 
 export interface OpsServer {
-  url: Promise<string | null>;
+  url: string;
   close(): Promise<void>;
 }
 
-export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()): { ok: boolean; reason: string } {
+export interface Health {
+  ok: boolean;
+  reason: string;
+  /** What is wrong without making the process unhealthy (polls slower than asked). */
+  warnings?: string[];
+}
+
+/** The bridge's health: a recent successful poll. */
+export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()): Health {
   const last = metrics.lastPollOk;
   if (last === null) {
     const age = (now - metrics.startedAt) / 1000;
@@ -21,20 +33,47 @@ export function health(metrics: Metrics, maxAgeSeconds: number, now = Date.now()
     : { ok: false, reason: `last successful poll ${Math.round(age)} s ago, more than ${maxAgeSeconds} s: Langfuse unreachable or failing` };
 }
 
-export function startOpsServer(
+/** Polls slower than asked, because the request ceiling cannot hold the interval: said in /healthz's body (the status code keeps its meaning). */
+export function paceWarnings(metrics: Metrics): string[] {
+  const out: string[] = [];
+  for (const [project, p] of metrics.paces) {
+    const every = Math.max(p.effectiveIntervalSeconds, p.measuredIntervalSeconds ?? 0);
+    if (every <= p.intervalSeconds * 1.5 && p.effectiveIntervalSeconds <= p.intervalSeconds) continue;
+    out.push(
+      `polls${metrics.paces.size > 1 ? ` of ${project}` : ''} run every ${every} s, not every ${p.intervalSeconds} s: the request ceiling of ${p.ceiling} calls a minute cannot hold ${p.callsPerPoll} calls a poll at that interval; raise BRIDGE_MAX_REQUESTS_PER_MINUTE or BRIDGE_POLL_INTERVAL_SECONDS`,
+    );
+  }
+  return out;
+}
+
+/** A port that cannot be bound is a setting error: probes would fail later with no word why. */
+function bindError(host: string, port: number, err: NodeJS.ErrnoException): ConfigError {
+  const at = `${host}:${port}`;
+  if (err.code === 'EADDRINUSE') return new ConfigError(`BRIDGE_HTTP_PORT ${port} is already in use on ${host}; stop what listens there or set another port`);
+  if (err.code === 'EACCES') return new ConfigError(`BRIDGE_HTTP_PORT ${port} may not be bound by this user on ${host} (EACCES); use a port above 1023`);
+  if (err.code === 'EADDRNOTAVAIL') return new ConfigError(`BRIDGE_HTTP_PORT ${port} cannot be bound: BRIDGE_HTTP_HOST ${host} is not an address of this machine`);
+  return new ConfigError(`BRIDGE_HTTP_PORT ${port} cannot be bound on ${at} (${err.code ?? err.message}); set another port or host`);
+}
+
+/** Listens, or rejects with a ConfigError naming the port (exit 2). */
+export async function startOpsServer(
   host: string,
   port: number,
-  metrics: Metrics,
-  maxAgeSeconds: number,
+  metrics: Scrapable,
+  healthOf: () => Health | Promise<Health>,
   logger: Logger,
   consoleHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-): OpsServer {
+): Promise<OpsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
-      const h = health(metrics, maxAgeSeconds);
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', reason: h.reason }));
+      Promise.resolve()
+        .then(healthOf)
+        .catch((err: Error): Health => ({ ok: false, reason: `health check failed: ${err.message}` }))
+        .then((h) => {
+          res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', reason: h.reason, ...(h.warnings?.length ? { warnings: h.warnings } : {}) }));
+        });
       return;
     }
     if (path === '/metrics') {
@@ -55,14 +94,11 @@ export function startOpsServer(
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
   });
-  const url = new Promise<string | null>((resolve) => {
-    server.once('error', (err) => {
-      logger.error({ port, err: err.message }, 'ops server could not listen; /healthz and /metrics are off');
-      resolve(null);
-    });
+  const url = await new Promise<string>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(host, port, err)));
     server.listen(port, host, () => {
       const a = server.address() as AddressInfo;
-      const u = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
+      const u = `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${a.port}`;
       logger.info({ url: u }, consoleHandler ? 'ops server listening: the console at /, /healthz, /metrics' : 'ops server listening: /healthz, /metrics');
       resolve(u);
     });

@@ -21,8 +21,8 @@ import {
   type TraceRecord,
 } from '../events/index.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
-import { observationPages, probeApi, promptVersions, scorePages, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
-import type { Claimer, CursorRow, EnqueueOptions, NewEvent, Store } from '../store/index.js';
+import { observationPages, probeApi, promptVersions, scorePages, traceObservations, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
+import { isSqliteError, type Claimer, type CursorRow, type EnqueueOptions, type NewEvent, type Store } from '../store/index.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
 
@@ -105,6 +105,8 @@ export interface BackfillProgress {
 interface Batch {
   observations: ObservationRecord[];
   traces?: TraceRecord[];
+  /** Observations read from a listed trace's own endpoint: they set its level, nothing else. */
+  context?: ObservationRecord[];
   scores: ScoreRecord[];
 }
 
@@ -176,7 +178,7 @@ export class Poller {
       };
       const d = this.detectOptions(opts.fresh);
       if ('prompts' in batch) events = detectPrompts(batch.prompts, seen, d);
-      else if (source === 'observations') events = detectObservations({ observations: batch.observations, traces: batch.traces }, seen, d);
+      else if (source === 'observations') events = detectObservations({ observations: batch.observations, traces: batch.traces, context: batch.context }, seen, d);
       else events = detectScores(batch.scores, seen, d);
       const rows: NewEvent[] = [];
       for (const ev of events) {
@@ -191,6 +193,33 @@ export class Poller {
     handoff?.handOver();
     if (events.length) this.hooks.onEvents?.(events, source);
     return { events: events.length, inserted: res.inserted, requeued: res.requeued };
+  }
+
+  /**
+   * Legacy traces listed without all their observations in the batch, and not reported yet, get
+   * those read from the trace's own endpoint before their level is decided: on v2 the SDK's
+   * `trace.update()` moves the trace's timestamp to the update time, so a trace can enter a window
+   * apart from its older observations (an ERROR among them included).
+   */
+  private async withTraceContext(batch: Batch, signal?: AbortSignal): Promise<Batch> {
+    if (!batch.traces?.length) return batch;
+    const have = new Set<string>();
+    const traced = new Set<string>();
+    for (const o of batch.observations) {
+      have.add(o.id);
+      traced.add(o.traceId);
+    }
+    const context: ObservationRecord[] = [];
+    let read = 0;
+    for (const t of batch.traces) {
+      const missing = t.observationIds ? t.observationIds.some((id) => !have.has(id)) : !traced.has(t.id);
+      if (!missing || this.store.getSeen(this.projectId!, 'trace', t.id)?.created === 1) continue;
+      const obs = await traceObservations(this.ctx(signal), t.id);
+      read++;
+      if (obs) context.push(...obs);
+    }
+    if (read) this.logger.debug({ traces: read }, 'read the observations of traces listed apart from them');
+    return context.length ? { ...batch, context } : batch;
   }
 
   // --- live polling ---------------------------------------------------------------------------
@@ -210,8 +239,10 @@ export class Poller {
       // Rows recorded under the name while the project could not connect; its id has them now.
       this.store.db.prepare('DELETE FROM cursors WHERE project = ? AND cursor_ms IS NULL').run(this.config.projectName);
     }
-    // The calls one poll may spend, so that polls every interval stay under the ceiling.
-    const budget = Math.max(sources.length, Math.floor((this.config.langfuse.maxRequestsPerMinute * this.config.pollIntervalSeconds) / 60));
+    // What this project's head reads need of a ceiling shared with a backfill.
+    this.client.limiter.setNeed((this.callsPerPoll() * 60) / this.effectiveIntervalSeconds());
+    // The calls one poll may spend, so that polls every (effective) interval stay under the ceiling.
+    const budget = Math.max(sources.length, Math.floor((this.ceiling() * this.effectiveIntervalSeconds()) / 60));
     const perSource = Math.max(1, Math.floor(budget / sources.length));
     let events = 0;
     const failed: SourceName[] = [];
@@ -226,6 +257,8 @@ export class Poller {
         this.hooks.onPoll?.(source, 'ok', c.sweepPosMs !== null && c.sweepStartedAt !== null ? Date.now() - c.sweepStartedAt : 0);
       } catch (err) {
         if (signal?.aborted) throw err;
+        // The database failing is not a poll outcome to record in it: the caller decides.
+        if (isSqliteError(err)) throw err;
         const c = this.store.getCursor(this.projectId!, source);
         const message = (err as Error).message;
         this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOutcome: 'error', lastError: message });
@@ -236,6 +269,30 @@ export class Poller {
       }
     }
     return { events, failed };
+  }
+
+  /** The request ceiling in force: with a shared ledger, the one every process on the database holds to. */
+  ceiling(): number {
+    const l = this.client.limiter;
+    return l.shared ? l.ceiling : this.config.langfuse.maxRequestsPerMinute;
+  }
+
+  /** The calls an idle poll makes (one list per resource), once the API generation is known. */
+  callsPerPoll(): number {
+    let n = 0;
+    for (const source of sourcesFor(this.config.streams)) {
+      n++;
+      if (source === 'observations' && this.shape?.generation === 'legacy' && this.streams.has('traces')) n++;
+    }
+    return Math.max(1, n);
+  }
+
+  /**
+   * The interval polls can keep under the ceiling: the configured one, or longer when an idle poll's
+   * calls at that interval would not fit (polls then run evenly at this pace instead of in bursts).
+   */
+  effectiveIntervalSeconds(): number {
+    return Math.max(this.config.pollIntervalSeconds, Math.ceil((this.callsPerPoll() * 60) / this.ceiling()));
   }
 
   private recordConnectFailure(sources: SourceName[], message: string): void {
@@ -299,7 +356,8 @@ export class Poller {
     if (sweep.posMs === null && lookback > 0 && c.cursorMs !== null && now - (lastSweepDoneAt ?? 0) >= sweepEvery) {
       sweep = { floorMs: Math.max(now - lookback - sweepEvery, floor ?? -Infinity), posMs: cursorMs, startedAt: now };
     }
-    events += this.commit(source, batchOf(rows, traces), {
+    const head = legacyTraces ? await this.withTraceContext(batchOf(rows, traces), signal) : batchOf(rows, traces);
+    events += this.commit(source, head, {
       ...live,
       cursor: { ...c, cursorMs: now, sweepFloorMs: sweep.floorMs, sweepPosMs: sweep.posMs, sweepStartedAt: sweep.startedAt, lastSweepDoneAt },
     }).events;
@@ -455,6 +513,7 @@ export class Poller {
         const split = last ? { ready: { observations, traces: listed }, held: { observations: [] } } : holdRecentTraces(observations, listed, new Date(end - TRACE_SPAN_MS).toISOString());
         held = split.held;
         batch = { observations: split.ready.observations, traces: split.ready.traces, scores: [] };
+        if (legacyTraces) batch = await this.withTraceContext(batch, opts.signal);
         // A rerun after a crash must read the held rows again: it resumes at the oldest of them.
         for (const o of held.observations) resumeAt = Math.min(resumeAt, Date.parse(o.startTime));
         for (const t of held.traces ?? []) resumeAt = Math.min(resumeAt, Date.parse(t.timestamp));

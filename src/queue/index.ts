@@ -4,11 +4,13 @@
  * works the queues in this process; plus what `status` and `replay` read from and do in Redis.
  */
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config.js';
+import type { SinkState } from '../delivery/health.js';
 import type { Sink } from '../sinks/types.js';
 import type { Store } from '../store/index.js';
-import { connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, waitForRedis, RedisUnreachable } from './redis.js';
+import { PAUSE_LIMIT, connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
 import { Relay } from './relay.js';
 import { WorkerPool } from './worker.js';
 
@@ -22,7 +24,7 @@ export interface QueueDeliveryOptions {
   /** Also work the queues in this process (`run --with-worker`). */
   withWorker?: boolean;
   reconcileMs?: number;
-  hooks?: { onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void };
+  hooks?: { onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void; onState?(sink: string, state: SinkState): void };
 }
 
 export class QueueDelivery {
@@ -52,7 +54,7 @@ export class QueueDelivery {
   start(): void {
     this.relay.start();
     if (this.opts.withWorker) {
-      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { onAttempt: this.opts.hooks?.onOutcome });
+      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { onAttempt: this.opts.hooks?.onOutcome, onState: this.opts.hooks?.onState });
       this.workers.start();
     }
   }
@@ -78,7 +80,19 @@ export interface QueueStatus {
   prefix: string;
   reachable: boolean;
   error: string | null;
-  sinks: Array<{ name: string; queue: string; waiting: number; active: number; delayed: number; completed: number; failed: number; workers: number }>;
+  sinks: Array<{
+    name: string;
+    queue: string;
+    /** As the workers last recorded it; paused while the queue's rate limit holds it for a Retry-After. */
+    state: SinkState | null;
+    pausedUntil: string | null;
+    waiting: number;
+    active: number;
+    delayed: number;
+    completed: number;
+    failed: number;
+    workers: number;
+  }>;
 }
 
 /** Per-sink job counts from Redis; never waits long (status must answer while Redis is away). */
@@ -93,13 +107,27 @@ export async function queueStatus(config: BridgeConfig, sinks: string[]): Promis
   }
   out.reachable = true;
   for (const name of sinks) {
-    const queue = new Queue(queueName(name), { connection: connectionFor(q, { maxRetriesPerRequest: 1 }), prefix: q.prefix });
+    const queue = new Queue(queueName(name), { connection: connectionFor(q, { maxRetriesPerRequest: 1 }), prefix: q.prefix, skipMetasUpdate: true });
     queue.on('error', () => undefined);
     try {
       const c = await queue.getJobCounts('waiting', 'prioritized', 'paused', 'active', 'delayed', 'completed', 'failed');
+      const client = (await queue.client) as unknown as Redis;
+      const [recorded, limit, limitTtl] = await Promise.all([client.get(sinkStateKey(q.prefix, queueName(name))), client.get(queue.keys.limiter!), client.pttl(queue.keys.limiter!)]);
+      // A pause is the limiter set far above any real count (Worker.rateLimit); pacing counts stay small.
+      const pausedUntil = Number(limit ?? 0) >= PAUSE_LIMIT && limitTtl > 0 ? new Date(Date.now() + limitTtl).toISOString() : null;
+      let state: SinkState | null = null;
+      try {
+        state = recorded ? (JSON.parse(recorded) as { state: SinkState }).state : null;
+      } catch {
+        state = null;
+      }
+      if (pausedUntil) state = 'paused';
+      else if (state === 'paused') state = 'failing';
       out.sinks.push({
         name,
         queue: queueName(name),
+        state,
+        pausedUntil,
         waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
         active: c.active ?? 0,
         delayed: c.delayed ?? 0,

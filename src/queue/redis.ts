@@ -48,6 +48,18 @@ export function keepFailed(retentionDays: number): { age: number; count: number 
   return { age: retentionDays * 86_400, count: 100_000 };
 }
 
+/**
+ * Where workers record a sink's state (ok, failing, paused) for `status`, by queue name. It expires a
+ * day after the last change, so a state nobody renews (no worker left) does not linger.
+ */
+export function sinkStateKey(prefix: string, queue: string): string {
+  return `${prefix}:${queue}:sink-state`;
+}
+export const STATE_TTL_MS = 86_400_000;
+
+/** Worker.rateLimit sets a queue's limiter to Number.MAX_SAFE_INTEGER: a pause; real counts stay far below this. */
+export const PAUSE_LIMIT = 1_000_000_000_000;
+
 export function queueName(sink: string): string {
   return `sink-${encodeURIComponent(sink)}`;
 }

@@ -42,6 +42,9 @@ export interface RelayOptions {
   onClosed?(sink: string, outcome: 'delivered' | 'dead', eventType: string): void;
 }
 
+/** At most one line a minute per sink about its dead letters. */
+const DEAD_LOG_EVERY_MS = 60_000;
+
 /** Deletes a job hash that has no `timestamp` (what BullMQ sets on every job it adds): a leftover. */
 const CLEAR_PARTIAL_JOB = `if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], 'timestamp') == 0 then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -219,11 +222,17 @@ export class Relay {
     if (!id) return;
     if (status === 'dead' && reason?.startsWith(LOST_JOB)) return; // not a dead letter: reconciliation re-enqueues it
     this.pendingClose.push({ eventId: id.eventId, sink, gen: id.gen, status, error: reason });
-    if (this.pendingClose.length >= 256) this.flushClosed();
-    else if (!this.closeTimer) this.closeTimer = setTimeout(() => this.flushClosed(), 20);
+    if (this.pendingClose.length >= 256) void this.flushClosed();
+    else if (!this.closeTimer) this.closeTimer = setTimeout(() => void this.flushClosed(), 20);
   }
 
-  private flushClosed(): void {
+  /**
+   * Closes the rows whose jobs ended, as the event stream told. The stream does not say how many
+   * attempts a job made: that is read from the job first, so a dead letter reports the attempts
+   * actually made. When Redis does not answer, the rows stay open for the reconciliation, which
+   * reads the same.
+   */
+  private async flushClosed(): Promise<void> {
     if (this.closeTimer) {
       clearTimeout(this.closeTimer);
       this.closeTimer = null;
@@ -231,6 +240,18 @@ export class Relay {
     const batch = this.pendingClose;
     if (!batch.length) return;
     this.pendingClose = [];
+    try {
+      const pipe = this.client.pipeline();
+      for (const o of batch) pipe.hget(this.sinkQueue(o.sink).queue.toKey(jobIdFor(o.eventId, o.gen)), 'atm');
+      const res = (await pipe.exec()) ?? [];
+      batch.forEach((o, i) => {
+        const atm = res[i]?.[1];
+        if (typeof atm === 'string' && Number(atm) > 0) o.attempts = Number(atm);
+      });
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, rows: batch.length }, 'could not read the attempts of ended jobs; the reconciliation closes their rows');
+      return;
+    }
     this.close(batch);
   }
 
@@ -247,13 +268,38 @@ export class Relay {
       if (c.status === 'delivered') this.stats.delivered++;
       else {
         this.stats.dead++;
-        this.log.error(
-          { sink: c.sink, eventId: c.eventId, event: c.type, attempts: c.attempts, reason: c.error },
-          'dead-lettered: the job failed for good; `langfuse-bridge replay` sends it again',
-        );
+        this.deadLetter(c);
       }
       this.opts.onClosed?.(c.sink, c.status, c.type);
     }
+  }
+
+  /** Dead letters per sink: the first is told at once, the next ones in one line a minute. */
+  private readonly deadLog = new Map<string, { at: number; more: number; lastReason: string | null; timer: NodeJS.Timeout | null }>();
+
+  private deadLetter(c: RelayOutcome & { type: string }): void {
+    const now = Date.now();
+    let d = this.deadLog.get(c.sink);
+    if (!d) this.deadLog.set(c.sink, (d = { at: 0, more: 0, lastReason: null, timer: null }));
+    if (now - d.at >= DEAD_LOG_EVERY_MS) {
+      d.at = now;
+      this.log.error(
+        { sink: c.sink, eventId: c.eventId, event: c.type, attempts: c.attempts, reason: c.error },
+        'dead-lettered: the job failed for good; `langfuse-bridge replay` sends it again (more are counted in one line a minute)',
+      );
+      return;
+    }
+    d.more++;
+    d.lastReason = c.error ?? null;
+    if (d.timer) return;
+    const entry = d;
+    d.timer = setTimeout(() => {
+      entry.timer = null;
+      entry.at = Date.now();
+      this.log.error({ sink: c.sink, deadLettered: entry.more, lastReason: entry.lastReason }, 'dead-lettered more deliveries since the last line; `langfuse-bridge replay` sends them again');
+      entry.more = 0;
+    }, Math.max(0, d.at + DEAD_LOG_EVERY_MS - now));
+    d.timer.unref();
   }
 
   /**
@@ -261,7 +307,7 @@ export class Relay {
    * read in pages, and each page's jobs in one pipeline.
    */
   private async reconcileAll(): Promise<void> {
-    this.flushClosed();
+    await this.flushClosed();
     let after: { sink: string; eventId: string } | null = null;
     for (;;) {
       if (!this.running) return;
@@ -346,7 +392,7 @@ export class Relay {
   /** Resolves when no row of this relay's origin is queued, retrying, or handed over and open. */
   async drain(signal?: AbortSignal, pollMs = 100): Promise<void> {
     for (;;) {
-      this.flushClosed();
+      await this.flushClosed().catch(() => undefined);
       if (this.store.pending(this.origin) === 0) return;
       signal?.throwIfAborted();
       await new Promise((r) => setTimeout(r, pollMs));
@@ -358,13 +404,17 @@ export class Relay {
     this.running = false;
     this.wake();
     await this.loopDone;
-    this.flushClosed();
+    await this.flushClosed().catch(() => undefined);
     await this.drainAttempts().catch(() => undefined);
     const all = [...this.queues.values()].flatMap(({ queue, events }) => [queue, events]);
     const closed = await Promise.race([Promise.allSettled(all.map((c) => c.close())).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2_000).unref())]);
     // Redis away: drop the connections instead of waiting for it.
     if (!closed) await Promise.allSettled(all.map((c) => c.disconnect()));
-    this.flushClosed();
+    await this.flushClosed().catch(() => undefined);
+    for (const [sink, d] of this.deadLog) {
+      if (d.timer) clearTimeout(d.timer);
+      if (d.more) this.log.error({ sink, deadLettered: d.more, lastReason: d.lastReason }, 'dead-lettered more deliveries since the last line; `langfuse-bridge replay` sends them again');
+    }
     this.client.disconnect();
   }
 }

@@ -221,7 +221,8 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
       said = firstLine(text.trim());
     }
     const reason = scrub(cut(`PagerDuty answered ${status}${said ? `: ${said}` : ''}`, 500));
-    if (status === 429) {
+    // A 503 that says when to come back pauses the sink as a 429 does.
+    if (status === 429 || (status === 503 && res.headers.get('retry-after') !== null)) {
       const after = parseRetryAfter(res.headers.get('retry-after'));
       return after === null ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
     }

@@ -394,6 +394,11 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
   // Every post goes through one queue so a summary and a message are never closer than `gap`.
   let chain: Promise<unknown> = Promise.resolve();
   let lastPostAt = -Infinity;
+  /**
+   * A 429 (or a 503 with Retry-After) holds every post until then, the summaries this sink posts on its
+   * own included (the dispatcher holds the deliveries; an hour at most, as there).
+   */
+  let pausedUntil = -Infinity;
 
   // Its own small pool, proxy-aware like every outbound call.
   const httpPost = proxiedFetch(createDispatcher({ connections: 2 }));
@@ -418,8 +423,10 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     const status = res.status;
     if (status >= 200 && status < 300) return { ok: true, status };
     const reason = scrub(`Slack answered ${status}${body ? `: ${body}` : ''}`);
-    if (status === 429) {
+    // A 503 that says when to come back pauses the sink as a 429 does.
+    if (status === 429 || (status === 503 && res.headers.get('retry-after') !== null)) {
       const after = parseRetryAfter(res.headers.get('retry-after'));
+      if (after !== null) pausedUntil = Math.max(pausedUntil, performance.now() + Math.min(after, 3_600_000));
       return after === null ? { ok: false, retry: true, reason, status } : { ok: false, retry: true, retryAfterMs: after, reason, status };
     }
     if (status === 408) return { ok: false, retry: true, reason, status };
@@ -429,7 +436,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
 
   function post(message: SlackMessage, signal: AbortSignal): Promise<DeliveryResult> {
     const run = async (): Promise<DeliveryResult> => {
-      const wait = lastPostAt + gap - performance.now();
+      const wait = Math.max(lastPostAt + gap, pausedUntil) - performance.now();
       if (wait > 0) {
         try {
           await sleep(wait, undefined, { signal });

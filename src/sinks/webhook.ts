@@ -2,7 +2,8 @@
  * The webhook sink: one signed POST per attempt, over a keep-alive connection pool of its own.
  *
  * Result mapping (the contract): 2xx delivered; 410 dead-letters at once; 408 and 429 wait their
- * `Retry-After`; any other status, a network error or a timeout is retried on the schedule.
+ * `Retry-After` (and so does a 503 that sends one); any other status, a network error or a timeout is
+ * retried on the schedule. A 429, or a 503 with Retry-After, pauses the whole sink (src/delivery/health.ts).
  */
 import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
@@ -145,7 +146,8 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
       const response = read === 0 ? null : excerpt(Buffer.concat(head).subarray(0, 1024), [cfg.secret, ...Object.values(headers)].filter((v) => v !== opts.userAgent && v !== 'application/json'));
       const what = `HTTP ${status} from ${target.origin}`;
       if (status === 410) return failure(`${what} (gone: dead-lettered without retry)`, false, { status, response });
-      if (status === 408 || status === 429) {
+      // A 503 that says when to come back is a pause too (as a 429 is): the dispatcher holds the whole sink.
+      if (status === 408 || status === 429 || status === 503) {
         const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
         return failure(
           retryAfterMs === null ? what : `${what}, Retry-After ${formatSeconds(retryAfterMs / 1000)} s`,

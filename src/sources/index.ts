@@ -177,6 +177,22 @@ export async function* scorePages(ctx: ReadContext, w: Window): AsyncGenerator<P
 }
 
 /**
+ * One legacy trace's observations, from its own endpoint (`GET /api/public/traces/{id}`, whose
+ * `observations` are full objects). Null when the trace is gone (404).
+ */
+export async function traceObservations(ctx: ReadContext, traceId: string): Promise<ObservationRecord[] | null> {
+  let body: { observations?: unknown };
+  try {
+    body = await ctx.client.get<{ observations?: unknown }>(`${PATHS.traces}/${encodeURIComponent(traceId)}`, {}, ctx.signal);
+  } catch (err) {
+    if (err instanceof LangfuseError && err.kind === 'absent') return null;
+    throw err;
+  }
+  if (!Array.isArray(body?.observations)) return [];
+  return mapItems(body.observations, (r) => toObservation(r, false), skipper(ctx, 'observation'));
+}
+
+/**
  * Prompt versions of prompts changed in the window (`fromUpdatedAt` is the API's only real
  * "changed since" filter). Each changed prompt's versions are fetched one by one.
  */

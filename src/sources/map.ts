@@ -81,6 +81,7 @@ export function toTrace(raw: Raw): TraceRecord {
     sessionId: str(raw.sessionId),
     environment: str(raw.environment),
     tags: strings(raw.tags) ?? [],
+    observationIds: strings(raw.observations),
   };
 }
 

@@ -4,11 +4,12 @@
  * events, seen versions and a cursor are written in one transaction, and a delivery is claimed
  * atomically so two processes on one database never send it twice.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
 import { insertAttempts, pruneAttempts, type Attempt } from '../delivery/attempts.js';
+import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type DeliveryStatus = 'queued' | 'delivering' | 'delivered' | 'retrying' | 'dead';
@@ -99,6 +100,15 @@ export interface EnqueueResult {
   skipped: number;
 }
 
+/** A sink's state as the process delivering to it last recorded it (see src/delivery/health.ts). */
+export interface RecordedSinkState {
+  state: 'ok' | 'failing' | 'paused' | 'open';
+  /** When it took this state (ms). */
+  since: number;
+  /** While open: when the next probe goes. */
+  nextProbeAt?: number | null;
+}
+
 /** Owner of rows handed to the Redis queues (BRIDGE_REDIS_URL): closed by a relay, not by a lease. */
 export const REDIS_OWNER = 'redis';
 /** Lease of relayed rows: never runs out, so no in-process dispatcher takes them back. */
@@ -128,9 +138,12 @@ export interface RelayOutcome {
 /** Who holds a claim: host, pid and start time, so a restarted process can tell a dead owner. */
 export const OWNER = `${os.hostname()}:${process.pid}:${Date.now().toString(36)}`;
 
-function ownerIsDead(owner: string): boolean {
+export function ownerIsDead(owner: string): boolean {
   const [host, pid] = owner.split(':');
   if (host !== os.hostname() || !pid) return false;
+  // This process's pid but another start: a restarted container reuses its pid (1, say), so the
+  // owner before it is gone.
+  if (owner !== OWNER && Number(pid) === process.pid) return true;
   try {
     process.kill(Number(pid), 0);
     return false;
@@ -142,6 +155,145 @@ function ownerIsDead(owner: string): boolean {
 export interface StoreOptions {
   /** Told before an existing database is upgraded to a newer schema, which may take a while on a large one. */
   onUpgrade?(from: number, to: number): void;
+  /**
+   * Told once when existing files (the database, its -wal or -shm, say from an older version) were
+   * readable or writable by other users: each was set to 0600, or could not be (not its owner).
+   */
+  onLoosePermissions?(files: LooseFile[]): void;
+  /**
+   * Read only (`status`, `check`): never creates, upgrades or writes the file. A missing file, one of
+   * a newer schema, or one of an older schema (which `run` upgrades) throws a DatabaseError naming it.
+   */
+  readonly?: boolean;
+}
+
+export interface LooseFile {
+  file: string;
+  /** The mode it had, e.g. 0o644. */
+  mode: number;
+  tightened: boolean;
+}
+
+/**
+ * The database holds event bodies (trace names, user ids, error messages; prompts and completions
+ * with BRIDGE_INCLUDE_IO): only its owner may read it. A folder created for it is 0700, a new file
+ * 0600, created here before SQLite opens it (SQLite would create it 0644 under the usual umask, and
+ * gives the -wal and -shm files the main file's mode). Existing files open to others are set to 0600.
+ */
+export function secureDatabaseFile(file: string): LooseFile[] {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+    return [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const loose: LooseFile[] = [];
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(f).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) === 0) continue;
+    let tightened = true;
+    try {
+      chmodSync(f, 0o600);
+    } catch {
+      tightened = false;
+    }
+    loose.push({ file: f, mode, tightened });
+  }
+  return loose;
+}
+
+/** The database file cannot be used as it is: the message names the file and the fix. */
+export class DatabaseError extends Error {
+  override name = 'DatabaseError';
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The schema this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * What an error from SQLite or the file system means for the database file, as one line naming the
+ * file and the fix; null when it is not a problem of the file (a constraint, a busy timeout, a bug).
+ */
+export function databaseProblem(err: unknown, file: string): DatabaseError | null {
+  if (err instanceof DatabaseError) return err;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const msg = typeof e?.message === 'string' ? e.message : String(err);
+  const at = `database ${file}`;
+  if (code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_') || code === 'SQLITE_NOTADB') {
+    return new DatabaseError(
+      `${at} is damaged (${msg}); move it aside and start again with a new file (a backfill re-reads what Langfuse still holds), or point BRIDGE_DATABASE elsewhere`,
+      file,
+      code,
+    );
+  }
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_')) {
+    return new DatabaseError(`${at} is read-only (${msg}); make the file and its folder writable, or point BRIDGE_DATABASE at a writable place`, file, code);
+  }
+  if (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN_')) {
+    return new DatabaseError(`${at} cannot be opened (${msg}); make sure it is a file in an existing, writable folder, or point BRIDGE_DATABASE elsewhere`, file, code);
+  }
+  if (code === 'SQLITE_FULL') return new DatabaseError(`${at}: the disk is full (${msg}); free some space`, file, code);
+  if (code === 'SQLITE_IOERR' || code.startsWith('SQLITE_IOERR_')) return new DatabaseError(`${at}: input/output error (${msg}); check the disk and the file`, file, code);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new DatabaseError(`${at}: ${msg.replace(/^E[A-Z]+: /, '')}; make the file and its folder writable, or point BRIDGE_DATABASE at a writable place`, file, code);
+  }
+  if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR') {
+    return new DatabaseError(`${at}: ${msg.replace(/^E[A-Z]+: /, '')}; point BRIDGE_DATABASE at a file in a folder that exists or can be created`, file, code);
+  }
+  return null;
+}
+
+/** An error SQLite raised (as opposed to one of Langfuse or a sink). */
+export function isSqliteError(err: unknown): boolean {
+  return err instanceof Database.SqliteError;
+}
+
+/**
+ * Reads a database of any schema without a Store: its version and these keys of its key/value table
+ * (which every schema has). Read only; for `check` on a file that `run` would upgrade.
+ */
+export function peekDatabase(file: string, keys: string[]): { version: number; getMeta(key: string): string | null } {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const get = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
+    const values = new Map(keys.map((k) => [k, (get.get(k) as string | undefined) ?? null]));
+    return { version, getMeta: (key) => values.get(key) ?? null };
+  } finally {
+    db.close();
+  }
+}
+
+/** Why this path cannot be written (the file, or the folder that would hold it), or null when it can. */
+export function unwritable(file: string): string | null {
+  const probe = (p: string): string | null => {
+    try {
+      accessSync(p, constants.W_OK);
+      return null;
+    } catch (err) {
+      return `${p} is not writable (${(err as NodeJS.ErrnoException).code})`;
+    }
+  };
+  if (existsSync(file)) return statSync(file).isFile() ? probe(file) : `${file} is not a file`;
+  // The nearest folder that exists must be a writable folder: `run` creates the rest.
+  let dir = dirname(file);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+  return probe(dir);
 }
 
 export class Store {
@@ -152,23 +304,18 @@ export class Store {
     readonly file: string,
     private readonly opts: StoreOptions = {},
   ) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
-    // may undo the last few commits, which at-least-once delivery tolerates: an undone cursor and its
-    // events are read again from Langfuse, an undone delivery outcome is sent again. FULL would fsync
-    // every claim and settle, and cost most of the delivery throughput.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    // Checkpoint every 32 MB of WAL instead of every 4 MB: pages that several commits rewrite (index
-    // pages above all) are copied into the database once per checkpoint, and each checkpoint fsyncs.
-    this.db.pragma('wal_autocheckpoint = 8192');
-    // 8 MB of page cache instead of the driver's 16 MB: the OS caches the file anyway. Measured on a
-    // backfill five times as dense as the benchmark's: peak RSS 206 -> 194 MB, for about 4 % more CPU.
-    this.db.pragma('cache_size = -8000');
-    this.db.pragma('foreign_keys = OFF');
-    this.migrate();
+    try {
+      this.db = opts.readonly ? Store.openReadonly(file) : Store.openWritable(file, opts.onLoosePermissions);
+    } catch (err) {
+      throw databaseProblem(err, file) ?? err;
+    }
+    try {
+      if (opts.readonly) this.checkVersion();
+      else this.setUp();
+    } catch (err) {
+      this.db.close();
+      throw (opts.readonly ? Store.readonlyProblem(err, file) : null) ?? databaseProblem(err, file) ?? err;
+    }
     const db = this.db;
     this.stmts = {
       seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
@@ -193,6 +340,7 @@ export class Store {
          WHERE event_seq = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`,
       ),
       cursorGet: db.prepare('SELECT * FROM cursors WHERE project = ? AND source = ?'),
+      metaGet: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       claim: db.prepare(
         `UPDATE outbox SET status = 'delivering', attempts = attempts + 1, owner = @owner, lease_until = @leaseUntil, updated_at = @now
          WHERE seq IN (
@@ -221,11 +369,102 @@ export class Store {
     };
   }
 
+  /** SQLite opens lazily: a read-only WAL database needs its -shm file, which it must create when absent. */
+  private static readonlyProblem(err: unknown, file: string): DatabaseError | null {
+    if ((err as { code?: string }).code !== 'SQLITE_CANTOPEN' || existsSync(`${file}-shm`) || !unwritable(`${file}-shm`)) return null;
+    return new DatabaseError(
+      `database ${file} cannot be read: its folder is read-only and SQLite needs to create ${file}-shm beside it; make the folder writable, or read it where the daemon runs`,
+      file,
+      'SQLITE_CANTOPEN',
+    );
+  }
+
+  private static openReadonly(file: string): Database.Database {
+    if (file === ':memory:') return new Database(file);
+    if (!existsSync(file)) {
+      throw new DatabaseError(`database ${file} does not exist; check BRIDGE_DATABASE (\`langfuse-bridge run\` creates it)`, file, 'ENOENT');
+    }
+    if (!statSync(file).isFile()) throw new DatabaseError(`database ${file} is not a file; check BRIDGE_DATABASE`, file, 'EISDIR');
+    try {
+      return new Database(file, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw Store.readonlyProblem(err, file) ?? err;
+    }
+  }
+
+  private static openWritable(file: string, onLoosePermissions?: (files: LooseFile[]) => void): Database.Database {
+    if (file === ':memory:') return new Database(file);
+    let dir = dirname(file);
+    while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+    if (!statSync(dir).isDirectory()) {
+      throw new DatabaseError(`database ${file}: ${dir} is not a folder; point BRIDGE_DATABASE at a file in a folder that exists or can be created`, file, 'ENOTDIR');
+    }
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // SQLite opens a file it may not write read-only without a word, and fails at the first write.
+    const why = unwritable(file);
+    if (why) throw new DatabaseError(`database ${file} is read-only: ${why}; make it writable, or point BRIDGE_DATABASE at a writable place`, file, 'EACCES');
+    const loose = secureDatabaseFile(file);
+    if (loose.length) onLoosePermissions?.(loose);
+    return new Database(file);
+  }
+
+  /** Read only: refuses a schema other than this build's, naming the fix; nothing is written. */
+  private checkVersion(): void {
+    this.db.pragma('busy_timeout = 10000');
+    const v = this.db.pragma('user_version', { simple: true }) as number;
+    if (v > SCHEMA_VERSION) {
+      throw new DatabaseError(
+        `database ${this.file} has schema ${v}, written by a newer langfuse-bridge: this build is older (it knows schema ${SCHEMA_VERSION}); upgrade langfuse-bridge or point BRIDGE_DATABASE elsewhere`,
+        this.file,
+        'SCHEMA_NEWER',
+      );
+    }
+    if (v > 0 && v < SCHEMA_VERSION) {
+      throw new DatabaseError(
+        `database ${this.file} has schema ${v}, older than this build's ${SCHEMA_VERSION}; run \`langfuse-bridge run\` to upgrade it (this command only reads)`,
+        this.file,
+        'SCHEMA_OLDER',
+      );
+    }
+    // A file SQLite reads but that holds no langfuse-bridge tables at all (an empty file, say).
+    if (v === 0) {
+      const tables = this.db.prepare(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() as number;
+      throw new DatabaseError(
+        tables ? `database ${this.file} is not a langfuse-bridge database (no schema version); check BRIDGE_DATABASE` : `database ${this.file} is empty; \`langfuse-bridge run\` creates its tables`,
+        this.file,
+        'SCHEMA_NONE',
+      );
+    }
+  }
+
+  /** Writable: pragmas and migrations. */
+  private setUp(): void {
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: every commit survives a crash of the process (SIGKILL included); a power cut
+    // may undo the last few commits, which at-least-once delivery tolerates: an undone cursor and its
+    // events are read again from Langfuse, an undone delivery outcome is sent again. FULL would fsync
+    // every claim and settle, and cost most of the delivery throughput.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    // Checkpoint every 32 MB of WAL instead of every 4 MB: pages that several commits rewrite (index
+    // pages above all) are copied into the database once per checkpoint, and each checkpoint fsyncs.
+    this.db.pragma('wal_autocheckpoint = 8192');
+    // 8 MB of page cache instead of the driver's 16 MB: the OS caches the file anyway. Measured on a
+    // backfill five times as dense as the benchmark's: peak RSS 206 -> 194 MB, for about 4 % more CPU.
+    this.db.pragma('cache_size = -8000');
+    this.db.pragma('foreign_keys = OFF');
+    this.migrate();
+  }
+
   private migrate(): void {
     const version = (): number => {
       const v = this.db.pragma('user_version', { simple: true }) as number;
       if (v > MIGRATIONS.length) {
-        throw new Error(`database ${this.file} was written by a newer langfuse-bridge (schema ${v}, this one knows ${MIGRATIONS.length}); upgrade or point BRIDGE_DATABASE elsewhere`);
+        throw new DatabaseError(
+          `database ${this.file} has schema ${v}, written by a newer langfuse-bridge: this build is older (it knows schema ${MIGRATIONS.length}); upgrade langfuse-bridge or point BRIDGE_DATABASE elsewhere`,
+          this.file,
+          'SCHEMA_NEWER',
+        );
       }
       return v;
     };
@@ -445,6 +684,56 @@ export class Store {
       .all(sink, sink, sinceMs, sinceMs, limit) as Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: number; lastError: string | null }>;
   }
 
+  /**
+   * For `status`: a sink's last success, last failed attempt and next retry, each read from an index.
+   * With the sink's counts, statuses it has no rows in are not looked up (a sink that never delivered
+   * would scan every other sink's deliveries).
+   */
+  sinkActivity(
+    sink: string,
+    counts: Record<DeliveryStatus, number> | null = null,
+  ): { lastSuccessAt: number | null; lastErrorAt: number | null; lastError: string | null; nextRetryAt: number | null } {
+    const none = { lastSuccessAt: null, lastErrorAt: null, lastError: null, nextRetryAt: null };
+    if (counts && counts.delivered + counts.dead + counts.retrying === 0) return none;
+    const ok = counts?.delivered === 0 ? undefined : this.db.prepare(`SELECT delivered_at FROM outbox WHERE status = 'delivered' AND sink = ? ORDER BY delivered_at DESC LIMIT 1`).pluck().get(sink) as number | undefined;
+    const retrying = this.db
+      .prepare(
+        // The status repeated as the partial index names it, so that the index of open rows is used.
+        `SELECT updated_at AS at, last_error AS error FROM outbox WHERE status IN ('queued', 'retrying') AND status = 'retrying' AND sink = ? AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`,
+      )
+      .get(sink) as { at: number; error: string } | undefined;
+    const dead = counts?.dead === 0 ? undefined : this.db.prepare(`SELECT dead_at AS at, last_error AS error FROM outbox WHERE status = 'dead' AND sink = ? ORDER BY dead_at DESC LIMIT 1`).get(sink) as
+      | { at: number; error: string | null }
+      | undefined;
+    const err = retrying && (!dead || retrying.at >= dead.at) ? retrying : dead;
+    const next = this.db.prepare(`SELECT MIN(next_at) FROM outbox WHERE status IN ('queued', 'retrying') AND status = 'retrying' AND sink = ?`).pluck().get(sink) as number | null;
+    return { lastSuccessAt: ok ?? null, lastErrorAt: err?.at ?? null, lastError: err?.error ?? null, nextRetryAt: next ?? null };
+  }
+
+  /** Dead letters per sink and reason (the last error), most frequent first. */
+  deadByReason(): Array<{ sink: string; reason: string | null; count: number; lastAt: number }> {
+    return this.db
+      .prepare(`SELECT sink, last_error AS reason, COUNT(*) AS count, MAX(dead_at) AS lastAt FROM outbox WHERE status = 'dead' GROUP BY sink, last_error ORDER BY count DESC, lastAt DESC`)
+      .all() as Array<{ sink: string; reason: string | null; count: number; lastAt: number }>;
+  }
+
+  /** Dead letters not replayed, dead-lettered since then. */
+  deadSince(sinceMs: number): number {
+    return this.db.prepare(`SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND dead_at >= ?`).pluck().get(sinceMs) as number;
+  }
+
+  /** Rows of each origin but the live one that are not delivered or dead yet (backfills, test events). */
+  openByOrigin(): Array<{ origin: string; status: DeliveryStatus; n: number; since: number }> {
+    return this.db
+      .prepare(`SELECT origin, status, COUNT(*) AS n, MIN(created_at) AS since FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND origin <> 'live' GROUP BY origin, status`)
+      .all() as Array<{ origin: string; status: DeliveryStatus; n: number; since: number }>;
+  }
+
+  /** Key/value rows whose key starts with this prefix. */
+  metaWithPrefix(prefix: string): Array<{ key: string; value: string }> {
+    return this.db.prepare(`SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key`).all(prefix.length, prefix) as Array<{ key: string; value: string }>;
+  }
+
   /** Puts dead letters back in the queue; returns how many. */
   replay(sink: string | null, sinceMs: number | null, now = Date.now()): number {
     return this.write(
@@ -621,33 +910,142 @@ export class Store {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
+  // --- sink states -----------------------------------------------------------------------------
+  // Kept in `meta`, written only when something changes (never per delivery): `sink-pause:<sink>`
+  // holds until when every process delivering to the sink waits (a 429's Retry-After), and
+  // `sink-state:<sink>` the state the delivering process last gave the sink, for `status`.
+
+  /** Until when (ms) a receiver asked every process to leave this sink alone; 0: no pause. */
+  sinkPausedUntil(sink: string): number {
+    return Number(this.stmts.metaGet.get(`sink-pause:${sink}`) ?? 0) || 0;
+  }
+
+  /** Pauses a sink for every process on this database; a later pause only ever extends it. */
+  pauseSink(sink: string, untilMs: number): void {
+    this.db
+      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)')
+      .run(`sink-pause:${sink}`, String(Math.round(untilMs)));
+  }
+
+  recordSinkState(sink: string, s: RecordedSinkState): void {
+    this.setMeta(`sink-state:${sink}`, JSON.stringify(s));
+  }
+
+  /** Each sink's last recorded state and pause; only reads `meta`, which every schema has. */
+  sinkStates(): Map<string, RecordedSinkState & { pausedUntil: number | null }> {
+    const out = new Map<string, RecordedSinkState & { pausedUntil: number | null }>();
+    const rows = this.db.prepare(`SELECT key, value FROM meta WHERE key LIKE 'sink-state:%' OR key LIKE 'sink-pause:%'`).all() as Array<{ key: string; value: string }>;
+    const pauses = new Map<string, number>();
+    for (const r of rows) {
+      if (r.key.startsWith('sink-pause:')) pauses.set(r.key.slice('sink-pause:'.length), Number(r.value) || 0);
+      else {
+        try {
+          const v = JSON.parse(r.value) as RecordedSinkState;
+          if (typeof v?.state === 'string') out.set(r.key.slice('sink-state:'.length), { ...v, pausedUntil: null });
+        } catch {
+          /* unreadable: shown as unknown */
+        }
+      }
+    }
+    for (const [sink, until] of pauses) {
+      const s = out.get(sink) ?? { state: 'ok', since: 0, pausedUntil: null };
+      s.pausedUntil = until;
+      out.set(sink, s);
+    }
+    return out;
+  }
+
   // --- the shared request ceiling ------------------------------------------------------------
 
-  /** A CallLedger over this database for one Langfuse project. */
-  callLedger(key: string): { reserve(max: number, windowMs: number, now: number): number; pause(untilMs: number): void } {
+  /**
+   * A CallLedger over this database for one Langfuse project, for one process (`own`): its calls
+   * share one window with every other process's, under one ceiling (the lowest any of them set; the
+   * default when none did). Live polls come first, but a backfill always keeps a quarter of it.
+   * Each process says what it holds to in `meta` (`ceiling:<key>:<id>`), renewed with every call.
+   */
+  callLedger(key: string, own: LedgerOwner = { max: 30, explicit: true, role: 'live' }): CallLedger {
     const pauseKey = `pause:${key}`;
+    const regPrefix = `ceiling:${key}:`;
+    const regKey = `${regPrefix}${OWNER}:${Math.random().toString(36).slice(2, 8)}`;
+    // Backfill calls are kept under their own key, so that a backfill's share can be counted.
+    const callKey = own.role === 'backfill' ? `${key}#backfill` : key;
     // On the main connection: a second connection writing to the same file would make this one drop
     // its whole page cache after every call. In WAL mode with synchronous=NORMAL a commit costs no fsync.
     const db = this.db;
     const sql = {
       paused: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setPause: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)'),
-      trim: db.prepare('DELETE FROM api_calls WHERE key = ? AND at <= ?'),
-      window: db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key = ?'),
+      register: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      registered: db.prepare('SELECT key, value FROM meta WHERE key >= ? AND key < ?'),
+      forget: db.prepare('DELETE FROM meta WHERE key = ?'),
+      trim: db.prepare('DELETE FROM api_calls WHERE key IN (?, ?) AND at <= ?'),
+      window: db.prepare('SELECT key, COUNT(*) AS n, MIN(at) AS oldest FROM api_calls WHERE key IN (?, ?) GROUP BY key'),
       add: db.prepare('INSERT INTO api_calls (key, at) VALUES (?, ?)'),
     };
-    const reserve = db.transaction((max: number, windowMs: number, now: number): number => {
+    const backfillKey = `${key}#backfill`;
+    let need = 0;
+    const register = (now: number, waitingUntil: number): void =>
+      void sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, seen: now, waitingUntil }));
+    const others = (now: number): LedgerPeer[] => {
+      const out: LedgerPeer[] = [];
+      for (const r of sql.registered.all(regPrefix, `${regPrefix}\uffff`) as Array<{ key: string; value: string }>) {
+        if (r.key === regKey) continue;
+        let p: LedgerPeer & { seen: number };
+        try {
+          p = JSON.parse(r.value) as LedgerPeer & { seen: number };
+        } catch {
+          continue;
+        }
+        // A process that made no call and waited for none in 90 s is gone (or idle): forget it.
+        if (p.seen < now - 90_000 && p.waitingUntil < now) sql.forget.run(r.key);
+        else out.push(p);
+      }
+      return out;
+    };
+    const reserve = db.transaction((windowMs: number, now: number): LedgerAnswer => {
+      const peers = others(now);
+      const set = [...(own.explicit ? [own.max] : []), ...peers.filter((p) => p.explicit).map((p) => p.max)];
+      const ceiling = set.length ? Math.min(...set) : own.max;
+      const quarter = Math.max(1, Math.ceil(ceiling / 4));
+      const answer = (waitMs: number, reason: LedgerAnswer['reason']): LedgerAnswer => {
+        register(now, waitMs > 0 ? now + waitMs : 0);
+        return { waitMs, reason, ceiling, peers };
+      };
       const pausedUntil = Number((sql.paused.get(pauseKey) as { value: string } | undefined)?.value ?? 0);
-      if (pausedUntil > now) return pausedUntil - now;
-      sql.trim.run(key, now - windowMs);
-      const row = sql.window.get(key) as { n: number; oldest: number | null };
-      if (row.n >= max) return Math.max(1, (row.oldest ?? now) + windowMs - now + 1);
-      sql.add.run(key, now);
-      return 0;
+      if (pausedUntil > now) return answer(pausedUntil - now, 'pause');
+      sql.trim.run(key, backfillKey, now - windowMs);
+      let live = { n: 0, oldest: now };
+      let backfill = { n: 0, oldest: now };
+      for (const r of sql.window.all(key, backfillKey) as Array<{ key: string; n: number; oldest: number }>) {
+        if (r.key === key) live = r;
+        else backfill = r;
+      }
+      const total = live.n + backfill.n;
+      const expires = (oldest: number): number => Math.max(1, oldest + windowMs - now + 1);
+      if (total >= ceiling) return answer(expires(Math.min(live.n ? live.oldest : now, backfill.n ? backfill.oldest : now)), 'ceiling');
+      if (own.role === 'live') {
+        // Room a running backfill has not used of its quarter stays its own.
+        const backfillRunning = peers.some((p) => p.role === 'backfill');
+        const kept = backfillRunning ? Math.max(0, quarter - backfill.n) : 0;
+        if (total + kept >= ceiling) return answer(Math.min(expires(live.n ? live.oldest : now), 1_000), 'backfill');
+      } else if (backfill.n >= quarter) {
+        // Past its quarter, a backfill leaves a daemon's polls the room they need, and gives way while a
+        // live poll waits for room (or has just woken to ask again).
+        const live = peers.filter((p) => p.role === 'live');
+        const needed = Math.min(ceiling - quarter, live.reduce((sum, p) => sum + (p.need || 0), 0));
+        if (backfill.n + needed >= ceiling || live.some((p) => p.waitingUntil > 0 && p.waitingUntil > now - 2_000)) {
+          return answer(Math.min(expires(backfill.oldest), 1_000), 'live');
+        }
+      }
+      sql.add.run(callKey, now);
+      return answer(0, null);
     });
     return {
-      reserve: (max, windowMs, now) => reserve.immediate(max, windowMs, now),
+      reserve: (windowMs, now) => reserve.immediate(windowMs, now),
       pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
+      setNeed: (perMinute) => void (need = Math.max(0, Math.ceil(perMinute))),
+      // A process closing its database first has nothing left to release.
+      release: () => void (db.open && sql.forget.run(regKey)),
     };
   }
 

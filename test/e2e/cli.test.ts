@@ -130,15 +130,19 @@ describe.concurrent('help, status, test-event', () => {
 
   it('status works on an empty database, as text and as JSON', async () => {
     const e = env();
+    // `status` reads only: the database must exist (`replay` creates it, finding nothing to do).
+    expect((await runCli(['replay'], e, 20_000)).exit?.code).toBe(0);
     const text = await runCli(['status'], e, 20_000);
     expect(text.exit?.code, text.describe()).toBe(0);
     expect(text.stdout).toMatch(/no poll yet/);
-    expect(text.stdout).toMatch(/^webhook\s+0\s+0\s+0\s+0\s+0$/m);
+    expect(text.stdout).toMatch(/^webhook\s+ok\s+0\s+0\s+0\s+0\s+0$/m);
     const json = await runCli(['status', '--json'], e, 20_000);
     expect(json.exit?.code, json.describe()).toBe(0);
     const st = JSON.parse(json.stdout) as { streams: unknown[]; sinks: unknown[]; recentDead: unknown[]; oldestPendingAt: unknown };
     expect(st.streams).toEqual([]);
-    expect(st.sinks).toEqual([{ name: 'webhook', queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0 }]);
+    expect(st.sinks).toEqual([
+      { name: 'webhook', state: 'ok', pausedUntil: null, queued: 0, delivering: 0, retrying: 0, delivered: 0, dead: 0, lastSuccessAt: null, lastErrorAt: null, lastError: null, nextRetryAt: null, deadByReason: [] },
+    ]);
     expect(st.recentDead).toEqual([]);
     expect(st.oldestPendingAt).toBeNull();
   });

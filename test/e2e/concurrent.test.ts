@@ -41,8 +41,8 @@ describe.concurrent('backfill next to a running daemon on one database', () => {
       rx.setDelay(50);
       const env = h.env({ BRIDGE_POLL_INTERVAL_SECONDS: '1', BRIDGE_START_FROM: new Date(fromMs).toISOString() });
       const daemon = h.spawn(['run'], env);
-      // The daemon has migrated the database and polled once (two processes migrating a fresh database
-      // at the same instant is a separate test below).
+      // The daemon has migrated the database (it does so before it calls Langfuse) and is polling (two
+      // processes migrating a fresh database at the same instant is a separate test below).
       await waitFor(() => sim.requests.some((r) => r.path.includes('fromStartTime')), 15_000, 'the daemon polling');
       const backfill = h.spawn(['backfill', '--from', new Date(fromMs).toISOString(), '--to', new Date(toMs).toISOString()], env);
       const bExit = await backfill.wait(30_000);
@@ -82,7 +82,8 @@ describe.concurrent('backfill next to a running daemon on one database', () => {
       const holder = new Database(file);
       holder.pragma('journal_mode = WAL');
       holder.prepare('BEGIN IMMEDIATE').run();
-      const procs = [h.spawn(['status', '--json'], env), h.spawn(['status', '--json'], env)];
+      // `replay` opens the database for writing (creating it); `status` only reads and would not.
+      const procs = [h.spawn(['replay'], env), h.spawn(['replay'], env)];
       try {
         await waitFor(() => procs.every((p) => holdsOpen(p.pid, file) || !p.running), 15_000, 'both processes opening the database');
         await delay(1_000);

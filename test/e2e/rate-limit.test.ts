@@ -62,6 +62,31 @@ describe('the built CLI under BRIDGE_MAX_REQUESTS_PER_MINUTE', () => {
     p.kill('SIGTERM');
     await p.wait(10_000);
   });
+
+  it('counts retries toward the ceiling: a server failing every other call still sees at most the ceiling', async () => {
+    const ceiling = 12;
+    const flaky = await startSim({ generation: 'v2', seed: 32, failEvery: 2 });
+    try {
+      const toMs = Date.now() - 60_000;
+      const fromMs = toMs - 2 * HOUR;
+      flaky.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 150 });
+      const env = bridgeEnv({ langfuseUrl: flaky.url, database: path.join(tmp.dir, 'flaky.db'), webhookUrl: rx.url, extra: { BRIDGE_MAX_REQUESTS_PER_MINUTE: String(ceiling) } });
+      const p = spawnCli(['backfill', '--from', new Date(fromMs).toISOString(), '--to', new Date(toMs).toISOString()], env);
+      await waitFor(() => flaky.requests.length >= ceiling || !p.running, 20_000, `${ceiling} calls to Langfuse`);
+      expect(p.running, p.describe()).toBe(true);
+      // Retries come quickly (backoff from 1 s): watch long enough for several to be due.
+      await delay(5_000);
+      const log = JSON.stringify(flaky.requests.map((r) => `${r.receivedAt - flaky.requests[0]!.receivedAt} ${r.status} ${r.path}`), null, 1);
+      expect(flaky.requests.filter((r) => r.status === 500).length, log).toBeGreaterThanOrEqual(2);
+      expect(flaky.requests.length, log).toBe(ceiling);
+      expect(maxInWindow(flaky.requests.map((r) => r.receivedAt), 60_000)).toBeLessThanOrEqual(ceiling);
+      expect(p.running, 'the backfill waits for the window instead of failing').toBe(true);
+      p.kill('SIGTERM');
+      await p.wait(10_000);
+    } finally {
+      await flaky.stop();
+    }
+  });
 });
 
 describe('RateLimiter with a fake clock', () => {

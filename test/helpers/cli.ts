@@ -172,7 +172,7 @@ export async function killLiveChildren(): Promise<void> {
 export interface StatusJson {
   database: string;
   streams: Array<{ project: string; source: string; streams: string[]; cursor: string | null; lastPollAt: string | null; lastOutcome: string | null; lastError: string | null }>;
-  sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
+  sinks: Array<{ name: string; state: string; pausedUntil: string | null; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
   oldestPendingAt: string | null;
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
 }

@@ -9,9 +9,10 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { deletePrefix } from '../../src/queue/redis.js';
 import { assertBuilt, killLiveChildren, tempDir } from '../helpers/cli.js';
+import { REDIS_URL } from '../helpers/requirements.js';
 import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
 
-export const REDIS_URL = process.env.BRIDGE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 
 export function uniquePrefix(tag: string): string {
   return `lfbtest-${tag}-${randomBytes(4).toString('hex')}`;

@@ -9,10 +9,11 @@ import { bridgeEnv, spawnCli, statusJson } from '../helpers/cli.js';
 import { eventKey, expectedEvents, keyDiff, type ParsedEvent } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
 import { REDIS_URL, cleanPrefix, useQueueSuite } from './helpers.js';
+import { skipWithout } from '../helpers/requirements.js';
 
 const HOUR = 3_600_000;
 
-describe('Redis that loses its jobs', () => {
+describe.skipIf(skipWithout('redis'))('Redis that loses its jobs', () => {
   const suite = useQueueSuite({ tag: 'lost', seed: 33, receiverDelayMs: 30 });
 
   it('re-enqueues the jobs Redis lost; every event arrives at least once', async () => {

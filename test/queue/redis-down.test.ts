@@ -50,9 +50,11 @@ describe('Redis unreachable at start', () => {
     expect(w.stderr).toMatch(/BRIDGE_REDIS_URL is required by `worker`/);
     const r = await runCli(['run', '--with-worker'], plain, 20_000);
     expect(r.exit?.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/--with-worker needs BRIDGE_REDIS_URL/);
     const bad = await runCli(['status'], env({ BRIDGE_REDIS_URL: 'http://127.0.0.1:6379' }), 20_000);
     expect(bad.exit?.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr.trim()).toMatch(/^langfuse-bridge: BRIDGE_REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
   });
 });

@@ -4,13 +4,13 @@
  * empty (no persistence), so the jobs handed over before the outage are gone too and are re-enqueued.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
 import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
 import { delay, waitFor } from '../helpers/wait.js';
+import { skipWithout } from '../helpers/requirements.js';
 import { SlowReceiver } from './helpers.js';
 
 beforeAll(() => assertBuilt());
@@ -35,7 +35,7 @@ async function stopRedis(p: ChildProcess | null): Promise<void> {
   await gone;
 }
 
-describe.skipIf(!['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some((f) => existsSync(f)))('Redis going away while running', () => {
+describe.skipIf(skipWithout('redis-server'))('Redis going away while running', () => {
   let sim: LangfuseSimulator;
   let rx: SlowReceiver;
   let redis: ChildProcess | null = null;

@@ -9,6 +9,7 @@ import { bridgeEnv, runCli, spawnCli, statusJson } from '../helpers/cli.js';
 import { eventKey, expectedEvents, keyDiff, type ParsedEvent } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
 import { REDIS_URL, useQueueSuite } from './helpers.js';
+import { skipWithout } from '../helpers/requirements.js';
 
 interface WithQueues {
   sinks: Array<{ name: string; queued: number; delivering: number; retrying: number; delivered: number; dead: number }>;
@@ -16,7 +17,7 @@ interface WithQueues {
   recentDead: Array<{ eventId: string; attempts: number; lastError: string | null }>;
 }
 
-describe('dead letters and replay with Redis', () => {
+describe.skipIf(skipWithout('redis'))('dead letters and replay with Redis', () => {
   const suite = useQueueSuite({ tag: 'replay', seed: 9 });
 
   it('410 dead-letters; status shows failed jobs; replay retries them and requeues the rest', async () => {

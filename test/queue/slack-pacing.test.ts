@@ -7,12 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { bridgeEnv, runCli, spawnCli, statusJson } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { REDIS_URL, duplicates, useQueueSuite } from './helpers.js';
+import { skipWithout } from '../helpers/requirements.js';
 
 const HOUR = 3_600_000;
 // Attempts start at least 1200 ms apart (the limiter's margin over Slack's second); arrivals jitter
 // with scheduling under load, never by enough to bring two messages within a second.
 
-describe('Slack pacing across three workers', () => {
+describe.skipIf(skipWithout('redis'))('Slack pacing across three workers', () => {
   const suite = useQueueSuite({ tag: 'slack', seed: 5 });
 
   it('receives at most one message a second in total', async () => {

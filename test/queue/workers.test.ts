@@ -10,6 +10,7 @@ import { assertBuilt, bridgeEnv, killLiveChildren, runCli, spawnCli, statusJson,
 import { eventKey, expectedEvents, keyDiff, startSim, type LangfuseSimulator, type ParsedEvent } from '../helpers/sim.js';
 import { waitFor } from '../helpers/wait.js';
 import { REDIS_URL, SlowReceiver, cleanPrefix, duplicates, redisClient, uniquePrefix } from './helpers.js';
+import { skipWithout } from '../helpers/requirements.js';
 
 const HOUR = 3_600_000;
 
@@ -18,7 +19,7 @@ interface QueueStatusJson {
   sinks: Array<{ name: string; waiting: number; active: number; delayed: number; completed: number; failed: number; workers: number }>;
 }
 
-describe('backfill with Redis and three worker processes', () => {
+describe.skipIf(skipWithout('redis'))('backfill with Redis and three worker processes', () => {
   let sim: LangfuseSimulator;
   let redis: Redis;
   const tmp = tempDir('lfb-queue-');
