@@ -102,8 +102,8 @@ describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
     await page.close();
   });
 
-  it('Replay selected and Replay all on the overview', async () => {
-    // One dead letter is left from the first world.
+  it('Replay selected on the dead letters page', async () => {
+    // One dead letter is left from the test before.
     const page = await browser.context.newPage();
     await page.goto(`${w.url}/deliveries?status=dead`);
     expect(await page.locator('table.deliveries tbody tr[data-status="dead"]').count()).toBe(1);
@@ -112,6 +112,23 @@ describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
     await expect.poll(() => page.locator('#flash').textContent(), { timeout: 10_000 }).toContain('Replayed: 1 delivery');
     await waitFor(async () => (await items('?status=delivered')).length === 5, 20_000, 'all five delivered');
     await expect.poll(() => page.locator('table.deliveries tbody tr[data-status="dead"]').count(), { timeout: 20_000 }).toBe(0);
+    await page.close();
+  });
+
+  it("Replay all of a sink's dead letters on the overview", async () => {
+    // Two delivered events sent again to a receiver that now refuses them: two new dead letters.
+    h.rx.setResponder(() => ({ status: 500, body: REFUSAL }));
+    const two = (await items('?status=delivered')).slice(0, 2).map((d) => ({ eventId: d.eventId, sink: 'webhook' }));
+    await fetch(`${w.url}/api/v1/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resend: true, deliveries: two }) });
+    await waitFor(async () => (await items('?status=dead')).length === 2, 20_000, 'two dead letters');
+    h.rx.setResponder(null);
+    const page = await browser.context.newPage();
+    await page.goto(`${w.url}/`);
+    await page.getByRole('button', { name: 'Replay all 2' }).click(); // confirm() is accepted
+    await expect.poll(() => page.locator('#flash').textContent(), { timeout: 10_000 }).toContain('Replayed: 2 deliveries');
+    await waitFor(async () => (await items('?status=delivered')).length === 5, 20_000, 'all five delivered');
+    await expect.poll(() => page.locator('table.sinks tbody tr', { hasText: 'webhook' }).locator('td').nth(5).textContent(), { timeout: 20_000 }).toBe('0');
+    expect(dialogs.splice(0)).toEqual(['Replay all 2 dead letters of webhook?']);
     await page.close();
   });
 

@@ -30,6 +30,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .mono, code, pre, time { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
 .muted { color: var(--muted); font-size: 12px; }
 .nowrap, time { white-space: nowrap; }
+.extras { display: flex; flex-wrap: wrap; gap: .1rem .6rem; font-size: 12px; margin-top: .2rem; }
+.extras .extra { word-break: break-word; }
 .chart figcaption .muted { font-weight: 400; }
 .err { color: var(--bad); word-break: break-word; }
 table.deliveries td.err { min-width: 14rem; }

@@ -96,6 +96,24 @@ function deliveryTable(items: DeliveryItem[], selectable: boolean): string {
 <tbody>${deliveryRows(items, selectable)}</tbody></table></div>`;
 }
 
+/**
+ * Fields of the status report this page does not lay out itself (added by later versions): shown as
+ * `name value` so whatever `status --json` reports is seen here too.
+ */
+function extras(o: object, known: string[]): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(o)) {
+    if (known.includes(k) || v === null || v === undefined) continue;
+    const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+    parts.push(`<span class="extra"><span class="muted">${esc(k)}</span> ${esc(text.length > 120 ? `${text.slice(0, 117)}...` : text)}</span>`);
+  }
+  return parts.length ? `<div class="extras">${parts.join(' ')}</div>` : '';
+}
+
+const KNOWN_REPORT = ['database', 'streams', 'sinks', 'oldestPendingAt', 'recentDead', 'queues', 'queueLines'];
+const KNOWN_STREAM = ['project', 'source', 'streams', 'cursor', 'lastPollAt', 'lastOutcome', 'lastError', 'sweepBehindSeconds', 'lastSweepDoneAt'];
+const KNOWN_SINK = ['name', 'state', 'queued', 'delivering', 'retrying', 'delivered', 'dead'];
+
 export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut: boolean, now = Date.now()): string {
   const delivered24 = deliveredSince(deps.store, now - 86_400_000);
   const hour = lastHour(deps.store, now);
@@ -106,7 +124,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
         .map((s) => {
           const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? `up to date (${ago(s.lastSweepDoneAt, now)})` : '–';
           const outcome = s.lastOutcome ?? '–';
-          return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}</td><td>${time(s.cursor)}</td>
+          return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}${extras(s, KNOWN_STREAM)}</td><td>${time(s.cursor)}</td>
 <td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
         })
         .join('\n')
@@ -115,7 +133,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
   const sinkRows = report.sinks
     .map((s) => {
       const state = (s as { state?: unknown }).state;
-      return `<tr><td>${esc(s.name)}</td><td>${typeof state === 'string' ? badge(state) : '<span class="muted">–</span>'}</td>
+      return `<tr><td>${esc(s.name)}${extras(s, KNOWN_SINK)}</td><td>${typeof state === 'string' ? badge(state) : '<span class="muted">–</span>'}</td>
 <td class="num">${s.queued}</td><td class="num">${s.delivering}</td><td class="num">${s.retrying}</td>
 <td class="num">${s.dead ? `<a class="dead" href="/deliveries?status=dead&amp;sink=${encodeURIComponent(s.name)}">${s.dead}</a>` : '0'}</td>
 <td class="num">${delivered24.get(s.name) ?? 0}</td>
@@ -130,6 +148,7 @@ ${deliveryTable(dead.items, true)}`
 
   const body = `<h1>Overview</h1>
 <section><h2>Streams</h2><div class="table-wrap"><table><thead><tr><th>Project</th><th>Streams</th><th>Cursor</th><th>Last poll</th><th>Late-data sweep</th></tr></thead><tbody>${streamRows}</tbody></table></div>
+${extras(report, KNOWN_REPORT)}
 ${report.oldestPendingAt ? `<p class="muted">Oldest pending delivery since ${time(report.oldestPendingAt)} (${esc(ago(report.oldestPendingAt, now))}).</p>` : ''}</section>
 <section><h2>Sinks</h2><div class="table-wrap"><table class="sinks"><thead><tr><th>Sink</th><th>State</th><th class="num">Queued</th><th class="num">Delivering</th><th class="num">Retrying</th><th class="num">Dead</th><th class="num">Delivered 24 h</th><th></th></tr></thead><tbody>${sinkRows}</tbody></table></div></section>
 <section><h2>Last hour</h2><div class="charts">
