@@ -18,14 +18,14 @@ describe('console overview', () => {
     const report = {
       database: 'x.db',
       streams: [{ project: 'p', source: 'observations', streams: ['traces'], cursor: null, lastPollAt: null, lastOutcome: null, lastError: null, sweepBehindSeconds: 0, lastSweepDoneAt: null, pollAgeSeconds: 12 }],
-      sinks: [{ name: 'hook', queued: 1, delivering: 0, retrying: 2, delivered: 3, dead: 0, state: 'paused', pausedUntil: '<b>soon</b>' }],
+      sinks: [{ name: 'hook', queued: 1, delivering: 0, retrying: 2, delivered: 3, dead: 0, state: 'paused', futureField: '<b>soon</b>' }],
       oldestPendingAt: null,
       recentDead: [],
       heartbeatAgeSeconds: 4,
     } as unknown as StatusReport;
     const html = renderOverview({ store, logger: silentLogger(), status: async () => report, sinkNames: () => ['hook'], wake: () => undefined }, report, false);
     expect(html).toContain('<span class="badge s-paused">paused</span>');
-    expect(html).toContain('pausedUntil</span> &lt;b&gt;soon&lt;/b&gt;');
+    expect(html).toContain('futureField</span> &lt;b&gt;soon&lt;/b&gt;');
     expect(html).not.toContain('<b>soon</b>');
     expect(html).toContain('pollAgeSeconds</span> 12');
     expect(html).toContain('heartbeatAgeSeconds</span> 4');

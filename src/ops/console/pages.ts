@@ -110,9 +110,55 @@ function extras(o: object, known: string[]): string {
   return parts.length ? `<div class="extras">${parts.join(' ')}</div>` : '';
 }
 
-const KNOWN_REPORT = ['database', 'streams', 'sinks', 'oldestPendingAt', 'recentDead', 'queues', 'queueLines'];
-const KNOWN_STREAM = ['project', 'source', 'streams', 'cursor', 'lastPollAt', 'lastOutcome', 'lastError', 'sweepBehindSeconds', 'lastSweepDoneAt'];
-const KNOWN_SINK = ['name', 'state', 'queued', 'delivering', 'retrying', 'delivered', 'dead'];
+const KNOWN_REPORT = ['database', 'at', 'daemon', 'streams', 'sinks', 'backfills', 'oldestPendingAt', 'deadLast24h', 'recentDead', 'pollPace', 'attention', 'queues', 'queueLines'];
+const KNOWN_STREAM = ['project', 'source', 'streams', 'cursor', 'behindSeconds', 'lastPollAt', 'lastPollAgeSeconds', 'lastOkAt', 'lastOutcome', 'lastError', 'sweepBehindSeconds', 'lastSweepDoneAt'];
+const KNOWN_SINK = ['name', 'state', 'pausedUntil', 'queued', 'delivering', 'retrying', 'delivered', 'dead', 'lastSuccessAt', 'lastErrorAt', 'lastError', 'nextRetryAt', 'deadByReason'];
+
+/** "in 4 s", "in 3 min", "due now". */
+function until(iso: string, now: number): string {
+  const s = Math.round((Date.parse(iso) - now) / 1000);
+  return s <= 0 ? 'due now' : s < 90 ? `in ${s} s` : s < 90 * 60 ? `in ${Math.round(s / 60)} min` : `in ${Math.round(s / 3600)} h`;
+}
+
+/** The daemon, what needs a human, the poll pace and backfills: the head of `status`. */
+function daemonAndAttention(report: Partial<StatusReport>, now: number): string {
+  const d = report.daemon;
+  if (!d) return '<p class="muted">No daemon record.</p>';
+  const who = `pid ${d.pid} on host ${d.host}`;
+  const daemon =
+    d.state === 'running'
+      ? `${badge('running', 'ok')} <span class="muted">${esc(who)}, since ${esc(ago(d.startedAt, now))}; heartbeat ${esc(ago(d.heartbeatAt, now))}</span>`
+      : d.state === 'stopped'
+        ? `${badge('not running', 'failing')} <span class="muted">stopped ${esc(ago(d.stoppedAt, now))} (${esc(who)})</span>`
+        : d.state === 'dead'
+          ? `${badge('not running', 'failing')} <span class="muted">last heartbeat ${esc(ago(d.heartbeatAt, now))} (${esc(who)}); it did not stop cleanly</span>`
+          : `${badge('not running', 'failing')} <span class="muted">no daemon has run on this database</span>`;
+  const notes = report.attention ?? [];
+  const attention = notes.length
+    ? `<ul class="attention">${notes.map((a) => `<li class="err">${esc(a)}</li>`).join('')}</ul>`
+    : '<p class="muted">Nothing needs attention.</p>';
+  const paces = report.pollPace ?? [];
+  const pace = paces
+    .map((p) => {
+      const every = p.measuredIntervalSeconds ?? p.effectiveIntervalSeconds;
+      return `<p class="muted">Polls${paces.length > 1 ? ` of ${esc(p.project)}` : ''} every ${esc(every)} s (interval set: ${esc(p.intervalSeconds)} s)${p.limitedByCeiling ? `: the request ceiling of ${esc(p.ceiling)} calls a minute holds ${esc(p.callsPerPoll)} calls a poll every ${esc(p.effectiveIntervalSeconds)} s at most` : ''}.</p>`;
+    })
+    .join('');
+  const backfills = report.backfills?.length
+    ? `<p class="muted">Backfills in progress or interrupted: ${report.backfills.map((b) => `${esc(b.origin)} (${esc(b.open)} open)`).join(', ')}.</p>`
+    : '';
+  return `<p>Daemon ${daemon}</p>${attention}${pace}${backfills}`;
+}
+
+/** A sink's last success, last error, next retry and pause, under its name. */
+function sinkFacts(s: Partial<StatusReport['sinks'][number]>, now: number): string {
+  if (!('lastSuccessAt' in s)) return '';
+  const facts = [`last success ${s.lastSuccessAt ? ago(s.lastSuccessAt, now) : 'never'}`];
+  if (s.lastErrorAt) facts.push(`last error ${ago(s.lastErrorAt, now)}: ${s.lastError ?? '?'}`);
+  if (s.nextRetryAt) facts.push(`next retry ${until(s.nextRetryAt, now)}`);
+  if (s.pausedUntil) facts.push(`paused until ${s.pausedUntil}`);
+  return `<div class="muted facts">${esc(facts.join(' · '))}</div>`;
+}
 
 export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut: boolean, now = Date.now()): string {
   const delivered24 = deliveredSince(deps.store, now - 86_400_000);
@@ -125,7 +171,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
           const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? `up to date (${ago(s.lastSweepDoneAt, now)})` : '–';
           const outcome = s.lastOutcome ?? '–';
           return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}${extras(s, KNOWN_STREAM)}</td><td>${time(s.cursor)}</td>
-<td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
+<td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')}${s.behindSeconds !== null ? ` <span class="muted">${esc(s.behindSeconds)} s behind</span>` : ''} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
         })
         .join('\n')
     : '<tr><td colspan="5" class="empty">No poll yet.</td></tr>';
@@ -133,7 +179,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
   const sinkRows = report.sinks
     .map((s) => {
       const state = (s as { state?: unknown }).state;
-      return `<tr><td>${esc(s.name)}${extras(s, KNOWN_SINK)}</td><td>${typeof state === 'string' ? badge(state) : '<span class="muted">–</span>'}</td>
+      return `<tr><td>${esc(s.name)}${sinkFacts(s, now)}${extras(s, KNOWN_SINK)}</td><td>${typeof state === 'string' ? badge(state) : '<span class="muted">–</span>'}</td>
 <td class="num">${s.queued}</td><td class="num">${s.delivering}</td><td class="num">${s.retrying}</td>
 <td class="num">${s.dead ? `<a class="dead" href="/deliveries?status=dead&amp;sink=${encodeURIComponent(s.name)}">${s.dead}</a>` : '0'}</td>
 <td class="num">${delivered24.get(s.name) ?? 0}</td>
@@ -147,6 +193,7 @@ ${deliveryTable(dead.items, true)}`
     : '<p class="empty">No dead letters.</p>';
 
   const body = `<h1>Overview</h1>
+<section><h2>Daemon</h2>${daemonAndAttention(report, now)}</section>
 <section><h2>Streams</h2><div class="table-wrap"><table><thead><tr><th>Project</th><th>Streams</th><th>Cursor</th><th>Last poll</th><th>Late-data sweep</th></tr></thead><tbody>${streamRows}</tbody></table></div>
 ${extras(report, KNOWN_REPORT)}
 ${report.oldestPendingAt ? `<p class="muted">Oldest pending delivery since ${time(report.oldestPendingAt)} (${esc(ago(report.oldestPendingAt, now))}).</p>` : ''}</section>
