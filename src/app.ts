@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
@@ -13,6 +14,7 @@ import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
 import { Metrics } from './ops/metrics.js';
+import { createConsole } from './ops/console/index.js';
 import { health, paceWarnings, startOpsServer, type OpsServer } from './ops/server.js';
 import { Poller, SOURCE_STREAMS, sweepIntervalMs, type BackfillProgress, type SourceName } from './poll/index.js';
 import { closeSinks, createSinks } from './sinks/index.js';
@@ -126,6 +128,11 @@ function describeDaemon(d: DaemonRecord, now = Date.now()): string {
   return `pid ${d.pid} on host ${d.host}, since ${new Date(d.startedAt).toISOString()} (${ago(d.startedAt, now)})`;
 }
 
+/** Where the ops server hands console requests once the daemon has what the console reads. */
+interface ConsoleRoute {
+  handle: ((req: IncomingMessage, res: ServerResponse) => void) | null;
+}
+
 /** The daemon: polls on the interval until stopped, delivering all the while. */
 export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean } = {}): Promise<RunHandle> {
   // A daemon already running on this database is named before anything else happens: before the
@@ -134,7 +141,19 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   if (running) throw new Fatal(anotherDaemon(config.database, running), 2);
   const metrics = new Metrics();
   // Bound first: a port that cannot be bound is a setting error, said before anything else starts.
-  const ops = config.httpPort !== null ? await startOpsServer(config.httpHost, config.httpPort, metrics, () => ({ ...health(metrics, config.healthMaxAgeSeconds), warnings: paceWarnings(metrics) }), logger) : null;
+  // The console needs the store and the sinks, which come later: until then it says it is starting.
+  const consoleRoute: ConsoleRoute = { handle: null };
+  const ops =
+    config.httpPort !== null
+      ? await startOpsServer(
+          config.httpHost,
+          config.httpPort,
+          metrics,
+          () => ({ ...health(metrics, config.healthMaxAgeSeconds), warnings: paceWarnings(metrics) }),
+          logger,
+          (req, res) => (consoleRoute.handle ? consoleRoute.handle(req, res) : res.writeHead(503, { 'content-type': 'text/plain' }).end('starting: the console is not ready yet\n')),
+        )
+      : null;
   // One daemon per database: a second one would double every call to Langfuse.
   let store: Store;
   try {
@@ -161,7 +180,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     }
   }, DAEMON_HEARTBEAT_MS);
   try {
-    return await startDaemon(config, logger, store, opts, metrics, ops);
+    return await startDaemon(config, logger, store, opts, metrics, ops, consoleRoute);
   } catch (err) {
     try {
       releaseDaemonLock(store);
@@ -183,6 +202,7 @@ async function startDaemon(
   opts: { stdout?: NodeJS.WritableStream; withWorker?: boolean },
   metrics: Metrics,
   ops: OpsServer | null,
+  consoleRoute: ConsoleRoute,
 ): Promise<RunHandle> {
   // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
   const queue = config.queue.redisUrl ? await queueModule() : null;
@@ -225,6 +245,12 @@ async function startDaemon(
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
   const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
+  if (ops) {
+    consoleRoute.handle = createConsole(
+      { store, logger, status: () => statusReportWithQueues(config, logger), sinkNames: () => sinks.map((s) => s.name), wake: () => dispatcher.wake() },
+      { host: config.httpHost, token: config.httpToken },
+    );
+  }
 
   logger.info(
     several
@@ -283,7 +309,7 @@ async function startDaemon(
         lastPrune = Date.now();
         try {
           const p = store.prune(config.retentionDays);
-          if (p.outbox || p.seen) logger.info(p, 'pruned rows older than the retention');
+          if (p.outbox || p.seen || p.attempts) logger.info(p, 'pruned rows older than the retention');
         } catch (err) {
           logger.warn({ err: (err as Error).message }, 'prune failed');
         }

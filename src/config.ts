@@ -111,6 +111,8 @@ export interface BridgeConfig {
   httpPort: number | null;
   /** Address the ops server listens on: loopback unless told (the container image says 0.0.0.0). */
   httpHost: string;
+  /** BRIDGE_HTTP_TOKEN: the console's and its API's bearer token; null: the console answers on loopback only. */
+  httpToken: string | null;
   healthMaxAgeSeconds: number;
   sinks: SinkConfig[];
   /** Cron expression (UTC) for the Slack digest of the day's usage, errors and low scores; null: off. */
@@ -130,6 +132,13 @@ type Env = Record<string, string | undefined>;
 
 // ---------------------------------------------------------------------------------------------
 // Small parsers that produce the one-line messages.
+
+/** The console's token: from the environment only (a secret), long enough not to be guessed. */
+function httpToken(raw: string | undefined): string | null {
+  if (raw === undefined || raw === '') return null;
+  if (raw.length < 16 || /\s/.test(raw)) fail('BRIDGE_HTTP_TOKEN', 'at least 16 characters without spaces (e.g. the output of `openssl rand -hex 24`)', `${raw.length} characters`);
+  return raw;
+}
 
 function fail(setting: string, must: string, got: unknown): never {
   const shown = typeof got === 'string' ? JSON.stringify(got) : JSON.stringify(got ?? null);
@@ -685,6 +694,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     alertBurst: wholeNumber('BRIDGE_ALERT_BURST', pick('BRIDGE_ALERT_BURST', file.alertBurst) ?? 20, 1),
     httpPort,
     httpHost: String(env.BRIDGE_HTTP_HOST || file.httpHost || '127.0.0.1'),
+    httpToken: httpToken(env.BRIDGE_HTTP_TOKEN),
     healthMaxAgeSeconds: wholeNumber('BRIDGE_HEALTH_MAX_AGE_SECONDS', pick('BRIDGE_HEALTH_MAX_AGE_SECONDS', file.healthMaxAgeSeconds) ?? pollIntervalSeconds * 3, 1),
     sinks,
     rules: file.rules ?? null,

@@ -134,7 +134,7 @@ describe('outbox and dispatcher', () => {
     store.db.prepare(`UPDATE events SET created_at = ?`).run(old);
     store.putSeen('p', { kind: 'trace', id: 'old', version: null, level: 1, created: 1, detail: null }, old);
     store.putSeen('p', { kind: 'trace', id: 'new', version: null, level: 1, created: 1, detail: null });
-    expect(store.prune(30)).toEqual({ outbox: 1, events: 1, seen: 1 });
+    expect(store.prune(30)).toEqual({ outbox: 1, events: 1, seen: 1, attempts: 0 });
     expect(store.counts().get('s')).toMatchObject({ delivered: 0, dead: 1, queued: 1 });
     expect(store.getSeen('p', 'trace', 'new')).toBeDefined();
     expect(store.getSeen('p', 'trace', 'old')).toBeUndefined();

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, Claimer, DeliveryOutcome, Store } from '../store/index.js';
+import { attemptOf } from './attempts.js';
 import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from './health.js';
 import { Waker } from './waker.js';
 
@@ -462,7 +463,7 @@ export class Dispatcher {
     for (const f of mine) {
       // One row's hook or log failing must not strand the rest of the group in flight.
       try {
-        this.finish(sink, f, result, ms);
+        this.finish(sink, f, result, ms, began);
       } catch (err) {
         this.opts.logger.warn({ sink: sink.name, eventId: f.row.eventId, err: (err as Error).message }, 'could not finish recording a delivery');
       }
@@ -492,7 +493,7 @@ export class Dispatcher {
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
     }
-    this.finish(sink, f, result, Date.now() - began);
+    this.finish(sink, f, result, Date.now() - began, began);
   }
 
   private endProbe(sink: string): void {
@@ -504,7 +505,7 @@ export class Dispatcher {
    * Records one row's outcome: delivered, retrying on the schedule, or dead. The sink's state and
    * its logs follow from it (a line per change of state and a summary a minute, not one per attempt).
    */
-  private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number): void {
+  private finish(sink: Sink, f: InFlight, result: DeliveryResult, ms: number, began: number): void {
     const probe = this.isProbe(f);
     if (probe) this.probeSeq.delete(sink.name);
     if (!this.done(f)) {
@@ -520,7 +521,7 @@ export class Dispatcher {
     const log = this.opts.logger;
     const health = this.healthOf(sink.name);
     if (result.ok) {
-      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered' });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'delivered', attempt: attemptOf(result, 'delivered', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'delivered', row.type, ms);
       // In memory only: a sink that is ok costs nothing more per delivery.
       health.record(result, 'delivered', { probe });
@@ -530,7 +531,7 @@ export class Dispatcher {
     const detail = { eventId: row.eventId, eventType: row.type, attempt: row.attempts, probe };
     const last = row.attempts >= this.opts.retry.maxAttempts;
     if (!result.retry || last) {
-      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason });
+      this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'dead', error: result.reason, attempt: attemptOf(result, 'dead', began, ms) });
       this.opts.hooks?.onOutcome?.(sink, 'dead', row.type, ms);
       this.pauseFor(sink.name, health.record(result, 'dead', detail));
       if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason }, 'dead-lettered');
@@ -538,7 +539,7 @@ export class Dispatcher {
     }
     const wait = Math.max(backoffMs(this.opts.retry, row.attempts), Math.min(MAX_RETRY_AFTER_MS, result.retryAfterMs ?? 0));
     const nextAt = Date.now() + wait;
-    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt, error: result.reason });
+    this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
     this.pauseFor(sink.name, health.record(result, 'retrying', { ...detail, nextAt }));
     if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');

@@ -78,6 +78,27 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => slack.listen(0, '127.0.0.1', r));
   const slackUrl = `http://127.0.0.1:${(slack.address() as AddressInfo).port}/slack`;
 
+  // A stand-in for a team's own webhook receiver, flaky on purpose so the console has something to
+  // show: one event in eight is always refused (dead after three attempts), one request in ten fails once.
+  let received = 0;
+  const receiver = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      const id = String(req.headers['webhook-id'] ?? '');
+      const hash = [...id].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+      if (hash % 8 === 0) {
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'ticket system unavailable', retryable: false, requestId: `req_${received}` }));
+      } else if (received % 10 === 0) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream busy, try again');
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, requestId: `req_${received}` }));
+      }
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/langfuse`;
+
   const dir = mkdtempSync(join(tmpdir(), 'langfuse-bridge-demo-'));
   const config = loadConfig({
     env: {
@@ -91,9 +112,15 @@ async function main(): Promise<void> {
       BRIDGE_MAX_REQUESTS_PER_MINUTE: '120',
       BRIDGE_STDOUT: 'true',
       SLACK_WEBHOOK_URL: slackUrl,
+      BRIDGE_WEBHOOK_URL: receiverUrl,
+      BRIDGE_WEBHOOK_SECRET: 'whsec_ZGVtby1zZWNyZXQtbm90LWZvci1wcm9kdWN0aW9uIQ==',
+      BRIDGE_RETRY_MAX_ATTEMPTS: '3',
+      BRIDGE_RETRY_BASE_SECONDS: '2',
+      BRIDGE_HTTP_PORT: process.env.BRIDGE_HTTP_PORT ?? '0',
+      BRIDGE_HTTP_HOST: '127.0.0.1',
     },
   });
-  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'error');
   const pretty = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const line of chunk.toString().split('\n')) if (line.trim()) process.stdout.write(describe(line));
@@ -106,6 +133,8 @@ async function main(): Promise<void> {
       `${paint('2', `database ${config.database}; LOG_LEVEL=info npm run demo shows the bridge's own logs`)}\n\n`,
   );
   const handle = await runDaemon(config, logger, { stdout: pretty });
+  const consoleUrl = await handle.opsUrl;
+  if (consoleUrl) process.stdout.write(`${paint('1;32', 'console')}: ${consoleUrl}/  (deliveries, dead letters, replay; a flaky webhook receiver dead-letters one event in eight)\n\n`);
   const stop = (): void => {
     process.stdout.write('\nstopping…\n');
     stopTrickle();
@@ -118,6 +147,8 @@ async function main(): Promise<void> {
   await sim.stop();
   slack.closeAllConnections();
   slack.close();
+  receiver.closeAllConnections();
+  receiver.close();
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -1,6 +1,6 @@
 /**
  * The local ops server: `/healthz` for liveness probes and `/metrics` for Prometheus, served by `run`
- * and by `worker`, each with its own idea of health.
+ * and by `worker`, each with its own idea of health; `run`'s also serves the console (src/ops/console).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -56,7 +56,14 @@ function bindError(host: string, port: number, err: NodeJS.ErrnoException): Conf
 }
 
 /** Listens, or rejects with a ConfigError naming the port (exit 2). */
-export async function startOpsServer(host: string, port: number, metrics: Scrapable, healthOf: () => Health | Promise<Health>, logger: Logger): Promise<OpsServer> {
+export async function startOpsServer(
+  host: string,
+  port: number,
+  metrics: Scrapable,
+  healthOf: () => Health | Promise<Health>,
+  logger: Logger,
+  consoleHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<OpsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -81,6 +88,10 @@ export async function startOpsServer(host: string, port: number, metrics: Scrapa
       );
       return;
     }
+    if (consoleHandler) {
+      consoleHandler(req, res);
+      return;
+    }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -88,7 +99,7 @@ export async function startOpsServer(host: string, port: number, metrics: Scrapa
     server.listen(port, host, () => {
       const a = server.address() as AddressInfo;
       const u = `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${a.port}`;
-      logger.info({ url: u }, 'ops server listening: /healthz, /metrics');
+      logger.info({ url: u }, consoleHandler ? 'ops server listening: the console at /, /healthz, /metrics' : 'ops server listening: /healthz, /metrics');
       resolve(u);
     });
   });

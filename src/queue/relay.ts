@@ -23,6 +23,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config.js';
 import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
+import { attemptsKey, drainAttempts } from './attempts.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
 import { Waker } from '../delivery/waker.js';
 
@@ -144,6 +145,7 @@ export class Relay {
           await this.checkWorkers();
         }
         moved = await this.relayOnce(batch);
+        await this.drainAttempts();
         if (failures) this.redisBack();
         failures = 0;
       } catch (err) {
@@ -154,6 +156,12 @@ export class Relay {
       if (failures) await this.waker.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
       else if (moved < batch) await this.waker.sleep(Math.max(5, Math.min(idleMs, nextReconcile - Date.now())));
     }
+  }
+
+  /** The workers' attempts, into the attempt log (see ./attempts.ts). */
+  private async drainAttempts(): Promise<void> {
+    const key = attemptsKey(this.opts.config.queue.prefix);
+    while ((await drainAttempts(this.client, key, this.store)) === 1000 && this.running);
   }
 
   /** Hands up to `batch` outbox rows to Redis; returns how many. */
@@ -397,6 +405,7 @@ export class Relay {
     this.wake();
     await this.loopDone;
     await this.flushClosed().catch(() => undefined);
+    await this.drainAttempts().catch(() => undefined);
     const all = [...this.queues.values()].flatMap(({ queue, events }) => [queue, events]);
     const closed = await Promise.race([Promise.allSettled(all.map((c) => c.close())).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2_000).unref())]);
     // Redis away: drop the connections instead of waiting for it.

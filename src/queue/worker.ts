@@ -22,6 +22,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
+import { attemptOf } from '../delivery/attempts.js';
 import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from '../delivery/health.js';
 import { pacedIntervalMs } from '../delivery/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
@@ -29,7 +30,8 @@ import { WorkerMetrics } from '../ops/metrics.js';
 import { startOpsServer, type Health } from '../ops/server.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
-import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
+import { AttemptPusher, attemptsKey } from './attempts.js';
+import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
@@ -56,6 +58,8 @@ export class WorkerPool {
   /** The queue's pause as last read, per sink, and when. */
   private readonly queuePause = new Map<string, { until: number; readAt: number }>();
   private lastErrorLog = 0;
+  /** Each attempt, for the attempt log that the relay in `run` writes. */
+  private attempts: AttemptPusher | null = null;
 
   constructor(
     private readonly config: BridgeConfig,
@@ -67,6 +71,7 @@ export class WorkerPool {
   start(): void {
     const q = this.config.queue;
     const lockMs = q.lockSeconds * 1000;
+    this.attempts = new AttemptPusher(plainClient(q), attemptsKey(q.prefix), this.logger);
     for (const sink of this.sinks) {
       const paced = sink.minIntervalMs > 0;
       const health = new SinkHealth(sink.name, {
@@ -198,6 +203,8 @@ export class WorkerPool {
     }
     const ms = Date.now() - began;
     const log = this.logger;
+    const last = attempt >= maxAttempts;
+    this.attempts?.push(d.eventId, sink.name, attemptOf(result, result.ok ? 'delivered' : !result.retry || last ? 'dead' : 'retrying', began, ms));
     if (result.ok) {
       this.opts.onAttempt?.(sink, 'delivered', d.type, ms);
       health.record(result, 'delivered', { probe });
@@ -205,7 +212,6 @@ export class WorkerPool {
       return result.status !== undefined ? { status: result.status } : {};
     }
     const detail = { eventId: d.eventId, eventType: d.type, attempt, probe };
-    const last = attempt >= maxAttempts;
     if (!result.retry || last) {
       this.opts.onAttempt?.(sink, 'dead', d.type, ms);
       const until = health.record(result, 'dead', detail);
@@ -234,6 +240,7 @@ export class WorkerPool {
       const closed = await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1_000).unref())]);
       if (!closed) await Promise.allSettled(this.workers.map((w) => w.disconnect()));
     }
+    await this.attempts?.close();
   }
 }
 

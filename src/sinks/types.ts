@@ -13,7 +13,7 @@ export interface Delivery {
 }
 
 export type DeliveryResult =
-  | { ok: true; status?: number }
+  | { ok: true; status?: number; response?: string | null }
   | {
       ok: false;
       /** false: dead-letter now (e.g. 410, Slack 4xx); true: retry on the schedule. */
@@ -23,6 +23,8 @@ export type DeliveryResult =
       /** One line, shown by `status` and in logs. Never contains secrets. */
       reason: string;
       status?: number;
+      /** At most 256 bytes of the receiver's answer, secrets and our own headers taken out. */
+      response?: string | null;
     };
 
 export type SinkKind = 'webhook' | 'stdout' | 'slack' | 'pagerduty' | 'handler';

@@ -9,6 +9,7 @@ import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
 import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
+import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
@@ -95,12 +96,13 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
     return line.length > 240 ? `${line.slice(0, 237)}...` : line;
   };
 
-  const failure = (reason: string, retry: boolean, extra: { status?: number; retryAfterMs?: number } = {}): DeliveryResult => ({
+  const failure = (reason: string, retry: boolean, extra: { status?: number; retryAfterMs?: number; response?: string | null } = {}): DeliveryResult => ({
     ok: false,
     retry,
     reason: clean(reason),
     ...(extra.status !== undefined ? { status: extra.status } : {}),
     ...(extra.retryAfterMs !== undefined ? { retryAfterMs: extra.retryAfterMs } : {}),
+    ...(extra.response ? { response: extra.response } : {}),
   });
 
   async function deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
@@ -121,24 +123,39 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
         signal,
       });
       const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        try {
+          await res.body.dump({ limit: 64 * 1024 });
+        } catch {
+          // Delivered: an unread or cut-off answer changes nothing.
+        }
+        return { ok: true, status };
+      }
+      // A failure: the head of the answer for the attempt log; the rest (up to 64 KB) is read so the connection is reused.
+      const head: Buffer[] = [];
+      let read = 0;
       try {
-        await res.body.dump({ limit: 64 * 1024 });
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          if (read < 1024) head.push(chunk);
+          read += chunk.length;
+          if (read > 64 * 1024) break;
+        }
       } catch {
         // The status is what counts; an unread or cut-off response body changes nothing.
       }
-      if (status >= 200 && status < 300) return { ok: true, status };
+      const response = read === 0 ? null : excerpt(Buffer.concat(head).subarray(0, 1024), [cfg.secret, ...Object.values(headers)].filter((v) => v !== opts.userAgent && v !== 'application/json'));
       const what = `HTTP ${status} from ${target.origin}`;
-      if (status === 410) return failure(`${what} (gone: dead-lettered without retry)`, false, { status });
+      if (status === 410) return failure(`${what} (gone: dead-lettered without retry)`, false, { status, response });
       // A 503 that says when to come back is a pause too (as a 429 is): the dispatcher holds the whole sink.
       if (status === 408 || status === 429 || status === 503) {
         const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
         return failure(
           retryAfterMs === null ? what : `${what}, Retry-After ${formatSeconds(retryAfterMs / 1000)} s`,
           true,
-          retryAfterMs === null ? { status } : { status, retryAfterMs },
+          retryAfterMs === null ? { status, response } : { status, retryAfterMs, response },
         );
       }
-      return failure(what, true, { status });
+      return failure(what, true, { status, response });
     } catch (err) {
       if (TIMEOUT_CODES.has(errorCode(err) ?? '')) return failure(`${timeoutText} waiting for ${target.origin}`, true);
       if (signal.aborted) return failure(`aborted while sending to ${target.origin}`, true);

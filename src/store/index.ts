@@ -8,6 +8,7 @@ import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, ope
 import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
+import { insertAttempts, pruneAttempts, type Attempt } from '../delivery/attempts.js';
 import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -66,6 +67,8 @@ export interface DeliveryOutcome {
   status: 'delivered' | 'retrying' | 'dead' | 'released';
   nextAt?: number;
   error?: string | null;
+  /** The attempt that led here, for the attempt log (none for a row released unsent). */
+  attempt?: Attempt;
 }
 
 export interface EnqueueOptions {
@@ -604,6 +607,10 @@ export class Store {
         else this.stmts.release.run(p);
       }
       if (delivered.length) this.stmts.doneMany.run({ now, seqs: JSON.stringify(delivered), owner: OWNER });
+      // The attempt log, in the same transaction.
+      const attempts: Array<{ seq: number; attempt: Attempt }> = [];
+      for (const o of outcomes) if (o.attempt) attempts.push({ seq: o.seq, attempt: o.attempt });
+      insertAttempts(this.db, attempts);
     });
   }
 
@@ -1044,8 +1051,8 @@ export class Store {
 
   // --- retention ------------------------------------------------------------------------------
 
-  /** Forgets delivered rows and seen versions older than the retention; never anything pending or dead. */
-  prune(retentionDays: number, now = Date.now()): { outbox: number; events: number; seen: number } {
+  /** Forgets delivered rows, seen versions and attempts older than the retention; never anything pending or dead. */
+  prune(retentionDays: number, now = Date.now()): { outbox: number; events: number; seen: number; attempts: number } {
     const cutoff = now - retentionDays * 86_400_000;
     return this.write(() => {
       const outbox = this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(cutoff).changes;
@@ -1054,7 +1061,8 @@ export class Store {
         .run(cutoff).changes;
       const seen = this.db.prepare(`DELETE FROM seen WHERE seen_at < ?`).run(cutoff).changes;
       if (outbox || seen) this.setMeta('pruned_before', String(cutoff));
-      return { outbox, events, seen };
+      const attempts = pruneAttempts(this.db, cutoff);
+      return { outbox, events, seen, attempts };
     });
   }
 

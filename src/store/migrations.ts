@@ -125,4 +125,20 @@ export const MIGRATIONS: string[] = [
     SELECT RAISE(ABORT, 'this database was upgraded by a newer langfuse-bridge: restart this process with the newer version');
   END;
   `,
+  `
+  -- Every delivery attempt: when, how long, its outcome, the HTTP status or the error, and at most
+  -- 256 bytes of the receiver's answer. Keyed by write order; read per outbox row and by time.
+  CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    outbox_seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    response TEXT
+  );
+  CREATE INDEX attempts_row ON attempts (outbox_seq, id);
+  CREATE INDEX attempts_age ON attempts (at);
+  `,
 ];

@@ -1,0 +1,67 @@
+/**
+ * A bridge (`run`, the built CLI) with its ops server on a free port, the console's world: a simulated
+ * Langfuse with a few traces and a receiver that refuses some of them for good.
+ */
+import type { CliProcess } from './cli.js';
+import type { Harness } from './harness.js';
+import { waitFor } from './wait.js';
+
+/** The ops server's address, from the bridge's own log line. */
+export async function opsUrl(p: CliProcess, timeoutMs = 20_000): Promise<string> {
+  return waitFor(
+    () => {
+      if (!p.running) throw new Error(`the bridge exited: ${p.describe()}`);
+      const line = p.logs().find((l) => typeof l.url === 'string' && String(l.msg).startsWith('ops server listening'));
+      return line ? String(line.url) : null;
+    },
+    timeoutMs,
+    'the ops server to listen',
+    50,
+  );
+}
+
+export interface ConsoleWorld {
+  bridge: CliProcess;
+  url: string;
+  env: Record<string, string>;
+  /** Trace ids whose events the receiver refuses with 500 and an answer. */
+  refused: string[];
+  delivered: string[];
+}
+
+export const REFUSAL = '{"error":"ticket system unavailable","code":"E_UPSTREAM"}';
+
+/**
+ * Starts `run` against h's simulator and receiver: `good` traces delivered, `bad` ones dead after two
+ * attempts (the receiver answers 500 and REFUSAL), one trace named `hostileName`.
+ */
+export async function startConsoleWorld(
+  h: Harness,
+  o: { good?: number; bad?: number; hostileName?: string; extra?: Record<string, string | undefined> } = {},
+): Promise<ConsoleWorld> {
+  const t0 = Date.now() - 60_000;
+  const refused: string[] = [];
+  const delivered: string[] = [];
+  // A trace with one span: with BRIDGE_STREAMS=traces, one trace.created event each.
+  const trace = (name: string, ms: number): string => {
+    const t = h.sim.addTrace({ name, timestamp: new Date(ms).toISOString() });
+    h.sim.addObservation({ traceId: t.id, type: 'SPAN', name: 'root', startTime: new Date(ms).toISOString(), endTime: new Date(ms + 500).toISOString() });
+    return t.id;
+  };
+  for (let i = 0; i < (o.good ?? 3); i++) delivered.push(trace(i === 0 && o.hostileName ? o.hostileName : `rag-answer-${i}`, t0 + i * 1000));
+  for (let i = 0; i < (o.bad ?? 2); i++) refused.push(trace(`refused-${i}`, t0 + 10_000 + i * 1000));
+  h.rx.setResponder((req) => (refused.some((id) => req.body.includes(id)) ? { status: 500, body: REFUSAL, headers: { 'content-type': 'application/json' } } : undefined));
+  const env = h.env({
+    BRIDGE_STREAMS: 'traces',
+    BRIDGE_POLL_INTERVAL_SECONDS: '1',
+    BRIDGE_START_FROM: new Date(t0 - 1000).toISOString(),
+    BRIDGE_RETRY_MAX_ATTEMPTS: '2',
+    BRIDGE_HTTP_PORT: '0',
+    BRIDGE_HTTP_HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ...o.extra,
+  });
+  const bridge = h.spawn(['run'], env);
+  const url = await opsUrl(bridge);
+  return { bridge, url, env, refused, delivered };
+}
