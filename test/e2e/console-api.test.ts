@@ -8,19 +8,7 @@ import { assertBuilt, killLiveChildren, runCli } from '../helpers/cli.js';
 import { REFUSAL, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
 import { harness, type Harness } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
-
-interface Item {
-  eventId: string;
-  event: string;
-  sink: string;
-  status: string;
-  attempts: number;
-  lastAttemptAt: string | null;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  nextAttemptAt: string | null;
-  traceId: string | null;
-}
+import type { DeliveryItem as Item } from '../../src/store/console.js';
 
 async function json<T>(url: string, init: RequestInit = {}): Promise<{ status: number; body: T; headers: Headers }> {
   const r = await fetch(url, init);

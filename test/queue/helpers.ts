@@ -2,9 +2,10 @@
  * Helpers for the Redis-mode tests: the real Redis on 127.0.0.1:6379 (REDIS_URL to override), a
  * unique key prefix per test, its keys deleted afterwards, and a receiver that can take its time.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { deletePrefix } from '../../src/queue/redis.js';
@@ -13,6 +14,27 @@ import { REDIS_URL } from '../helpers/requirements.js';
 import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
 
 export { REDIS_URL };
+
+/** A port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** A Redis of the test's own, to stop and start again (the shared one stays up for other suites). */
+export function startRedis(port: number, dir: string): ChildProcess {
+  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+}
+
+export async function stopRedis(p: ChildProcess | null): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
+}
 
 export function uniquePrefix(tag: string): string {
   return `lfbtest-${tag}-${randomBytes(4).toString('hex')}`;

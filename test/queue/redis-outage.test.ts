@@ -3,37 +3,17 @@
  * retries, and catches up when Redis is back — here a private redis-server, killed and started again
  * empty (no persistence), so the jobs handed over before the outage are gone too and are re-enqueued.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir } from '../helpers/cli.js';
 import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
 import { delay, waitFor } from '../helpers/wait.js';
 import { skipWithout } from '../helpers/requirements.js';
-import { SlowReceiver } from './helpers.js';
+import { SlowReceiver, freePort, startRedis, stopRedis } from './helpers.js';
 
 beforeAll(() => assertBuilt());
 afterEach(async () => killLiveChildren());
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function startRedis(port: number, dir: string): ChildProcess {
-  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-}
-
-async function stopRedis(p: ChildProcess | null): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise((r) => p.once('exit', r));
-  p.kill('SIGKILL');
-  await gone;
-}
 
 describe.skipIf(skipWithout('redis-server'))('Redis going away while running', () => {
   let sim: LangfuseSimulator;

@@ -3,34 +3,14 @@
  * 503 while Redis is gone, 200 again when it is back; `/metrics` counts its deliveries and carries
  * the process and runtime metrics. A private redis-server, so that it can be killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, bridgeEnv, killLiveChildren, runCli, spawnCli, tempDir } from '../helpers/cli.js';
 import { startSim, type LangfuseSimulator } from '../helpers/sim.js';
+import { skipWithout } from '../helpers/requirements.js';
 import { waitFor } from '../helpers/wait.js';
-import { SlowReceiver } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function startRedis(port: number, dir: string): ChildProcess {
-  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-}
-
-async function stopRedis(p: ChildProcess | null): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise((r) => p.once('exit', r));
-  p.kill('SIGKILL');
-  await gone;
-}
+import { SlowReceiver, freePort, startRedis, stopRedis } from './helpers.js';
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -39,7 +19,7 @@ async function get(url: string): Promise<{ status: number; body: string }> {
 
 const HOUR = 3_600_000;
 
-describe.skipIf(!['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some((f) => existsSync(f)))('worker health and metrics', () => {
+describe.skipIf(skipWithout('redis-server'))('worker health and metrics', () => {
   let sim: LangfuseSimulator;
   let rx: SlowReceiver;
   let redis: ChildProcess | null = null;
