@@ -114,7 +114,7 @@ function anotherDaemon(database: string, holder: DaemonRecord): string {
 }
 
 /** The daemon holding this database's lock, read without opening it for writing; null when none (or no file yet). */
-function runningDaemon(file: string): DaemonRecord | null {
+export function runningDaemon(file: string): DaemonRecord | null {
   if (file === ':memory:' || !existsSync(file)) return null;
   try {
     const d = readDaemon(peekDatabase(file, ['daemon']));
@@ -714,6 +714,11 @@ function readStatus(store: Store, config: BridgeConfig): StatusReport {
   if (daemon.state === 'never') attention.push('no daemon has run on this database');
   else if (daemon.state === 'stopped') attention.push(`no daemon is running: it stopped ${ago(d!.stoppedAt!, now)}`);
   else if (daemon.state === 'dead') attention.push(`no daemon is running: last heartbeat ${ago(d!.heartbeatAt, now)} (pid ${d!.pid} on host ${d!.host}), and it did not stop cleanly`);
+  // A daemon that runs but has not polled once since it started (keys refused, Langfuse unreachable):
+  // its streams have no row, or none newer than its start, to say so.
+  if (daemon.state === 'running' && d && now - d.startedAt > config.healthMaxAgeSeconds * 1000 && !streams.some((s) => s.lastOkAt !== null && Date.parse(s.lastOkAt) >= d.startedAt)) {
+    attention.push(`no successful poll since the daemon started ${ago(d.startedAt, now)}: Langfuse unreachable or refusing the keys (\`langfuse-bridge check\` says which; the daemon's log has the error)`);
+  }
   const sweepLimit = sweepIntervalMs(config.pollIntervalSeconds, config.lookbackSeconds) / 1000;
   for (const s of streams) {
     const name = `${s.streams.join(',')}${new Set(streams.map((x) => x.project)).size > 1 ? ` (project ${s.project})` : ''}`;

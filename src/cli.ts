@@ -2,7 +2,7 @@
 /** Commands and flags; the work is in app.ts. */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
+import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, runningDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
 import { boundHeapGrowth } from './ops/heap.js';
 import { databaseProblem } from './store/index.js';
 import { LOG_LEVELS, createBufferedLogger, createLogger } from './ops/logger.js';
@@ -251,7 +251,14 @@ program
   .option('--check', 'exit 1 when something needs a human: no live daemon, a late-data sweep behind, polls failing, dead letters of the last 24 h not replayed', false)
   .addHelpText('after', '\nExample (cron):\n  $ langfuse-bridge status --check > /dev/null || notify-on-call')
   .action(async (o: { json: boolean; check: boolean }, cmd: Command) => {
-    const r = await statusReportWithQueues(config(cmd, false), logger(cmd));
+    let r: Awaited<ReturnType<typeof statusReportWithQueues>>;
+    try {
+      r = await statusReportWithQueues(config(cmd, false), logger(cmd));
+    } catch (err) {
+      // A script reading --json gets JSON on stdout too; the one line on stderr and the exit code stay.
+      if (o.json && err instanceof Fatal) process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
+      throw err;
+    }
     process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
     if (o.check && r.attention.length) process.exitCode = 1;
   });
@@ -263,8 +270,11 @@ program
   .option('--since <iso>', 'only deliveries dead-lettered since then', instant('--since'))
   .addHelpText('after', '\nExample:\n  $ langfuse-bridge replay --sink webhook --since 2026-11-26T00:00:00Z')
   .action(async (o: { sink?: string; since?: Date }, cmd: Command) => {
-    const n = await replayWithQueues(config(cmd, false), o.sink ?? null, o.since?.getTime() ?? null, logger(cmd));
-    process.stdout.write(`${n} dead-lettered deliveries queued again${n ? '; `langfuse-bridge run` delivers them' : ''}\n`);
+    const cfg = config(cmd, false);
+    const n = await replayWithQueues(cfg, o.sink ?? null, o.since?.getTime() ?? null, logger(cmd));
+    const daemon = n ? runningDaemon(cfg.database) : null;
+    const who = daemon ? `; the running daemon (pid ${daemon.pid} on host ${daemon.host}) delivers them` : '; `langfuse-bridge run` delivers them';
+    process.stdout.write(`${n} dead-lettered deliveries queued again${n ? who : ''}\n`);
   });
 
 program

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       BRIDGE_HTTP_HOST: '127.0.0.1',
     },
   });
-  const logger = createLogger(process.env.LOG_LEVEL ?? 'error');
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'fatal');
   const pretty = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const line of chunk.toString().split('\n')) if (line.trim()) process.stdout.write(describe(line));
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(
     `${paint('1', 'langfuse-bridge demo')}: simulated Langfuse at ${simUrl}, events below, Slack alerts in red. Ctrl-C to stop.\n` +
-      `${paint('2', `database ${config.database}; LOG_LEVEL=info npm run demo shows the bridge's own logs`)}\n\n`,
+      `${paint('2', `database ${config.database} (BRIDGE_DATABASE=${config.database} npx langfuse-bridge status, or replay, reads it); LOG_LEVEL=info npm run demo shows the bridge's own logs`)}\n\n`,
   );
   const handle = await runDaemon(config, logger, { stdout: pretty });
   const consoleUrl = await handle.opsUrl;

@@ -151,6 +151,7 @@ export class LangfuseClient {
         const e = err as Error & { code?: string };
         lastProblem = call.timedOut() ? `timed out after ${this.opts.timeoutSeconds} s` : `${e.code ?? e.name}: ${e.message}`;
         this.record('error', path);
+        if (attempt >= maxAttempts) break;
         this.opts.logger.warn({ path, attempt, problem: lastProblem }, 'Langfuse call failed; retrying');
         await sleep(backoff(base, attempt), signal);
         continue;
@@ -162,6 +163,7 @@ export class LangfuseClient {
           return JSON.parse(text) as T;
         } catch {
           lastProblem = `HTTP ${status} with a body that is not JSON (${snippet(text)})`;
+          if (attempt >= maxAttempts) break;
           this.opts.logger.warn({ path, attempt, problem: lastProblem }, 'Langfuse answered garbage; retrying');
           await sleep(backoff(base, attempt), signal);
           continue;
@@ -181,6 +183,7 @@ export class LangfuseClient {
       }
       if (status === 400) throw new LangfuseError(`Langfuse rejected ${path} (HTTP 400: ${messageOf(text)})`, 'bad-request', 400);
       lastProblem = `HTTP ${status}${text ? ` (${snippet(text)})` : ''}`;
+      if (attempt >= maxAttempts) break;
       this.opts.logger.warn({ path, attempt, status }, 'Langfuse answered an error; retrying');
       await sleep(retryAfter ?? backoff(base, attempt), signal);
     }

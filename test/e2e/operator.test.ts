@@ -256,6 +256,23 @@ describe('status reads the database only', () => {
     expectOneLine(p, 2, new RegExp(`database ${e.BRIDGE_DATABASE} does not exist; check BRIDGE_DATABASE`));
     expect(p.stdout).toBe('');
     expect(existsSync(e.BRIDGE_DATABASE!)).toBe(false);
+    // --json: a script reading stdout gets the error as JSON too.
+    const j = await runCli(['status', '--json'], e, 20_000);
+    expect(j.exit?.code, j.describe()).toBe(2);
+    expect(JSON.parse(j.stdout)).toEqual({ error: expect.stringMatching(/does not exist; check BRIDGE_DATABASE/) });
+  });
+
+  it('a daemon that has not polled once since it started (keys refused) needs attention', async () => {
+    const e = env({ LANGFUSE_SECRET_KEY: 'sk-lf-wrong', BRIDGE_HEALTH_MAX_AGE_SECONDS: '2' });
+    const d = spawnCli(['run'], e);
+    await waitFor(() => !d.running || d.stderr.includes('refused the credentials'), 20_000, 'the refused poll');
+    expect(d.running, d.describe()).toBe(true);
+    await waitFor(async () => {
+      const s = await runCli(['status', '--check', '--json'], e, 20_000);
+      return s.exit?.code === 1 && /no successful poll since the daemon started/.test(s.stdout);
+    }, 20_000, 'status --check to name the daemon that never polled');
+    d.kill('SIGTERM');
+    expect((await d.wait(15_000)).code, d.describe()).toBe(0);
   });
 
   it('an older schema is named with the command that upgrades it, a newer one with "this build is older"; neither is changed', async () => {
@@ -275,7 +292,7 @@ describe('status reads the database only', () => {
     db2.close();
     const q = await runCli(['status', '--json'], newer, 20_000);
     expectOneLine(q, 2, /this build is older/);
-    expect(q.stdout).toBe('');
+    expect(JSON.parse(q.stdout).error).toMatch(/this build is older/);
   });
 
   it('a damaged file is one line naming it', async () => {

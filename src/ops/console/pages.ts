@@ -188,7 +188,7 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
     .join('\n');
 
   const deadSection = dead.items.length
-    ? `<div class="toolbar"><button type="button" class="btn" data-action="replay-selected">Replay selected</button><span class="muted">${dead.items.length}${dead.nextCursor ? '+' : ''} dead, newest first · <a href="/deliveries?status=dead">all dead letters</a></span></div>
+    ? `<div class="toolbar"><button type="button" class="btn" data-action="replay-selected">Replay selected</button><span class="muted">${dead.items.length}${dead.nextCursor ? '+' : ''} dead, newest delivery first · <a href="/deliveries?status=dead">all dead letters</a></span></div>
 ${deliveryTable(dead.items, true)}`
     : '<p class="empty">No dead letters.</p>';
 
