@@ -68,7 +68,7 @@ describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
     const [name, state] = (await row.locator('td').allTextContents()).map((t) => t.trim());
     expect(name).toMatch(/^webhook\s*last success \d+ s ago · last error \d+ s ago: HTTP 500 from /);
     expect(state).toMatch(/^(ok|failing|open)$/);
-    expect(await page.locator('section', { hasText: 'Daemon' }).first().textContent()).toMatch(/Daemon\s*running/);
+    expect(await page.locator('section', { hasText: 'Daemon' }).first().textContent()).toMatch(/Daemon\s*running pid \d+/);
     expect(await page.locator('figure.chart svg').count()).toBe(3);
     // In the last hour: 5 events written, 3 attempts delivered, 4 failed (two dead letters, two attempts each).
     const captions = await page.locator('figure.chart figcaption').allTextContents();

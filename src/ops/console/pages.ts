@@ -147,7 +147,7 @@ function daemonAndAttention(report: Partial<StatusReport>, now: number): string 
   const backfills = report.backfills?.length
     ? `<p class="muted">Backfills in progress or interrupted: ${report.backfills.map((b) => `${esc(b.origin)} (${esc(b.open)} open)`).join(', ')}.</p>`
     : '';
-  return `<p>Daemon ${daemon}</p>${attention}${pace}${backfills}`;
+  return `<p>${daemon}</p>${attention}${pace}${backfills}`;
 }
 
 /** A sink's last success, last error, next retry and pause, under its name. */
@@ -170,8 +170,8 @@ export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut:
         .map((s) => {
           const sweep = s.sweepBehindSeconds > 0 ? `behind ${s.sweepBehindSeconds} s` : s.lastSweepDoneAt ? `up to date (${ago(s.lastSweepDoneAt, now)})` : '–';
           const outcome = s.lastOutcome ?? '–';
-          return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}${extras(s, KNOWN_STREAM)}</td><td>${time(s.cursor)}</td>
-<td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')}${s.behindSeconds !== null ? ` <span class="muted">${esc(s.behindSeconds)} s behind</span>` : ''} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
+          return `<tr><td>${esc(s.project)}</td><td>${esc(s.streams.join(', '))}${extras(s, KNOWN_STREAM)}</td><td>${time(s.cursor)}${s.behindSeconds !== null && s.behindSeconds !== undefined ? ` <span class="muted">(${esc(s.behindSeconds)} s behind)</span>` : ''}</td>
+<td>${outcome === '–' ? '–' : badge(outcome, outcome === 'ok' ? 'ok' : 'failing')} <span class="muted">${esc(ago(s.lastPollAt, now))}</span>${s.lastError ? `<div class="err">${esc(s.lastError)}</div>` : ''}</td><td>${esc(sweep)}</td></tr>`;
         })
         .join('\n')
     : '<tr><td colspan="5" class="empty">No poll yet.</td></tr>';
