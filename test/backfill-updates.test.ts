@@ -3,17 +3,12 @@
  * or generation changed while the daemon was down (outside the lookback) is read again by a later
  * backfill, which sends its `*.updated` event, with the id a live poll would have given it.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator, type ApiGeneration } from '../src/demo/simulator.js';
+import type { ApiGeneration } from '../src/demo/simulator.js';
 import { eventId } from '../src/events/index.js';
 import { Poller } from '../src/poll/index.js';
-import { Store } from '../src/store/index.js';
-import { HOUR, iso, log } from './helpers/backfill.js';
+import type { Store } from '../src/store/index.js';
+import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -22,19 +17,9 @@ afterEach(async () => {
 });
 
 async function world(generation: ApiGeneration, env: Record<string, string> = {}) {
-  const sim = new LangfuseSimulator({ generation, seed: 7 });
-  const url = await sim.start();
-  const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-updates-')), 'b.db'));
-  const config = loadConfig({
-    env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000', ...env },
-  });
-  const client = createClient(config, log, store);
-  cleanups.push(async () => {
-    store.close();
-    await client.close();
-    await sim.stop();
-  });
-  return { sim, store, config, client };
+  const w = await backfillWorld(7, { generation, env, ledger: true });
+  cleanups.push(() => w.close());
+  return w;
 }
 
 const types = (store: Store): string[] => (store.db.prepare('SELECT type FROM events ORDER BY seq').all() as Array<{ type: string }>).map((r) => r.type);

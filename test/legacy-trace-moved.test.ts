@@ -4,17 +4,11 @@
  * from the trace's own endpoint, after the head read, before its level is decided: it gets its
  * `trace.updated` at ERROR, with the id and timestamp the ordinary path gives.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
 import { eventId } from '../src/events/index.js';
 import { Poller } from '../src/poll/index.js';
-import { Store } from '../src/store/index.js';
-import { HOUR, iso, log } from './helpers/backfill.js';
+import type { Store } from '../src/store/index.js';
+import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -23,17 +17,9 @@ afterEach(async () => {
 });
 
 async function world() {
-  const sim = new LangfuseSimulator({ generation: 'v2', seed: 9 });
-  const url = await sim.start();
-  const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-moved-')), 'b.db'));
-  const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000' } });
-  const client = createClient(config, log, store);
-  cleanups.push(async () => {
-    store.close();
-    await client.close();
-    await sim.stop();
-  });
-  return { sim, store, config, client };
+  const w = await backfillWorld(9, { generation: 'v2', ledger: true });
+  cleanups.push(() => w.close());
+  return w;
 }
 
 interface Ev {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '../../src/app.js';
 import { loadConfig, type BridgeConfig } from '../../src/config.js';
-import { LangfuseSimulator } from '../../src/demo/simulator.js';
+import { LangfuseSimulator, type ApiGeneration } from '../../src/demo/simulator.js';
 import type { LangfuseClient } from '../../src/langfuse/client.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { Store } from '../../src/store/index.js';
@@ -12,7 +12,7 @@ export const HOUR = 3_600_000;
 export const iso = (ms: number): string => new Date(ms).toISOString();
 export const log = silentLogger();
 
-/** What an in-process backfill test needs: a v4 simulator, a fresh store, settings and a client. */
+/** What an in-process backfill test needs: a simulator (v4 unless asked), a fresh store, settings and a client. */
 export interface BackfillWorld {
   sim: LangfuseSimulator;
   store: Store;
@@ -21,12 +21,15 @@ export interface BackfillWorld {
   close(): Promise<void>;
 }
 
-export async function backfillWorld(seed: number): Promise<BackfillWorld> {
-  const sim = new LangfuseSimulator({ generation: 'v4', seed });
+export async function backfillWorld(
+  seed: number,
+  o: { generation?: ApiGeneration; env?: Record<string, string>; /** the client records its calls in the store's ledger, as the CLI's do */ ledger?: boolean } = {},
+): Promise<BackfillWorld> {
+  const sim = new LangfuseSimulator({ generation: o.generation ?? 'v4', seed });
   const url = await sim.start();
   const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-backfill-')), 'b.db'));
-  const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000' } });
-  const client = createClient(config, log);
+  const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000', ...o.env } });
+  const client = createClient(config, log, o.ledger ? store : undefined);
   return {
     sim,
     store,
