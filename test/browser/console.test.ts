@@ -4,21 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, killLiveChildren } from '../helpers/cli.js';
-import { HAVE_CHROMIUM, INSTALL_HINT, launch, type Browser } from '../helpers/browser.js';
+import { launch, type Browser } from '../helpers/browser.js';
+import { skipWithout } from '../helpers/requirements.js';
 import { REFUSAL, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
 import { harness, type Harness } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
-const CI = process.env.CI === 'true';
 
-if (!HAVE_CHROMIUM && !CI) console.log(`skipping the console's browser tests: ${INSTALL_HINT}`);
-
-describe.runIf(!HAVE_CHROMIUM && CI)('console in a browser', () => {
-  it('needs Chromium under CI', () => {
-    throw new Error(INSTALL_HINT);
-  });
-});
 
 interface Item {
   eventId: string;
@@ -26,7 +19,7 @@ interface Item {
   traceId: string | null;
 }
 
-describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
+describe.skipIf(skipWithout('chromium'))('console in a browser', () => {
   let h: Harness;
   let w: ConsoleWorld;
   let browser: Browser;
@@ -161,7 +154,7 @@ describe.runIf(HAVE_CHROMIUM)('console in a browser', () => {
   });
 });
 
-describe.runIf(HAVE_CHROMIUM)('console sign-in in a browser', () => {
+describe.skipIf(skipWithout('chromium'))('console sign-in in a browser', () => {
   it('with BRIDGE_HTTP_TOKEN: the login form sets an HttpOnly SameSite=Strict cookie; a wrong token is refused', async () => {
     assertBuilt();
     const h = await harness();

@@ -1,16 +1,17 @@
 /**
  * Headless Chromium for the console's browser tests: the distribution's package (/usr/bin/chromium, or
  * CHROMIUM_PATH) driven by playwright-core, each launch with a fresh profile. Without Chromium the
- * tests skip with a line saying what to install, except under CI=true, where they fail.
+ * tests skip by the suites' one rule (`skipWithout('chromium')`): a line saying what to install, and a
+ * failure under CI=true.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { chromiumPath } from './requirements.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const HAVE_CHROMIUM = existsSync(CHROMIUM);
-export const INSTALL_HINT = `browser tests need Chromium at ${CHROMIUM}: apt-get update && apt-get install -y chromium (or set CHROMIUM_PATH)`;
+/** Found as the suites' requirements find it (CHROMIUM_PATH, or chromium on PATH). */
+export const CHROMIUM = chromiumPath() ?? '/usr/bin/chromium';
 
 const ARGS = [
   '--headless',

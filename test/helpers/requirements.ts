@@ -63,7 +63,7 @@ async function redisAnswers(url: string): Promise<string | null> {
 }
 
 export function chromiumPath(): string | null {
-  return process.env.CHROME_PATH || onPath('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable');
+  return process.env.CHROMIUM_PATH || process.env.CHROME_PATH || onPath('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable');
 }
 
 /** Checks every requirement (global setup). */
@@ -78,7 +78,7 @@ export async function checkRequirements(): Promise<Partial<Record<Requirement, M
     };
   }
   if (!onPath('redis-server')) missing['redis-server'] = { what: 'the redis-server program', install: 'apt-get install -y redis-server', reason: 'not on PATH' };
-  if (!chromiumPath()) missing.chromium = { what: 'Chromium', install: 'apt-get install -y chromium (or set CHROME_PATH)', reason: 'not on PATH' };
+  if (!chromiumPath()) missing.chromium = { what: 'Chromium', install: 'apt-get install -y chromium (or set CHROMIUM_PATH)', reason: 'not on PATH' };
   return missing;
 }
 
