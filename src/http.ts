@@ -28,6 +28,9 @@ export function proxiedFetch(dispatcher: Dispatcher): (url: string, init: Parame
   return (url, init) => undiciFetch(url, { ...init, dispatcher });
 }
 
+/** The longest wait a `Retry-After` sets, from Langfuse or a sink. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
 /**
  * `Retry-After` as milliseconds from now: delay-seconds (`7`, fractions allowed) or an HTTP date.
  * Null when absent or unreadable; a date in the past is 0.

@@ -42,6 +42,20 @@ describe('a 429 from Langfuse', () => {
     for (const r of after) expect(r.receivedAt - t429, r.path).toBeGreaterThanOrEqual(1_990);
   });
 
+  it('a Retry-After longer than an hour is held to an hour', async () => {
+    const { sim, client, lines } = await world();
+    sim.injectFaults({ kind: '429', retryAfterSeconds: 86_400 }, '/api/public/traces');
+    const ac = new AbortController();
+    const call = client.get('/api/public/traces', { limit: 1 }, ac.signal).catch((e: unknown) => e);
+    await delay(300);
+    const t429 = sim.requests.find((r) => r.status === 429)!.at;
+    expect(client.limiter.pausedUntilMs - t429).toBeLessThanOrEqual(3_600_000 + 1_000);
+    expect(client.limiter.pausedUntilMs - t429).toBeGreaterThanOrEqual(3_599_000);
+    expect(lines.find((l) => l.msg === 'Langfuse rate limit reached; pausing calls to this project')).toMatchObject({ retryAfterMs: 3_600_000 });
+    ac.abort(new Error('enough'));
+    expect(await call).toBeInstanceOf(Error);
+  });
+
   it('with neither Retry-After nor retryAfterSeconds waits the default minute', async () => {
     const { sim, client, lines } = await world();
     sim.injectFaults({ kind: '429', retryAfterSeconds: 2, header: false, body: false }, '/api/public/traces');

@@ -19,6 +19,7 @@
  */
 import type { Logger } from 'pino';
 import type { DeliveryResult } from '../sinks/types.js';
+import { MAX_RETRY_AFTER_MS } from '../http.js';
 
 export type SinkState = 'ok' | 'failing' | 'paused' | 'open';
 export const SINK_STATES: SinkState[] = ['ok', 'failing', 'paused', 'open'];
@@ -27,8 +28,8 @@ export const SINK_STATES: SinkState[] = ['ok', 'failing', 'paused', 'open'];
 export const BREAKER_FAILURES = 5;
 /** ...once they span at least the retry base; probes then start after the base, doubling up to this. */
 export const BREAKER_MAX_PROBE_MS = 300_000;
-/** The longest a Retry-After is obeyed. */
-export const MAX_RETRY_AFTER_MS = 3_600_000;
+/** The longest a Retry-After is obeyed (the same for Langfuse). */
+export { MAX_RETRY_AFTER_MS };
 /** How often a sink that is not ok says how it is doing. */
 export const SUMMARY_EVERY_MS = 60_000;
 

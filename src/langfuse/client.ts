@@ -5,7 +5,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import { attemptSignal, createDispatcher, parseRetryAfter } from '../http.js';
+import { MAX_RETRY_AFTER_MS, attemptSignal, createDispatcher, parseRetryAfter } from '../http.js';
 import { RateLimiter, sleep, type CallLedger, type LedgerAnswer, type WaitReason } from './rate-limiter.js';
 
 export type LangfuseErrorKind = 'auth' | 'absent' | 'bad-request' | 'transient';
@@ -175,7 +175,8 @@ export class LangfuseClient {
       if (status === 404) throw new LangfuseError(`${path} is not served by this Langfuse (HTTP 404)`, 'absent', 404);
       if (status === 429) {
         this.stats.rateLimited++;
-        const wait = retryAfter ?? retryAfterFromBody(text) ?? 60_000;
+        // Capped at an hour, as a sink's is: a server asking for a day would silence every poll for it.
+        const wait = Math.min(MAX_RETRY_AFTER_MS, retryAfter ?? retryAfterFromBody(text) ?? 60_000);
         this.limiter.pause(Date.now() + wait);
         lastProblem = `rate limited (HTTP 429), waiting ${Math.ceil(wait / 1000)} s`;
         this.opts.logger.warn({ path, attempt, retryAfterMs: wait }, 'Langfuse rate limit reached; pausing calls to this project');
