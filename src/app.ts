@@ -13,6 +13,7 @@ import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
 import { scheduleDigest } from './ops/digest.js';
+import { ago, agoIso, until } from './ops/ago.js';
 import { Metrics } from './ops/metrics.js';
 import { createConsole } from './ops/console/index.js';
 import { health, paceWarnings, startOpsServer, type OpsServer } from './ops/server.js';
@@ -98,15 +99,6 @@ function openStoreReadonly(config: BridgeConfig): Store {
 function asFatal(err: unknown, file: string): unknown {
   const p = databaseProblem(err, file);
   return p ? new Fatal(p.message, 2) : err;
-}
-
-/** "12 s ago", "3 min ago", "2 h ago", "4 d ago". */
-export function ago(ms: number, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 120) return `${s} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 172_800) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86_400)} d ago`;
 }
 
 function anotherDaemon(database: string, holder: DaemonRecord): string {
@@ -281,6 +273,7 @@ async function startDaemon(
     }
   }, DAEMON_HEARTBEAT_MS);
 
+  const recordedPaces = new Map<string, string>();
   // Each project polls in its own loop: one that fails (say, refused keys) does not hold up the others.
   const loop = async ({ poller, logger, config: pc }: (typeof projects)[number], prunes: boolean): Promise<void> => {
     let lastPrune = 0;
@@ -320,7 +313,7 @@ async function startDaemon(
         interval = poller.effectiveIntervalSeconds();
         let pace: PollPace;
         try {
-          pace = recordPollPace(store, metrics, poller, pc, starts);
+          pace = recordPollPace(store, metrics, poller, pc, starts, recordedPaces);
         } catch (err) {
           const p = databaseProblem(err, config.database);
           if (p) {
@@ -388,7 +381,8 @@ export interface PollPace {
 
 const PACE_KEY = 'poll-pace:';
 
-function recordPollPace(store: Store, metrics: Metrics, poller: Poller, config: BridgeConfig, starts: number[]): PollPace {
+/** `recorded`: per project, the pace last written, so that an unchanged one is not written again every poll. */
+function recordPollPace(store: Store, metrics: Metrics, poller: Poller, config: BridgeConfig, starts: number[], recorded: Map<string, string>): PollPace {
   const measured = starts.length >= 2 ? Math.round((starts[starts.length - 1]! - starts[0]!) / (starts.length - 1) / 100) / 10 : null;
   const pace: PollPace = {
     project: poller.projectId!,
@@ -400,7 +394,12 @@ function recordPollPace(store: Store, metrics: Metrics, poller: Poller, config: 
     limitedByCeiling: poller.effectiveIntervalSeconds() > config.pollIntervalSeconds,
     at: new Date().toISOString(),
   };
-  store.setMeta(`${PACE_KEY}${pace.project}`, JSON.stringify(pace));
+  // Written when it changes (the measured interval to the second), not every poll.
+  const changed = `${pace.effectiveIntervalSeconds}/${pace.ceiling}/${pace.callsPerPoll}/${pace.measuredIntervalSeconds === null ? '' : Math.round(pace.measuredIntervalSeconds)}`;
+  if (recorded.get(pace.project) !== changed) {
+    store.setMeta(`${PACE_KEY}${pace.project}`, JSON.stringify(pace));
+    recorded.set(pace.project, changed);
+  }
   metrics.setPollPace(pace);
   return pace;
 }
@@ -751,11 +750,6 @@ function sinkAttention(sinks: StatusReport['sinks']): string[] {
   return sinks.filter((k) => k.state === 'open').map((k) => `sink ${k.name}: its circuit breaker is open (every recent attempt failed); deliveries wait for a probe to succeed`);
 }
 
-const agoIso = (iso: string | null, now: number): string => (iso ? ago(Date.parse(iso), now) : '-');
-const inIso = (iso: string, now: number): string => {
-  const s = Math.round((Date.parse(iso) - now) / 1000);
-  return s <= 0 ? 'due now' : s < 120 ? `in ${s} s` : s < 7200 ? `in ${Math.round(s / 60)} min` : `in ${Math.round(s / 3600)} h`;
-};
 
 export function formatStatus(r: StatusReport): string {
   const now = Date.parse(r.at);
@@ -796,7 +790,7 @@ export function formatStatus(r: StatusReport): string {
     const facts: string[] = [];
     facts.push(`last success ${s.lastSuccessAt ? agoIso(s.lastSuccessAt, now) : 'never'}`);
     if (s.lastErrorAt) facts.push(`last error ${agoIso(s.lastErrorAt, now)}: ${s.lastError ?? '?'}`);
-    if (s.nextRetryAt) facts.push(`next retry ${inIso(s.nextRetryAt, now)}`);
+    if (s.nextRetryAt) facts.push(`next retry ${until(s.nextRetryAt, now)}`);
     lines.push(`  ${facts.join(' · ')}`);
     for (const g of s.deadByReason) lines.push(`  dead: ${g.count} × ${g.reason ?? '(no error recorded)'} (last ${agoIso(g.lastAt, now)})`);
   }
@@ -1097,15 +1091,14 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
   const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   let targets: Sink[];
-  if (sinkName) {
-    const s = all.find((x) => x.name === sinkName);
-    if (!s) {
-      await closeSinks(all);
-      store.close();
-      throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
-    }
-    targets = [s];
-  } else targets = all.filter((s) => !s.alerting);
+  try {
+    // As for a backfill: alert sinks only when named.
+    targets = backfillSinks(all, sinkName, false);
+  } catch (err) {
+    await closeSinks(all);
+    store.close();
+    throw err;
+  }
   const skipped = sinkName ? [] : all.filter((s) => s.alerting);
   const projectId = store.getMeta(`project:${config.langfuse.publicKey}`) ?? 'test-project';
   const ev = testEvent(projectId);

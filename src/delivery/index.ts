@@ -13,7 +13,7 @@ import { attemptOf } from './attempts.js';
 import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from './health.js';
 import { Waker } from './waker.js';
 
-export { SinkHealth, SINK_STATES, pausesSink, type SinkState } from './health.js';
+export { SinkHealth, type SinkState } from './health.js';
 
 export interface RetryPolicy {
   maxAttempts: number;

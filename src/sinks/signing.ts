@@ -53,11 +53,6 @@ export function standardSecretProblem(secret: string): string | null {
   return null;
 }
 
-/** Whether a secret is usable for the standard scheme (see {@link standardSecretProblem}). */
-export function isStandardSecret(secret: string): boolean {
-  return standardSecretProblem(secret) === null;
-}
-
 function hmacHex(key: Buffer, data: string): string {
   return createHmac('sha256', key).update(data, 'utf8').digest('hex');
 }

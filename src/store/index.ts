@@ -984,8 +984,15 @@ export class Store {
     };
     const backfillKey = `${key}#backfill`;
     let need = 0;
-    const register = (now: number, waitingUntil: number): void =>
-      void sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, seen: now, waitingUntil }));
+    // This process's record, rewritten when it changes or every 30 s: not once per call. Peers take
+    // a record for gone only after 90 s without one.
+    let written = { what: '', at: 0 };
+    const register = (now: number, waitingUntil: number): void => {
+      const what = JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, waitingUntil });
+      if (what === written.what && now - written.at < 30_000) return;
+      sql.register.run(regKey, JSON.stringify({ max: own.max, explicit: own.explicit, role: own.role, pid: process.pid, need, seen: now, waitingUntil }));
+      written = { what, at: now };
+    };
     const others = (now: number): LedgerPeer[] => {
       const out: LedgerPeer[] = [];
       for (const r of sql.registered.all(regPrefix, `${regPrefix}\uffff`) as Array<{ key: string; value: string }>) {
@@ -1045,7 +1052,10 @@ export class Store {
       pause: (untilMs) => void sql.setPause.run(pauseKey, String(untilMs)),
       setNeed: (perMinute) => void (need = Math.max(0, Math.ceil(perMinute))),
       // A process closing its database first has nothing left to release.
-      release: () => void (db.open && sql.forget.run(regKey)),
+      release: () => {
+        written = { what: '', at: 0 };
+        if (db.open) sql.forget.run(regKey);
+      },
     };
   }
 

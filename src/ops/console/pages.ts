@@ -7,21 +7,15 @@ import { deliveryFilter, type ConsoleDeps } from '../api.js';
 import { DELIVERY_STATUSES } from '../../store/index.js';
 import { deliveredSince, eventDetail, lastHour, listDeliveries, type DeliveryItem } from '../../store/console.js';
 import { VERSION } from '../../version.js';
+import { agoIso, until } from '../ago.js';
 
 /** Text for HTML content and quoted attribute values. */
 export function esc(v: unknown): string {
   return String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** "12 s ago", "3 min ago", "2 h ago", "4 d ago". */
-export function ago(iso: string | null, now = Date.now()): string {
-  if (!iso) return '–';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 90) return `${s} s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
-  if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
-}
+/** `ago` of an ISO time, '–' where there is none. */
+export const ago = (iso: string | null, now = Date.now()): string => agoIso(iso, now, '–');
 
 const time = (iso: string | null): string => (iso ? `<time datetime="${esc(iso)}" title="${esc(iso)}">${esc(iso.slice(0, 19).replace('T', ' '))}</time>` : '–');
 
@@ -114,11 +108,6 @@ const KNOWN_REPORT = ['database', 'at', 'daemon', 'streams', 'sinks', 'backfills
 const KNOWN_STREAM = ['project', 'source', 'streams', 'cursor', 'behindSeconds', 'lastPollAt', 'lastPollAgeSeconds', 'lastOkAt', 'lastOutcome', 'lastError', 'sweepBehindSeconds', 'lastSweepDoneAt'];
 const KNOWN_SINK = ['name', 'state', 'pausedUntil', 'queued', 'delivering', 'retrying', 'delivered', 'dead', 'lastSuccessAt', 'lastErrorAt', 'lastError', 'nextRetryAt', 'deadByReason'];
 
-/** "in 4 s", "in 3 min", "due now". */
-function until(iso: string, now: number): string {
-  const s = Math.round((Date.parse(iso) - now) / 1000);
-  return s <= 0 ? 'due now' : s < 90 ? `in ${s} s` : s < 90 * 60 ? `in ${Math.round(s / 60)} min` : `in ${Math.round(s / 3600)} h`;
-}
 
 /** The daemon, what needs a human, the poll pace and backfills: the head of `status`. */
 function daemonAndAttention(report: Partial<StatusReport>, now: number): string {
