@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
-import { Dispatcher, type SinkState } from './delivery/index.js';
+import { Dispatcher } from './delivery/index.js';
+import type { AttemptOutcome, DeliveryStatus, SinkState } from './delivery/states.js';
 import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
 import { sleep, type WaitReason } from './langfuse/rate-limiter.js';
@@ -21,7 +22,7 @@ import { Poller, SOURCE_STREAMS, sweepIntervalMs, type BackfillProgress, type So
 import { closeSinks, createSinks } from './sinks/index.js';
 import type { Sink } from './sinks/types.js';
 import { PATHS } from './sources/index.js';
-import { SCHEMA_VERSION, Store, databaseProblem, peekDatabase, unwritable, type DeliveryStatus } from './store/index.js';
+import { SCHEMA_VERSION, Store, databaseProblem, peekDatabase, unwritable } from './store/index.js';
 import { DAEMON_HEARTBEAT_MS, acquireDaemonLock, daemonState, readDaemon, releaseDaemonLock, renewDaemonLock, type DaemonRecord, type DaemonState } from './store/daemon.js';
 import type { QueueStatus } from './queue/index.js';
 import { USER_AGENT, VERSION } from './version.js';
@@ -202,7 +203,7 @@ async function startDaemon(
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   metrics.bindStore(store);
   const hooks = {
-    onOutcome: (sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }),
+    onOutcome: (sink: Sink, outcome: AttemptOutcome, type: string) => metrics.deliveries.inc({ sink: sink.name, outcome, event: type }),
     onState: (sink: string, state: SinkState) => metrics.setSinkState(sink, state),
   };
   if (!queue || opts.withWorker) for (const s of sinks) metrics.setSinkState(s.name, 'ok');
@@ -223,7 +224,7 @@ async function startDaemon(
         for (const e of events) metrics.onEvent(e);
         dispatcher.wake();
       },
-      handoff: dispatcher instanceof Dispatcher ? () => dispatcher.handoff() : undefined,
+      handoff: () => dispatcher.handoff(),
       onPoll: (source, outcome, lagMs) => {
         metrics.polls.inc({ source, outcome });
         metrics.sweepLag.set({ source }, lagMs / 1000);
@@ -500,7 +501,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
       clients.push(client);
       const poller = new Poller(store, client, pc, sinks, log, {
         onEvents: () => dispatcher.wake(),
-        handoff: dispatcher instanceof Dispatcher ? () => dispatcher.handoff() : undefined,
+        handoff: () => dispatcher.handoff(),
       });
       // Each project resumes its own slices; a single project keeps the key it always had.
       const resumeKey = pc.projectName !== undefined ? `${origin}:${pc.projectName}` : origin;

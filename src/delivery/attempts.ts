@@ -5,8 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { DeliveryResult } from '../sinks/types.js';
-
-export type AttemptOutcome = 'delivered' | 'retrying' | 'dead';
+import type { AttemptOutcome } from './states.js';
 
 export interface Attempt {
   /** ms epoch when the attempt started */

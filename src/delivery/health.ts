@@ -19,17 +19,13 @@
  */
 import type { Logger } from 'pino';
 import type { DeliveryResult } from '../sinks/types.js';
-import { MAX_RETRY_AFTER_MS } from '../http.js';
-
-export type SinkState = 'ok' | 'failing' | 'paused' | 'open';
-export const SINK_STATES: SinkState[] = ['ok', 'failing', 'paused', 'open'];
+import { cappedRetryAfter } from './retry.js';
+import type { AttemptOutcome, SinkState } from './states.js';
 
 /** Failed attempts in a row (none delivered in between) that open the breaker... */
 export const BREAKER_FAILURES = 5;
 /** ...once they span at least the retry base; probes then start after the base, doubling up to this. */
 export const BREAKER_MAX_PROBE_MS = 300_000;
-/** The longest a Retry-After is obeyed (the same for Langfuse). */
-export { MAX_RETRY_AFTER_MS };
 /** How often a sink that is not ok says how it is doing. */
 export const SUMMARY_EVERY_MS = 60_000;
 
@@ -163,7 +159,7 @@ export class SinkHealth {
    * One attempt's result. `outcome` is what became of the delivery; `nextAt` its next attempt when
    * retrying. Returns the time the whole sink is paused until, when this result paused it.
    */
-  record(result: DeliveryResult, outcome: 'delivered' | 'retrying' | 'dead', o: { nextAt?: number; probe?: boolean; eventId?: string; eventType?: string; attempt?: number } = {}): number | null {
+  record(result: DeliveryResult, outcome: AttemptOutcome, o: { nextAt?: number; probe?: boolean; eventId?: string; eventType?: string; attempt?: number } = {}): number | null {
     const now = Date.now();
     if (o.probe) this.probeInFlight = false;
     const p = this.period;
@@ -187,7 +183,7 @@ export class SinkHealth {
     this.streak++;
     if (this.trouble) this.trouble.failed++;
     if (pausesSink(result)) {
-      const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(result.retryAfterMs ?? 0, o.nextAt !== undefined ? o.nextAt - now : 0, this.baseMs()));
+      const wait = cappedRetryAfter(Math.max(result.retryAfterMs ?? 0, o.nextAt !== undefined ? o.nextAt - now : 0, this.baseMs()));
       const until = now + wait;
       if (until > this.pausedUntilMs) {
         this.pausedUntilMs = until;

@@ -8,23 +8,13 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
-import type { ClaimedDelivery, Claimer, DeliveryOutcome, Store } from '../store/index.js';
+import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
 import { attemptOf } from './attempts.js';
-import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from './health.js';
+import type { DeliveryBackend, DeliveryHooks } from './backend.js';
+import { Handoff, type HandoffTarget } from './handoff.js';
+import { SinkHealth } from './health.js';
+import { SHARED_PAUSE_READ_MS, pacedIntervalMs, retryDelayMs, type RetryPolicy } from './retry.js';
 import { Waker } from './waker.js';
-
-export { SinkHealth, type SinkState } from './health.js';
-
-export interface RetryPolicy {
-  maxAttempts: number;
-  baseSeconds: number;
-}
-
-/** Delay before attempt n+1 after n failed: base·2^(n−1), jittered to 50–100 %, capped at an hour. */
-export function backoffMs(policy: RetryPolicy, failedAttempts: number, random = Math.random): number {
-  const exp = Math.min(3_600_000, policy.baseSeconds * 1000 * 2 ** Math.max(0, failedAttempts - 1));
-  return Math.round(exp * (0.5 + random() * 0.5));
-}
 
 /** Rows per call of a sink that takes them in groups. */
 const GROUP_SIZE = 256;
@@ -59,23 +49,6 @@ class RowDelivery implements Delivery {
   }
 }
 
-/**
- * The spacing a paced sink gets between attempts: its minimum plus a margin, since the receiver
- * counts arrivals and the network can bring two posts closer together than they left.
- */
-export function pacedIntervalMs(minIntervalMs: number): number {
-  return minIntervalMs + Math.max(50, Math.round(minIntervalMs * 0.2));
-}
-
-/** How long an attempt trusts the last read of the pause other processes recorded for its sink. */
-const SHARED_PAUSE_READ_MS = 25;
-
-export interface DispatchHooks {
-  onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
-  /** A sink changed state (ok, failing, paused, open). */
-  onState?(sink: string, state: SinkState): void;
-}
-
 export interface DispatcherOptions {
   retry: RetryPolicy;
   logger: Logger;
@@ -83,7 +56,7 @@ export interface DispatcherOptions {
   origin?: string | null;
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
-  hooks?: DispatchHooks;
+  hooks?: DeliveryHooks;
   /** false: the rows are not kept after this run (test-event), so a dead letter's log line does not point to `replay`. Default true. */
   replayable?: boolean;
   /**
@@ -98,7 +71,7 @@ interface InFlight {
   started: boolean;
 }
 
-export class Dispatcher {
+export class Dispatcher implements DeliveryBackend, HandoffTarget {
   private running = false;
   private readonly loops: Promise<void>[] = [];
   private readonly queues = new Map<string, PQueue>();
@@ -353,16 +326,12 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * A hand-off for one write transaction: new rows of sinks that have caught up with the outbox
-   * are written claimed by this process and, once `handOver()` is called after the commit, go
-   * straight to the sinks' queues.
-   */
+  /** See handoff.ts: new rows of sinks that have caught up skip the claim. */
   handoff(): Handoff {
     return new Handoff(this);
   }
 
-  /** How many new rows this sink takes directly now (its claim window, twice over). */
+  /** How many new rows this sink takes directly now (its claim window, twice over), for a hand-off. */
   roomFor(sink: string): number {
     const queue = this.queues.get(sink);
     if (!this.running || !queue || !this.caughtUp.has(sink) || this.heldUntil(sink) !== null) return 0;
@@ -537,7 +506,7 @@ export class Dispatcher {
       if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason }, 'dead-lettered');
       return;
     }
-    const wait = Math.max(backoffMs(this.opts.retry, row.attempts), Math.min(MAX_RETRY_AFTER_MS, result.retryAfterMs ?? 0));
+    const wait = retryDelayMs(this.opts.retry, row.attempts, result.retryAfterMs);
     const nextAt = Date.now() + wait;
     this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
@@ -631,39 +600,5 @@ export class Dispatcher {
     this.load.clear();
     await Promise.all(this.loops);
     this.flush();
-  }
-}
-
-/** See Dispatcher.handoff(). */
-export class Handoff implements Claimer {
-  readonly origin: string | null;
-  private readonly rows: ClaimedDelivery[] = [];
-  private readonly room = new Map<string, number>();
-
-  constructor(private readonly dispatcher: Dispatcher) {
-    this.origin = dispatcher.claimOrigin;
-  }
-
-  leaseUntil(sink: string, now: number): number | null {
-    let room = this.room.get(sink);
-    if (room === undefined) this.room.set(sink, (room = this.dispatcher.roomFor(sink)));
-    if (room <= 0) return null;
-    const lease = this.dispatcher.leaseFor(sink);
-    return lease === null ? null : now + lease;
-  }
-
-  claimed(row: ClaimedDelivery): void {
-    this.rows.push(row);
-    this.room.set(row.sink, (this.room.get(row.sink) ?? 1) - 1);
-  }
-
-  queued(sink: string): void {
-    this.room.set(sink, 0);
-    this.dispatcher.fellBehind(sink);
-  }
-
-  /** After the transaction committed: the rows it wrote claimed go to their sinks. */
-  handOver(): void {
-    if (this.rows.length) this.dispatcher.accept(this.rows);
   }
 }

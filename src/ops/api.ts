@@ -5,7 +5,8 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import type { StatusReport } from '../app.js';
-import { DELIVERY_STATUSES, type DeliveryStatus, type Store } from '../store/index.js';
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../delivery/states.js';
+import type { Store } from '../store/index.js';
 import { eventDetail, listDeliveries, replayDeliveries, type DeliveryFilter, type ReplayRequest } from '../store/console.js';
 
 export interface ConsoleDeps {

@@ -4,7 +4,7 @@
  * from the store when scraped, so they are exact whoever wrote the rows.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { SINK_STATES, type SinkState } from '../delivery/health.js';
+import { SINK_STATES, type SinkState } from '../delivery/states.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { Store } from '../store/index.js';
 

@@ -20,9 +20,10 @@ import {
   type SeenAccess,
   type TraceRecord,
 } from '../events/index.js';
+import type { Handoff } from '../delivery/handoff.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { observationPages, probeApi, promptVersions, scorePages, traceObservations, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
-import { isSqliteError, type Claimer, type CursorRow, type EnqueueOptions, type NewEvent, type Store } from '../store/index.js';
+import { isSqliteError, type CursorRow, type EnqueueOptions, type NewEvent, type Store } from '../store/index.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
 
@@ -83,8 +84,8 @@ export interface PollHooks {
   onEvents?(events: AnyBridgeEvent[], source: SourceName): void;
   onPoll?(source: SourceName, outcome: 'ok' | 'error', lagMs: number): void;
   onSkip?(what: string): void;
-  /** An in-process dispatcher's hand-off for one commit (see Dispatcher.handoff). */
-  handoff?(): Claimer & { handOver(): void };
+  /** The delivery backend's hand-off for one commit, if it takes one (see delivery/handoff.ts). */
+  handoff?(): Handoff | null;
 }
 
 export interface CommitResult {
@@ -186,7 +187,7 @@ export class Poller {
         for (const s of opts.sinks) if (s.accepts(ev)) targets.push(s.name);
         if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
       }
-      const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff);
+      const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });

@@ -1,13 +1,14 @@
 /**
- * The Redis delivery backend, as the commands see it: a drop-in for the in-process Dispatcher
- * (start, wake, drain, stop) that relays the outbox to Redis and, with `run --with-worker`, also
- * works the queues in this process; plus what `status` and `replay` read from and do in Redis.
+ * The Redis delivery backend, as the commands see it (a DeliveryBackend, like the in-process
+ * Dispatcher): relays the outbox to Redis and, with `run --with-worker`, also works the queues in this
+ * process; plus what `status` and `replay` read from and do in Redis.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config.js';
-import type { SinkState } from '../delivery/health.js';
+import type { DeliveryBackend, DeliveryHooks } from '../delivery/backend.js';
+import type { SinkState } from '../delivery/states.js';
 import type { Sink } from '../sinks/types.js';
 import type { Store } from '../store/index.js';
 import { PAUSE_LIMIT, connectionFor, jobIdFor, parseJobId, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
@@ -24,10 +25,10 @@ export interface QueueDeliveryOptions {
   /** Also work the queues in this process (`run --with-worker`). */
   withWorker?: boolean;
   reconcileMs?: number;
-  hooks?: { onOutcome?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void; onState?(sink: string, state: SinkState): void };
+  hooks?: DeliveryHooks;
 }
 
-export class QueueDelivery {
+export class QueueDelivery implements DeliveryBackend {
   private readonly relay: Relay;
   private workers: WorkerPool | null = null;
 
@@ -54,13 +55,18 @@ export class QueueDelivery {
   start(): void {
     this.relay.start();
     if (this.opts.withWorker) {
-      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { onAttempt: this.opts.hooks?.onOutcome, onState: this.opts.hooks?.onState });
+      this.workers = new WorkerPool(this.config, this.sinks, this.logger, { hooks: this.opts.hooks });
       this.workers.start();
     }
   }
 
   wake(): void {
     this.relay.wake();
+  }
+
+  /** None: the relay reads new rows from the outbox and hands them to Redis. */
+  handoff(): null {
+    return null;
   }
 
   drain(signal?: AbortSignal): Promise<void> {

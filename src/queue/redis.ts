@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
-import { backoffMs } from '../delivery/index.js';
+import { retryDelayMs } from '../delivery/retry.js';
 
 export type QueueSettings = BridgeConfig['queue'];
 
@@ -191,9 +191,8 @@ export function bridgeBackoff(attemptsMade: number, _type?: string, err?: Error,
   const b = job?.opts?.backoff as { delay?: number } | number | undefined;
   const baseMs = typeof b === 'number' ? b : (b?.delay ?? 5_000);
   const prior = (job?.data as JobData | undefined)?.priorAttempts ?? 0;
-  const wait = backoffMs({ maxAttempts: 0, baseSeconds: baseMs / 1000 }, attemptsMade + prior);
-  const after = err instanceof RetryLater || (err as RetryLater | undefined)?.retryAfterMs ? ((err as RetryLater).retryAfterMs ?? 0) : 0;
-  return Math.max(1, wait, after);
+  const after = err instanceof RetryLater || (err as RetryLater | undefined)?.retryAfterMs ? (err as RetryLater).retryAfterMs : undefined;
+  return Math.max(1, retryDelayMs({ baseSeconds: baseMs / 1000 }, attemptsMade + prior, after));
 }
 
 /** Deletes every key under a prefix (tests, and `obliterate`-style cleanups). */

@@ -25,6 +25,7 @@ import type { BridgeConfig } from '../config.js';
 import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { attemptsKey, drainAttempts } from './attempts.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
+import type { FinalStatus } from '../delivery/states.js';
 import { Waker } from '../delivery/waker.js';
 
 export interface RelayOptions {
@@ -39,7 +40,7 @@ export interface RelayOptions {
   /** Longest wait between outbox checks when idle. */
   idleMs?: number;
   /** Rows closed, for metrics. */
-  onClosed?(sink: string, outcome: 'delivered' | 'dead', eventType: string): void;
+  onClosed?(sink: string, outcome: FinalStatus, eventType: string): void;
 }
 
 /** At most one line a minute per sink about its dead letters. */
@@ -217,7 +218,7 @@ export class Relay {
     }
   }
 
-  private jobEnded(sink: string, jobId: string, status: 'delivered' | 'dead', reason: string | null): void {
+  private jobEnded(sink: string, jobId: string, status: FinalStatus, reason: string | null): void {
     const id = parseJobId(jobId);
     if (!id) return;
     if (status === 'dead' && reason?.startsWith(LOST_JOB)) return; // not a dead letter: reconciliation re-enqueues it

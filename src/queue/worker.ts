@@ -23,8 +23,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
 import { attemptOf } from '../delivery/attempts.js';
-import { MAX_RETRY_AFTER_MS, SinkHealth, type SinkState } from '../delivery/health.js';
-import { pacedIntervalMs } from '../delivery/index.js';
+import type { DeliveryHooks } from '../delivery/backend.js';
+import { SinkHealth } from '../delivery/health.js';
+import { SHARED_PAUSE_READ_MS, cappedRetryAfter, pacedIntervalMs } from '../delivery/retry.js';
+import type { SinkState } from '../delivery/states.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { WorkerMetrics } from '../ops/metrics.js';
 import { startOpsServer, type Health } from '../ops/server.js';
@@ -36,10 +38,8 @@ import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connect
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
   concurrency?: number | null;
-  /** Outcome of each attempt, for metrics. */
-  onAttempt?(sink: Sink, outcome: 'delivered' | 'retrying' | 'dead', eventType: string, ms: number): void;
-  /** A sink changed state (ok, failing, paused, open). */
-  onState?(sink: string, state: SinkState): void;
+  /** Each attempt's outcome and each change of a sink's state, for metrics. */
+  hooks?: DeliveryHooks;
 }
 
 /**
@@ -47,9 +47,6 @@ export interface WorkerPoolOptions {
  * honours a queue's rate limit only in workers that have one. Never reached by itself.
  */
 const UNPACED_LIMITER = { max: 1_000_000_000, duration: 1_000 };
-
-/** How long a job trusts the last read of its queue's pause (one read per this, not per job). */
-const SHARED_PAUSE_READ_MS = 25;
 
 /** The workers of one process: one BullMQ Worker per sink. */
 export class WorkerPool {
@@ -79,7 +76,7 @@ export class WorkerPool {
         baseSeconds: this.config.retry.baseSeconds,
         breaker: false,
         onChange: (state) => {
-          this.opts.onState?.(sink.name, state);
+          this.opts.hooks?.onState?.(sink.name, state);
           void this.recordState(worker, state);
         },
       });
@@ -206,21 +203,21 @@ export class WorkerPool {
     const last = attempt >= maxAttempts;
     this.attempts?.push(d.eventId, sink.name, attemptOf(result, result.ok ? 'delivered' : !result.retry || last ? 'dead' : 'retrying', began, ms));
     if (result.ok) {
-      this.opts.onAttempt?.(sink, 'delivered', d.type, ms);
+      this.opts.hooks?.onOutcome?.(sink, 'delivered', d.type, ms);
       health.record(result, 'delivered', { probe });
       log.debug({ sink: sink.name, eventId: d.eventId, event: d.type, attempt, ms }, 'delivered');
       return result.status !== undefined ? { status: result.status } : {};
     }
     const detail = { eventId: d.eventId, eventType: d.type, attempt, probe };
     if (!result.retry || last) {
-      this.opts.onAttempt?.(sink, 'dead', d.type, ms);
+      this.opts.hooks?.onOutcome?.(sink, 'dead', d.type, ms);
       const until = health.record(result, 'dead', detail);
       if (until !== null) await this.holdQueue(worker, until - Date.now());
       log.debug({ sink: sink.name, ...detail, reason: result.reason }, 'dead-lettered');
       throw new UnrecoverableError(result.reason);
     }
-    this.opts.onAttempt?.(sink, 'retrying', d.type, ms);
-    const retryAfterMs = result.retryAfterMs === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, result.retryAfterMs);
+    this.opts.hooks?.onOutcome?.(sink, 'retrying', d.type, ms);
+    const retryAfterMs = result.retryAfterMs === undefined ? undefined : cappedRetryAfter(result.retryAfterMs);
     const until = health.record(result, 'retrying', detail);
     if (until !== null) await this.holdQueue(worker, until - Date.now());
     log.debug({ sink: sink.name, ...detail, reason: result.reason, ...(retryAfterMs ? { retryAfterMs } : {}) }, 'delivery failed; will retry');
@@ -284,8 +281,10 @@ export async function runWorker(config: BridgeConfig, logger: Logger, o: { sink?
   }
   const started = new WorkerPool(config, sinks, logger, {
     concurrency: o.concurrency ?? null,
-    onAttempt: (sink, outcome, event) => metrics.deliveries.inc({ sink: sink.name, outcome, event }),
-    onState: (sink, state) => metrics.setSinkState(sink, state),
+    hooks: {
+      onOutcome: (sink, outcome, event) => metrics.deliveries.inc({ sink: sink.name, outcome, event }),
+      onState: (sink, state) => metrics.setSinkState(sink, state),
+    },
   });
   for (const s of sinks) metrics.setSinkState(s.name, 'ok');
   started.start();

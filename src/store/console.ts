@@ -3,7 +3,8 @@
  * per-minute figures. Reads run on the daemon's own connection (short, indexed statements).
  */
 import { attemptsOf, attemptsPerMinute, type Attempt } from '../delivery/attempts.js';
-import type { DeliveryStatus, Store } from './index.js';
+import type { DeliveryStatus } from '../delivery/states.js';
+import type { Store } from './index.js';
 
 export interface DeliveryFilter {
   sink?: string | null;

@@ -10,10 +10,8 @@ import os from 'node:os';
 import Database from 'better-sqlite3';
 import { insertAttempts, pruneAttempts, type Attempt } from '../delivery/attempts.js';
 import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
+import type { AttemptOutcome, DeliveryStatus, FinalStatus, SinkState } from '../delivery/states.js';
 import { MIGRATIONS } from './migrations.js';
-
-export type DeliveryStatus = 'queued' | 'delivering' | 'delivered' | 'retrying' | 'dead';
-export const DELIVERY_STATUSES: DeliveryStatus[] = ['queued', 'delivering', 'retrying', 'delivered', 'dead'];
 
 export interface SeenRow {
   kind: string;
@@ -64,7 +62,7 @@ export interface DeliveryOutcome {
   seq: number;
   eventId: string;
   sink: string;
-  status: 'delivered' | 'retrying' | 'dead' | 'released';
+  status: AttemptOutcome | 'released';
   nextAt?: number;
   error?: string | null;
   /** The attempt that led here, for the attempt log (none for a row released unsent). */
@@ -102,7 +100,7 @@ export interface EnqueueResult {
 
 /** A sink's state as the process delivering to it last recorded it (see src/delivery/health.ts). */
 export interface RecordedSinkState {
-  state: 'ok' | 'failing' | 'paused' | 'open';
+  state: SinkState;
   /** When it took this state (ms). */
   since: number;
   /** While open: when the next probe goes. */
@@ -129,7 +127,7 @@ export interface RelayOutcome {
   eventId: string;
   sink: string;
   gen: number;
-  status: 'delivered' | 'dead';
+  status: FinalStatus;
   error?: string | null;
   /** Attempts the job made, when known. */
   attempts?: number;

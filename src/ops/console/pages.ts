@@ -4,7 +4,7 @@
  */
 import type { StatusReport } from '../../app.js';
 import { deliveryFilter, type ConsoleDeps } from '../api.js';
-import { DELIVERY_STATUSES } from '../../store/index.js';
+import { DELIVERY_STATUSES } from '../../delivery/states.js';
 import { deliveredSince, eventDetail, lastHour, listDeliveries, type DeliveryItem } from '../../store/console.js';
 import { VERSION } from '../../version.js';
 import { agoIso, until } from '../ago.js';
