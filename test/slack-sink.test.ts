@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SlackSinkConfig } from '../src/config.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
-import { buildSlackMessage, buildSlackSummary, createSlackSink, type SlackSink } from '../src/sinks/slack.js';
+import { buildSlackMessage, buildSlackSummary } from '../src/sinks/slack/format.js';
+import { createSlackSink, type SlackSink } from '../src/sinks/slack/index.js';
 import type { Delivery } from '../src/sinks/types.js';
 
 interface Received {

@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
+import { oneLine } from '../sinks/text.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
 import { attemptOf } from './attempts.js';
@@ -426,7 +427,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     try {
       result = await sink.deliverGroup!(mine.map((f) => new RowDelivery(f.row)), this.abort.signal);
     } catch (err) {
-      result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
+      result = { ok: false, retry: true, reason: `sink failed: ${oneLine(err)}` };
     }
     const ms = Date.now() - began;
     for (const f of mine) {
@@ -460,7 +461,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     try {
       result = await sink.deliver(new RowDelivery(row), this.abort.signal);
     } catch (err) {
-      result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
+      result = { ok: false, retry: true, reason: `sink failed: ${oneLine(err)}` };
     }
     this.finish(sink, f, result, Date.now() - began, began);
   }

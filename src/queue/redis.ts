@@ -13,6 +13,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type BridgeConfig } from '../config.js';
 import { retryDelayMs } from '../delivery/retry.js';
+import { oneLine } from '../sinks/text.js';
 
 export type QueueSettings = BridgeConfig['queue'];
 
@@ -114,7 +115,7 @@ function errorCode(err: unknown): string {
   if (!e) return 'no answer';
   if (e.code) return e.code;
   const first = (e.message ?? '').split(/[\s:]/, 1)[0] ?? '';
-  return /^[A-Z][A-Z_]+$/.test(first) ? first : (e.message ?? 'no answer').split('\n', 1)[0]!.slice(0, 120);
+  return /^[A-Z][A-Z_]+$/.test(first) ? first : (oneLine(e) || 'no answer').slice(0, 120);
 }
 
 /** A setting error (exit 2, one line): BRIDGE_REDIS_URL names a Redis that does not answer. */

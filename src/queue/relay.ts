@@ -26,6 +26,7 @@ import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { attemptsKey, drainAttempts } from './attempts.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
 import type { FinalStatus } from '../delivery/states.js';
+import { oneLine } from '../sinks/text.js';
 import { Waker } from '../delivery/waker.js';
 
 export interface RelayOptions {
@@ -112,12 +113,11 @@ export class Relay {
 
   private redisError(err: unknown): void {
     const now = Date.now();
-    const msg = (err as Error)?.message ?? String(err);
     if (!this.down) this.down = { since: now, lastLog: 0 };
     if (now - this.down.lastLog > 30_000) {
       this.down.lastLog = now;
       this.log.error(
-        { redis: redactUrl(this.opts.config.queue.redisUrl ?? ''), err: msg.split('\n', 1)[0], waiting: safe(() => this.store.pending(this.origin), -1) },
+        { redis: redactUrl(this.opts.config.queue.redisUrl ?? ''), err: oneLine(err), waiting: safe(() => this.store.pending(this.origin), -1) },
         'Redis unreachable: events keep going into the outbox and are relayed when Redis is back',
       );
     }

@@ -31,6 +31,7 @@ import type { AnyBridgeEvent } from '../events/types.js';
 import { WorkerMetrics } from '../ops/metrics.js';
 import { startOpsServer, type Health } from '../ops/server.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
+import { oneLine } from '../sinks/text.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
 import { AttemptPusher, attemptsKey } from './attempts.js';
 import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
@@ -97,7 +98,7 @@ export class WorkerPool {
       worker.on('error', (err) => {
         if (Date.now() - this.lastErrorLog < 30_000) return;
         this.lastErrorLog = Date.now();
-        this.logger.error({ sink: sink.name, err: err.message.split('\n', 1)[0] }, 'worker: Redis error; retrying');
+        this.logger.error({ sink: sink.name, err: oneLine(err) }, 'worker: Redis error; retrying');
       });
       this.workers.push(worker);
     }
@@ -165,7 +166,7 @@ export class WorkerPool {
         }),
       ]);
     } catch (err) {
-      return { ok: false, reason: `Redis: ${(err as Error).message.split('\n', 1)[0]}` };
+      return { ok: false, reason: `Redis: ${oneLine(err)}` };
     } finally {
       clearTimeout(timer);
     }
@@ -196,7 +197,7 @@ export class WorkerPool {
       const event = JSON.parse(d.body) as AnyBridgeEvent;
       result = await sink.deliver({ eventId: d.eventId, eventType: d.type, body: d.body, event, attempt }, signal ?? new AbortController().signal);
     } catch (err) {
-      result = { ok: false, retry: true, reason: `sink failed: ${(err as Error).message.split('\n')[0]}` };
+      result = { ok: false, retry: true, reason: `sink failed: ${oneLine(err)}` };
     }
     const ms = Date.now() - began;
     const log = this.logger;

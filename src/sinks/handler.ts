@@ -17,6 +17,7 @@ import { EVENT_TYPES } from '../events/types.js';
 import type { AnyBridgeEvent, EventType } from '../events/types.js';
 import { eventTypeForExportName } from '../handlers.js';
 import type { HandlerContext } from '../handlers.js';
+import { oneLine } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 type Fn = (this: unknown, event: AnyBridgeEvent, ctx: HandlerContext) => unknown;
@@ -26,19 +27,6 @@ interface Bound {
   key: string;
 }
 
-function firstLine(s: string): string {
-  return (s.split(/\r?\n/, 1)[0] ?? '').trim();
-}
-
-function errorLine(err: unknown): string {
-  if (err instanceof Error) return firstLine(err.message) || err.name;
-  if (typeof err === 'string') return firstLine(err) || '(empty string)';
-  try {
-    return firstLine(JSON.stringify(err) ?? String(err));
-  } catch {
-    return String(err);
-  }
-}
 
 const GROUPS = new Set(EVENT_TYPES.filter((t) => t.includes('.')).map((t) => `${t.split('.')[0]}.*`));
 
@@ -107,7 +95,7 @@ export async function createHandlerSink(cfg: HandlerSinkConfig, opts: { cwd?: st
   try {
     ns = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`handler module ${shown} failed to load (${errorLine(err)}); fix the module or ${setting}`);
+    throw new ConfigError(`handler module ${shown} failed to load (${oneLine(err)}); fix the module or ${setting}`);
   }
   const { exact, groups, fallback } = collect(ns, shown);
   if (exact.size === 0 && groups.size === 0 && !fallback) {
@@ -159,7 +147,7 @@ export async function createHandlerSink(cfg: HandlerSinkConfig, opts: { cwd?: st
         if (outcome === 'timeout') return { ok: false, retry: true, reason: `handler for ${delivery.event.event} did not finish within ${cfg.timeoutSeconds}s` };
         if (outcome === 'aborted') return { ok: false, retry: true, reason: 'handler interrupted: shutting down' };
         if (outcome.ok) return { ok: true };
-        return { ok: false, retry: true, reason: `handler threw: ${errorLine(outcome.err)}` };
+        return { ok: false, retry: true, reason: `handler threw: ${oneLine(outcome.err)}` };
       } finally {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);

@@ -5,7 +5,7 @@ import { compileRules, type CompiledRules } from '../rules/index.js';
 import { USER_AGENT } from '../version.js';
 import { createHandlerSink } from './handler.js';
 import { createPagerDutySink } from './pagerduty.js';
-import { createSlackSink } from './slack.js';
+import { createSlackSink } from './slack/index.js';
 import { createStdoutSink } from './stdout.js';
 import type { Sink } from './types.js';
 import { createWebhookSink } from './webhook.js';

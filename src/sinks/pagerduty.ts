@@ -9,7 +9,7 @@ import type { PagerDutySinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
-import { formatCost, formatNumber, langfuseUrlFor } from './slack.js';
+import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, oneLine, truncate } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkOptions {
@@ -38,18 +38,6 @@ export interface PagerDutyEvent {
 }
 
 const MAX_DETAILS_CHARS = 400_000;
-
-function cut(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
-function firstLine(s: string): string {
-  return s.split(/\r?\n/, 1)[0] ?? '';
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
 
 /** One line, at most 1024 characters, that names what happened and where. */
 export function pagerDutySummary(event: AnyBridgeEvent, label?: string): string {
@@ -91,7 +79,7 @@ export function pagerDutySummary(event: AnyBridgeEvent, label?: string): string 
       s = `Test event from langfuse-bridge: ${event.data.message}`;
       break;
   }
-  return cut(`Langfuse: ${s}`, 1024);
+  return truncate(`Langfuse: ${s}`, 1024);
 }
 
 function component(event: AnyBridgeEvent): string | undefined {
@@ -135,7 +123,7 @@ export function buildPagerDutyEvent(
   langfuseBaseUrl: string,
 ): PagerDutyEvent {
   if (match.action === 'resolve') return { routing_key: routingKey, event_action: 'resolve', dedup_key: match.dedupKey };
-  const base = langfuseBaseUrl.replace(/\/+$/, '');
+  const base = baseUrl(langfuseBaseUrl);
   let host: string;
   try {
     host = new URL(base).host;
@@ -155,8 +143,8 @@ export function buildPagerDutyEvent(
       source: `${host}/project/${event.data.projectId}`,
       severity: match.severity,
       timestamp: event.timestamp,
-      ...(comp ? { component: cut(comp, 255) } : {}),
-      ...(grp ? { group: cut(grp, 255) } : {}),
+      ...(comp ? { component: truncate(comp, 255) } : {}),
+      ...(grp ? { group: truncate(grp, 255) } : {}),
       class: event.event,
       custom_details: details(event),
     },
@@ -201,8 +189,7 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
     } catch (err) {
       if (signal.aborted) return { ok: false, retry: true, reason: 'PagerDuty call aborted before an answer (shutting down)' };
       if (attempt.timedOut()) return { ok: false, retry: true, reason: `PagerDuty did not answer within ${cfg.timeoutSeconds}s` };
-      const e = err as { message?: string; cause?: { code?: string; message?: string } };
-      return { ok: false, retry: true, reason: scrub(`PagerDuty unreachable: ${firstLine(String(e?.cause?.code ?? e?.cause?.message ?? e?.message ?? err))}`) };
+      return { ok: false, retry: true, reason: scrub(`PagerDuty unreachable: ${oneLine(err)}`) };
     }
     let text = '';
     try {
@@ -220,7 +207,7 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
     } catch {
       said = firstLine(text.trim());
     }
-    const reason = scrub(cut(`PagerDuty answered ${status}${said ? `: ${said}` : ''}`, 500));
+    const reason = scrub(truncate(`PagerDuty answered ${status}${said ? `: ${said}` : ''}`, 500));
     // A 503 that says when to come back pauses the sink as a 429 does.
     if (status === 429 || (status === 503 && res.headers.get('retry-after') !== null)) {
       const after = parseRetryAfter(res.headers.get('retry-after'));

@@ -6,14 +6,14 @@
  */
 import { matchesEventPatterns, type StdoutSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
+import { oneLine } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
+/** A stream error with its code (EPIPE, EBADF), which says more than its message. */
 function describeError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException | null;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const message = (e instanceof Error ? e.message : String(err)).replace(/\s+/g, ' ').trim();
-  if (code && !message.includes(code)) return `${code}: ${message}`;
-  return message || code || 'write error';
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const message = oneLine(err);
+  return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 /** Lines taken in per write (at least one entry); more wait for the next one. */

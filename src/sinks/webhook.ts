@@ -11,6 +11,7 @@ import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';
+import { oneLine } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface WebhookSinkOptions {
@@ -49,21 +50,6 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-/** A network error's message, never empty (Node's AggregateError from happy-eyeballs has none). */
-function errorMessage(err: unknown): string {
-  if (err instanceof AggregateError && !err.message) {
-    const first: unknown = err.errors[0];
-    if (first) return errorMessage(first);
-  }
-  if (err instanceof Error) {
-    const cause = (err as Error & { cause?: unknown }).cause;
-    // undici wraps some socket failures ("fetch failed"-style) around the real cause.
-    if ((!err.message || err.message === 'fetch failed') && cause) return errorMessage(cause);
-    return err.message || errorCode(err) || err.name;
-  }
-  return String(err);
 }
 
 export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptions): Sink {
@@ -159,7 +145,7 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
     } catch (err) {
       if (TIMEOUT_CODES.has(errorCode(err) ?? '')) return failure(`${timeoutText} waiting for ${target.origin}`, true);
       if (signal.aborted) return failure(`aborted while sending to ${target.origin}`, true);
-      const message = errorMessage(err);
+      const message = oneLine(err);
       const host = new URL(target.origin).hostname;
       return failure(message.includes(host) ? message : `${message} (${target.origin})`, true);
     }

@@ -1,0 +1,83 @@
+/**
+ * Text the sinks share: an error's one line (every failed attempt's reason), cutting and first lines,
+ * the numbers and links that Slack messages and PagerDuty summaries both show.
+ */
+import type { AnyBridgeEvent } from '../events/types.js';
+
+/** The first line of a text, as it is (no trimming). */
+export function firstLine(s: string): string {
+  return s.split(/\r?\n/, 1)[0] ?? '';
+}
+
+/** At most `max` characters, an ellipsis in place of what was cut. */
+export function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+export function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * An error as one line of text, never empty: its message's first line, or for a network failure
+ * that undici or Node wrap without saying much ("fetch failed", an AggregateError from happy-eyeballs)
+ * the cause's; else its code or name. Strings and other thrown values are shown as they are.
+ */
+export function oneLine(err: unknown): string {
+  if (err instanceof AggregateError && !err.message && err.errors[0] !== undefined) return oneLine(err.errors[0]);
+  if (err instanceof Error) {
+    const cause: unknown = err.cause;
+    if ((!err.message || err.message === 'fetch failed') && cause !== undefined) return oneLine(cause);
+    const code = (err as { code?: unknown }).code;
+    return firstLine(err.message).trim() || (typeof code === 'string' ? code : '') || err.name;
+  }
+  if (typeof err === 'string') return firstLine(err).trim() || '(empty string)';
+  try {
+    return firstLine(JSON.stringify(err) ?? String(err)).trim();
+  } catch {
+    return String(err);
+  }
+}
+
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  return String(Math.round(v * 10_000) / 10_000);
+}
+
+export function formatCost(v: number): string {
+  if (v !== 0 && Math.abs(v) < 0.01) return `$${v.toPrecision(2)}`;
+  return `$${v.toFixed(v >= 100 ? 2 : 4)}`;
+}
+
+/** The Langfuse host without trailing slashes, for building links. */
+export function baseUrl(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** The page in Langfuse an event is about (trace, session or prompt), or null. */
+export function langfuseUrlFor(event: AnyBridgeEvent, langfuseBaseUrl: string): string | null {
+  const project = `${baseUrl(langfuseBaseUrl)}/project/${encodeURIComponent(event.data.projectId)}`;
+  switch (event.event) {
+    case 'trace.created':
+    case 'trace.updated':
+      return `${project}/traces/${encodeURIComponent(event.data.traceId)}`;
+    case 'generation.created':
+    case 'generation.updated':
+      return `${project}/traces/${encodeURIComponent(event.data.traceId)}?observation=${encodeURIComponent(event.data.observationId)}`;
+    case 'score.created':
+    case 'score.updated':
+      if (event.data.traceId) {
+        const obs = event.data.observationId ? `?observation=${encodeURIComponent(event.data.observationId)}` : '';
+        return `${project}/traces/${encodeURIComponent(event.data.traceId)}${obs}`;
+      }
+      if (event.data.sessionId) return `${project}/sessions/${encodeURIComponent(event.data.sessionId)}`;
+      return project;
+    case 'prompt.created':
+    case 'prompt.updated': {
+      const name = event.data.prompt.name;
+      return typeof name === 'string' ? `${project}/prompts/${encodeURIComponent(name)}` : `${project}/prompts`;
+    }
+    case 'test':
+      return project;
+  }
+}
