@@ -237,7 +237,7 @@ async function startDaemon(
   metrics.waitSource = () => projects.reduce((sum, p) => sum + p.client.limiter.waitedMs, 0);
   const abort = new AbortController();
   const slacks = config.sinks.filter((s): s is SlackSinkConfig => s.type === 'slack');
-  const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks, logger) : null;
+  const digest = config.digestCron && slacks.length ? scheduleDigest(config.digestCron, store, slacks.map((s) => s.name), logger, dispatcher) : null;
   if (ops) {
     consoleRoute.handle = createConsole(
       { store, logger, status: () => statusReportWithQueues(config, logger), sinkNames: () => sinks.map((s) => s.name), wake: () => dispatcher.wake() },

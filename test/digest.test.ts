@@ -1,11 +1,22 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { buildDigest, digestMessage } from '../src/ops/digest.js';
+import { Dispatcher } from '../src/delivery/index.js';
+import { silentLogger } from '../src/ops/logger.js';
+import { buildDigest, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';
+import { compileRules } from '../src/rules/index.js';
+import { createSlackSink } from '../src/sinks/slack/index.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
+import { memorySink } from './helpers/memory-sink.js';
+import { startReceiver } from './helpers/receiver.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
 
 describe('daily digest', () => {
   it('sums the day’s tokens and cost per model, error traces and low scores from stored events', () => {
@@ -37,6 +48,34 @@ describe('daily digest', () => {
     expect(msg.text).toContain('$0.5300');
     expect(msg.text).toContain('accuracy ×1');
     store.close();
+  });
+
+  it('goes to the Slack sinks through the outbox, retried like any Slack message, and to no other sink', async () => {
+    const store = new Store(join(mkdtempSync(join(tmpdir(), 'digest-')), 'b.db'));
+    cleanups.push(() => store.close());
+    const receiver = await startReceiver();
+    cleanups.push(() => receiver.stop());
+    receiver.failNext(500, 1);
+    const slack = createSlackSink(
+      { type: 'slack', name: 'slack', url: receiver.url, events: ['*'], timeoutSeconds: 2 },
+      { rules: compileRules(null, [{ name: 'slack', type: 'slack' }]), langfuseBaseUrl: 'http://langfuse.test', alertBurst: 20, userAgent: 'langfuse-bridge/test', minPostGapMs: 0 },
+    );
+    cleanups.push(() => slack.close?.());
+    const hook = memorySink('hook');
+    const d: Digest = { since: '2026-11-26T00:00:00.000Z', until: '2026-11-27T00:00:00.000Z', models: [{ model: 'gpt-4o', generations: 2, tokens: 150, cost: 0.03 }], errorTraces: 1, lowScores: [] };
+    const id = enqueueDigest(store, ['slack'], d);
+    // The same day queued again (a second run, a restart) is posted once.
+    expect(enqueueDigest(store, ['slack'], d)).toBe(id);
+    const dispatcher = new Dispatcher(store, [slack, hook], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: silentLogger(), idleMs: 20 });
+    dispatcher.start();
+    cleanups.push(() => dispatcher.stop(500));
+    await dispatcher.drain();
+    // The first post failed (500) and was retried on the schedule; the message is the digest's own.
+    expect(receiver.requests.map((r) => r.status)).toEqual([500, 200]);
+    expect(JSON.parse(receiver.requests[1]!.body)).toEqual(digestMessage(d));
+    expect(hook.got).toEqual([]);
+    expect(store.counts().get('slack')).toMatchObject({ delivered: 1, dead: 0 });
+    expect(store.counts().has('hook')).toBe(false);
   });
 
   it('rejects a bad cron expression in one line', () => {

@@ -1,12 +1,14 @@
 /**
  * The scheduled digest (`BRIDGE_DIGEST_CRON`): the last day's token usage and cost per model, error
- * traces and low scores, read from the events the bridge stored, posted to each Slack sink.
+ * traces and low scores, read from the events the bridge stored, posted to each Slack sink through
+ * the outbox.
  */
+import { createHash } from 'node:crypto';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
-import type { SlackSinkConfig } from '../config.js';
-import { createDispatcher, proxiedFetch } from '../http.js';
-import { sleep } from '../langfuse/rate-limiter.js';
+import type { DeliveryBackend } from '../delivery/backend.js';
+import { DIGEST_EVENT, type SlackDigest, type SlackMessage } from '../sinks/slack/format.js';
+import { oneLine } from '../sinks/text.js';
 import type { Store } from '../store/index.js';
 
 export interface Digest {
@@ -41,7 +43,7 @@ export function buildDigest(store: Store, sinceMs: number, untilMs: number): Dig
   return { since, until, models, errorTraces: errors.n, lowScores };
 }
 
-export function digestMessage(d: Digest): { text: string; blocks: unknown[] } {
+export function digestMessage(d: Digest): SlackMessage {
   const totalCost = d.models.reduce((s, m) => s + m.cost, 0);
   const totalTokens = d.models.reduce((s, m) => s + m.tokens, 0);
   const lines = d.models.slice(0, 10).map((m) => `• *${m.model}*: ${m.generations} generations, ${m.tokens.toLocaleString('en-US')} tokens, $${m.cost.toFixed(4)}`);
@@ -66,26 +68,33 @@ export function digestMessage(d: Digest): { text: string; blocks: unknown[] } {
   };
 }
 
-/** Posts the digest to every Slack sink; a failing post is tried three times, then logged. */
-export function scheduleDigest(expr: string, store: Store, slacks: SlackSinkConfig[], logger: Logger): { stop(): void } {
-  const post = proxiedFetch(createDispatcher({ connections: 1 }));
+/** The digest's id: one per day it covers, so that two runs for the same day post it once. */
+function digestId(d: Digest): string {
+  return `dig_${createHash('sha256').update(`${d.since}|${d.until}`).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * Puts the digest in the outbox for these Slack sinks only (no other sink gets it): it is posted,
+ * retried and dead-lettered like every Slack message, and shows in the attempt log.
+ */
+export function enqueueDigest(store: Store, slackSinks: string[], d: Digest): string {
+  const id = digestId(d);
+  const body: SlackDigest = { id, event: DIGEST_EVENT, timestamp: d.until, data: { since: d.since, until: d.until }, message: digestMessage(d) };
+  store.write(() => store.enqueue([{ id, type: DIGEST_EVENT, ts: d.until, body: JSON.stringify(body), sinks: slackSinks }]));
+  return id;
+}
+
+/** On the schedule: the last day's digest into the outbox for every Slack sink, and the backend woken. */
+export function scheduleDigest(expr: string, store: Store, slackSinks: string[], logger: Logger, delivery: Pick<DeliveryBackend, 'wake'>): { stop(): void } {
   const task = cron.schedule(
     expr,
-    async () => {
+    () => {
       const now = Date.now();
-      const message = digestMessage(buildDigest(store, now - 86_400_000, now));
-      for (const s of slacks) {
-        for (let attempt = 1; attempt <= 3; attempt++) {
-          try {
-            const res = await post(s.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(message), signal: AbortSignal.timeout(s.timeoutSeconds * 1000) });
-            await res.text();
-            if (res.ok) break;
-            throw new Error(`Slack answered ${res.status}`);
-          } catch (err) {
-            logger.warn({ sink: s.name, attempt, err: (err as Error).message }, 'digest post failed');
-            if (attempt < 3) await sleep(5_000 * attempt);
-          }
-        }
+      try {
+        enqueueDigest(store, slackSinks, buildDigest(store, now - 86_400_000, now));
+        delivery.wake();
+      } catch (err) {
+        logger.warn({ sinks: slackSinks, err: oneLine(err) }, 'could not queue the digest');
       }
     },
     { timezone: 'UTC' },

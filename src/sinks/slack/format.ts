@@ -27,6 +27,19 @@ export interface SlackSummary {
   projectIds: string[];
 }
 
+/** The type of the outbox rows that carry the scheduled digest (src/ops/digest.ts) to Slack sinks only. */
+export const DIGEST_EVENT = 'digest';
+
+/** A digest row's body: the day it covers and the message, posted as it is. */
+export interface SlackDigest {
+  id: string;
+  event: typeof DIGEST_EVENT;
+  /** The end of the day it covers. */
+  timestamp: string;
+  data: { since: string; until: string };
+  message: SlackMessage;
+}
+
 /** Slack's mrkdwn escaping: the three characters it reads as markup. */
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -11,7 +11,7 @@ import type { AnyBridgeEvent } from '../../events/types.js';
 import type { AlertMatch, CompiledRules } from '../../rules/index.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
-import { buildSlackMessage, buildSlackSummary } from './format.js';
+import { DIGEST_EVENT, buildSlackMessage, buildSlackSummary, type SlackDigest } from './format.js';
 import { createSlackPost } from './post.js';
 
 export interface SlackSinkOptions {
@@ -77,6 +77,8 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     },
 
     async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
+      // The digest comes with its message made, and no rule decides about it.
+      if (delivery.eventType === DIGEST_EVENT) return post((JSON.parse(delivery.body) as SlackDigest).message, signal);
       const event = delivery.event;
       const t = now();
       await bursts.catchUp(t);
