@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Dispatcher, backoffMs } from '../src/delivery/index.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import { createClient } from '../src/app.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
