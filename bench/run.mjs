@@ -3,7 +3,9 @@
 //   node bench/run.mjs ingest deliver   a subset
 //   BENCH_SCALE=1e6,1e7 node bench/run.mjs scale
 // See bench/README.md for the knobs.
-import { log } from './lib.mjs';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEMO_DIST, DIST, log } from './lib/index.mjs';
 
 const ALL = ['ingest', 'deliver', 'idle', 'scale'];
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -13,6 +15,10 @@ if (unknown.length) {
   process.exit(2);
 }
 const which = asked.length ? ALL.filter((a) => asked.includes(a)) : ALL;
+if (!existsSync(join(DIST, 'cli.js')) || !existsSync(join(DEMO_DIST, 'simulator.js'))) {
+  console.error('the benchmarks run the built bridge and simulator: npm run build && npm run build:demo first (npm run bench does both)');
+  process.exit(2);
+}
 
 const os = await import('node:os');
 const loadAtStart = os.loadavg()[0];
@@ -22,7 +28,7 @@ const started = Date.now();
 for (const name of which) {
   const began = Date.now();
   try {
-    const mod = await import(`./${name}.mjs`);
+    const mod = await import(`./benchmarks/${name}.mjs`);
     const fn = mod[`run${name[0].toUpperCase()}${name.slice(1)}`];
     const r = await fn({ profileOnMiss: process.env.BENCH_PROFILE_ON_MISS === '1' });
     results.push(...(Array.isArray(r) ? r : [r]));

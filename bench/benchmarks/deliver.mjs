@@ -7,8 +7,8 @@
 //   fetch      Node's global fetch() POSTs, as a team's own forwarder would be written: shown
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { syntheticEvents } from './events.mjs';
-import { DIST, fix, forkHelper, int, log, median, removeDir, secs, silentLogger, status, tempDir } from './lib.mjs';
+import { syntheticEvents } from '../lib/events.mjs';
+import { DIST, fix, forkHelper, int, log, median, removeDir, secs, silentLogger, status, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Dispatcher } = await import(join(DIST, 'delivery/index.js'));

@@ -4,8 +4,8 @@
 // by the real relay, delivered by `langfuse-bridge worker --concurrency 1` child processes: first one
 // worker, then three. Prints deliveries/s for each and the ratio (target ≥ 2.5×).
 //
-//   npm run build && node bench/queue-scale.mjs            # N=600, Redis at redis://127.0.0.1:6379
-//   BENCH_N=1200 BENCH_REDIS_URL=redis://host:6379 BENCH_WORKERS=4 node bench/queue-scale.mjs
+//   npm run build && node bench/benchmarks/queue-scale.mjs # N=600, Redis at redis://127.0.0.1:6379
+//   BENCH_N=1200 BENCH_REDIS_URL=redis://host:6379 BENCH_WORKERS=4 node bench/benchmarks/queue-scale.mjs
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const DIST = join(ROOT, 'dist');
 const { loadConfig } = await import(join(DIST, 'config.js'));
 const { Store } = await import(join(DIST, 'store', 'index.js'));
