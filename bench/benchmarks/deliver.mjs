@@ -115,10 +115,11 @@ export async function runDeliver() {
       return { ms, enqueueMs };
     };
 
-    // Warm-up (JIT, connection pools).
-    await viaFetch(2000);
-    await baseline(2000);
-    await bare(2000);
+    // Warm-up (JIT, connection pools), on at most the events there are.
+    const warm = Math.min(2000, n);
+    await viaFetch(warm);
+    await baseline(warm);
+    await bare(warm);
     await received();
 
     const F = [];
