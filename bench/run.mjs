@@ -1,11 +1,14 @@
 // Benchmarks of langfuse-bridge, each figure a ratio against a baseline measured in the same run.
-//   npm run bench                       all four (scale at 1e6 and 4e6 rows)
+//   npm run bench                       all five in benchmarks/ (scale at 1e6 and 4e6 rows; queue-scale
+//                                       only with a Redis, else skipped)
 //   node bench/run.mjs ingest deliver   a subset
 //   BENCH_SCALE=1e6,1e7 node bench/run.mjs scale
 // See bench/README.md for the knobs.
-import { log } from './lib.mjs';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEMO_DIST, DIST, log } from './lib/index.mjs';
 
-const ALL = ['ingest', 'deliver', 'idle', 'scale'];
+const ALL = ['ingest', 'deliver', 'idle', 'scale', 'queue-scale'];
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = asked.filter((a) => !ALL.includes(a));
 if (unknown.length) {
@@ -13,6 +16,10 @@ if (unknown.length) {
   process.exit(2);
 }
 const which = asked.length ? ALL.filter((a) => asked.includes(a)) : ALL;
+if (!existsSync(join(DIST, 'cli.js')) || !existsSync(join(DEMO_DIST, 'simulator.js'))) {
+  console.error('the benchmarks run the built bridge and simulator: npm run build && npm run build:demo first (npm run bench does both)');
+  process.exit(2);
+}
 
 const os = await import('node:os');
 const loadAtStart = os.loadavg()[0];
@@ -22,8 +29,9 @@ const started = Date.now();
 for (const name of which) {
   const began = Date.now();
   try {
-    const mod = await import(`./${name}.mjs`);
-    const fn = mod[`run${name[0].toUpperCase()}${name.slice(1)}`];
+    const mod = await import(`./benchmarks/${name}.mjs`);
+    // benchmarks/queue-scale.mjs exports runQueueScale
+    const fn = mod[`run${name.replace(/(^|-)(\w)/g, (_, _dash, c) => c.toUpperCase())}`];
     const r = await fn({ profileOnMiss: process.env.BENCH_PROFILE_ON_MISS === '1' });
     results.push(...(Array.isArray(r) ? r : [r]));
   } catch (err) {

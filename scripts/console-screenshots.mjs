@@ -1,5 +1,5 @@
-// Screenshots of the console for the README: runs `npm run demo`'s bridge (after `npm run build`), waits
-// for some deliveries and dead letters, and saves PNGs under docs/ with headless Chromium
+// Screenshots of the console for the README: runs `npm run demo`'s bridge (after `npm run build` and
+// `npm run build:demo`), waits for some deliveries and dead letters, and saves PNGs under docs/ with headless Chromium
 // (/usr/bin/chromium or CHROMIUM_PATH). Also prints the overview's weight: bytes transferred to load it.
 //
 //   node scripts/console-screenshots.mjs [seconds of demo traffic, default 40]
@@ -14,7 +14,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOCS = path.join(ROOT, 'docs');
 const seconds = Number(process.argv[2] ?? 40);
 
-const demo = spawn(process.execPath, [path.join(ROOT, 'dist', 'demo', 'main.js')], {
+const demo = spawn(process.execPath, [path.join(ROOT, 'dist-demo', 'main.js')], {
   env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', BRIDGE_HTTP_PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });

@@ -6,10 +6,9 @@
  *
  *   node scripts/prune-runtime.mjs <app dir>
  *
- * Removes: the demo (dist/demo: its simulated Langfuse), source maps and type declarations; in
- * node_modules, TypeScript sources, docs, tests, examples and benchmarks; and for a native addon
- * (binding.gyp: better-sqlite3) everything its build left but the addon itself — object files, static
- * libraries, makefiles, the bundled SQLite sources. Licence files stay. Prints what it removed and what
+ * Removes: source maps and type declarations; in node_modules, TypeScript sources, docs, tests, examples
+ * and benchmarks; and for a native addon (binding.gyp: better-sqlite3) everything its build left but the
+ * addon itself — object files, static libraries, makefiles, the bundled SQLite sources. Licence files stay. Prints what it removed and what
  * the tree holds.
  */
 import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
@@ -109,7 +108,6 @@ function removeEmptyDirs(dir) {
 }
 
 const before = sizeOf(root).b;
-remove(path.join(root, 'dist', 'demo'));
 walk(path.join(root, 'dist'), false);
 const modules = path.join(root, 'node_modules');
 if (existsSync(modules)) {

@@ -4,7 +4,7 @@
  * backfill, which sends its `*.updated` event, with the id a live poll would have given it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ApiGeneration } from '../src/demo/simulator.js';
+import type { ApiGeneration } from '../demo/simulator.js';
 import { eventId } from '../src/events/index.js';
 import { Poller } from '../src/poll/index.js';
 import type { Store } from '../src/store/index.js';

@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { replay, runBackfill, runDaemon, statusReport } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import { silentLogger } from '../src/ops/logger.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -136,6 +136,7 @@ describe('the runtime image’s files', () => {
     expect(files.filter((f) => /\.(o|a|c|cc|cpp|h|hpp|map|gyp|mk)$|\.d\.[cm]?ts$|(^|\/)Makefile$/.test(f))).toEqual([]);
     expect(files.filter((f) => /\.tsx?$/.test(f))).toEqual([]);
     expect(existsSync(path.join(rt, 'dist', 'demo'))).toBe(false);
+    expect(filesUnder(path.join(rt, 'dist')).filter((f) => /(^|\/)(simulator|sim-data|main)\.js$/.test(f))).toEqual([]);
     expect(existsSync(path.join(rt, 'dist', 'cli.js'))).toBe(true);
     expect(readdirSync(path.join(rt, 'node_modules', 'better-sqlite3', 'build', 'Release'))).toEqual(['better_sqlite3.node']);
     for (const gone of ['deps', 'src']) expect(existsSync(path.join(rt, 'node_modules', 'better-sqlite3', gone))).toBe(false);

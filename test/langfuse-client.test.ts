@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { LangfuseClient } from '../src/langfuse/client.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import pino from 'pino';
 import { delay } from './helpers/wait.js';
 

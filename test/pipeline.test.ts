@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { backoffMs } from '../src/delivery/retry.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import { createClient } from '../src/app.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { check, Fatal, formatStatus, runBackfill, runDaemon, statusReport } from '../src/app.js';
 import { loadConfig, projectConfigs } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { compileRules } from '../src/rules/index.js';

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { LangfuseSimulator, type SimulatorOptions } from '../src/demo/simulator.js';
+import { LangfuseSimulator, type SimulatorOptions } from '../demo/simulator.js';
 
 const AUTH = `Basic ${Buffer.from('pk-lf-demo:sk-lf-demo').toString('base64')}`;
 const T0 = Date.parse('2026-11-27T00:00:00.000Z');

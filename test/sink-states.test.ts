@@ -12,7 +12,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDaemon } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { LangfuseSimulator } from '../src/demo/simulator.js';
+import { LangfuseSimulator } from '../demo/simulator.js';
 import { SinkHealth } from '../src/delivery/health.js';
 import { silentLogger } from '../src/ops/logger.js';
 

@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiGeneration } from '../../src/demo/simulator.js';
+import type { ApiGeneration } from '../../demo/simulator.js';
 import { ROOT, assertBuilt, bridgeEnv, killLiveChildren, spawnCli, statusJson, tempDir, type CliProcess } from '../helpers/cli.js';
 import { withHarness, type Harness } from '../helpers/harness.js';
 import { simRows, startSim, type LangfuseSimulator } from '../helpers/sim.js';

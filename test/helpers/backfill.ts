@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '../../src/app.js';
 import { loadConfig, type BridgeConfig } from '../../src/config.js';
-import { LangfuseSimulator, type ApiGeneration } from '../../src/demo/simulator.js';
+import { LangfuseSimulator, type ApiGeneration } from '../../demo/simulator.js';
 import type { LangfuseClient } from '../../src/langfuse/client.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { Store } from '../../src/store/index.js';

@@ -4,7 +4,7 @@
  * processes (by pid) and servers.
  */
 import path from 'node:path';
-import type { SimulatorOptions } from '../../src/demo/simulator.js';
+import type { SimulatorOptions } from '../../demo/simulator.js';
 import { bridgeEnv, spawnCli, statusJson, tempDir, webhookSecret, type CliProcess, type StatusJson } from './cli.js';
 import { startReceiver, type Receiver } from './receiver.js';
 import { startSim, type LangfuseSimulator } from './sim.js';

@@ -4,8 +4,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { LangfuseSimulator, type SimObservation, type SimScore, type SimTrace, type SimulatorOptions } from '../../src/demo/simulator.js';
-import type { SimStore } from '../../src/demo/sim-data.js';
+import { LangfuseSimulator, type SimObservation, type SimScore, type SimTrace, type SimulatorOptions } from '../../demo/simulator.js';
+import type { SimStore } from '../../demo/sim-data.js';
 import type { ReceivedRequest } from './receiver.js';
 
 export { LangfuseSimulator };

@@ -6,11 +6,11 @@
 //   DIAG_NO_DELIVERY=1      do not deliver (the Dispatcher does not start): reading + detection + enqueue only
 //   DIAG_TRACES=20000       data size (× 5 observations + 1 score)
 //   DIAG_KEEP=1             keep the database and print where it is
-// Usage: node bench/diag-ingest.mjs
+// Usage: node bench/diagnostics/ingest.mjs
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DIST, PUBLIC_KEY, SECRET_KEY, forkHelper, int, removeDir, tempDir, silentLogger } from './lib.mjs';
+import { DIST, PUBLIC_KEY, SECRET_KEY, forkHelper, int, removeDir, tempDir, silentLogger } from '../lib/index.mjs';
 
 const HOUR = 3_600_000;
 const traces = Number(process.env.DIAG_TRACES ?? 20_000);

@@ -5,7 +5,7 @@
 // second is what is judged; one size alone is a reference, not judged).
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DIST, dbSize, fix, int, log, mb, median, removeDir, status, tempDir } from './lib.mjs';
+import { DIST, dbSize, fix, int, log, mb, median, removeDir, status, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 

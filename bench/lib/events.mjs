@@ -1,11 +1,11 @@
 // Realistic synthetic event bodies (the shapes and sizes the bridge produces), deterministic for a seed.
 import { join } from 'node:path';
-import { DIST } from './lib.mjs';
+import { DEMO_DIST, DIST } from './index.mjs';
 
 const { eventId, makeEvent } = await import(join(DIST, 'events/index.js'));
 
 // The simulator's seeded generator, so bench data is as reproducible as the simulator's.
-const { mulberry32: rng } = await import(join(DIST, 'demo/sim-data.js'));
+const { mulberry32: rng } = await import(join(DEMO_DIST, 'sim-data.js'));
 const hex = (r, n) => {
   let s = '';
   while (s.length < n) s += Math.floor(r() * 4294967296).toString(16).padStart(8, '0');

@@ -5,8 +5,8 @@
 // (undici.request on the dispatcher src/http.ts makes, 4 connections).
 // argv: <baseUrl> <fromMs> <toMs>; prints { calls, observations, scores, bytes } as JSON on stdout.
 import { request } from 'undici';
-import { createDispatcher } from '../dist/http.js';
-import { FIRST_SLICE_MS, nextSliceMs } from '../dist/poll/slices.js';
+import { createDispatcher } from '../../dist/http.js';
+import { FIRST_SLICE_MS, nextSliceMs } from '../../dist/poll/slices.js';
 
 const [baseUrl, fromArg, toArg] = process.argv.slice(2);
 const fromMs = Number(fromArg);

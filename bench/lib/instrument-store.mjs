@@ -1,4 +1,4 @@
-// Diagnostic helper: wraps Store methods to count calls and wall time per method.
+// Wraps Store methods to count calls and wall time per method (the idle benchmark and the diagnostics).
 export function instrumentStore(Store, methods = ['claim', 'settle', 'enqueue', 'counts', 'pending', 'getSeen', 'putSeen', 'putCursor', 'getCursor', 'nextDueAt', 'recoverStalled', 'write']) {
   const stats = new Map();
   for (const name of methods) {

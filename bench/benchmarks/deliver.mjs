@@ -7,8 +7,8 @@
 //   fetch      Node's global fetch() POSTs, as a team's own forwarder would be written: shown
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { syntheticEvents } from './events.mjs';
-import { DIST, fix, forkHelper, int, log, median, removeDir, secs, silentLogger, status, tempDir } from './lib.mjs';
+import { syntheticEvents } from '../lib/events.mjs';
+import { DIST, fix, forkHelper, int, log, median, removeDir, secs, silentLogger, status, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Dispatcher } = await import(join(DIST, 'delivery/index.js'));
@@ -115,10 +115,11 @@ export async function runDeliver() {
       return { ms, enqueueMs };
     };
 
-    // Warm-up (JIT, connection pools).
-    await viaFetch(2000);
-    await baseline(2000);
-    await bare(2000);
+    // Warm-up (JIT, connection pools), on at most the events there are.
+    const warm = Math.min(2000, n);
+    await viaFetch(warm);
+    await baseline(warm);
+    await bare(warm);
     await received();
 
     const F = [];

@@ -2,7 +2,7 @@
 // argv[2]: JSON { generation, seed, batches: [{ from, to, traces, observationsPerTrace, scoresPerTrace }] }
 // IPC: sends { type: 'ready', url, counts, generated }; answers { cmd: 'requests', reset? }, { cmd: 'reset' },
 // { cmd: 'generate', batch }, { cmd: 'stop' }.
-import { LangfuseSimulator } from '../dist/demo/simulator.js';
+import { LangfuseSimulator } from '../../dist-demo/simulator.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 const sim = new LangfuseSimulator({

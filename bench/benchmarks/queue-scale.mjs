@@ -1,36 +1,28 @@
-// Redis mode: does delivery scale out with worker processes?
+// queue-scale: Redis mode, does delivery scale out with worker processes?
 //
 // A handler sink that takes 50 ms per event, N events written to the SQLite outbox, relayed to Redis
 // by the real relay, delivered by `langfuse-bridge worker --concurrency 1` child processes: first one
-// worker, then three. Prints deliveries/s for each and the ratio (target ≥ 2.5×).
-//
-//   npm run build && node bench/queue-scale.mjs            # N=600, Redis at redis://127.0.0.1:6379
-//   BENCH_N=1200 BENCH_REDIS_URL=redis://host:6379 BENCH_WORKERS=4 node bench/queue-scale.mjs
+// worker, then three. Shows deliveries/s for each and the ratio (target ≥ 2.5×). Needs a Redis
+// (BENCH_REDIS_URL, default redis://127.0.0.1:6379); without one it is skipped, and says so.
+//   BENCH_QUEUE_EVENTS=1200 BENCH_QUEUE_WORKERS=4 BENCH_REDIS_URL=redis://host:6379 node bench/run.mjs queue-scale
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DIST, fix, log, removeDir, status, tempDir } from '../lib/index.mjs';
 
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const DIST = join(ROOT, 'dist');
 const { loadConfig } = await import(join(DIST, 'config.js'));
 const { Store } = await import(join(DIST, 'store', 'index.js'));
 const { Relay } = await import(join(DIST, 'queue', 'relay.js'));
 const { deletePrefix, plainClient } = await import(join(DIST, 'queue', 'redis.js'));
 const { silentLogger } = await import(join(DIST, 'ops', 'logger.js'));
 
-const N = Number(process.env.BENCH_N ?? 600);
-const MANY = Number(process.env.BENCH_WORKERS ?? 3);
+const N = Number(process.env.BENCH_QUEUE_EVENTS ?? 600);
+const MANY = Number(process.env.BENCH_QUEUE_WORKERS ?? 3);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const HANDLER_MS = 50;
 
-const dir = mkdtempSync(join(tmpdir(), 'lfb-bench-queue-'));
-const handler = join(dir, 'slow-handler.mjs');
-writeFileSync(handler, `export default async () => new Promise((r) => setTimeout(r, ${HANDLER_MS}));\n`);
-
-function envFor(prefix, db) {
+function envFor(handler, prefix, db) {
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -76,10 +68,29 @@ function events(tag) {
   return out;
 }
 
-async function round(workers) {
+/** Whether a Redis answers at REDIS_URL within a second: null if it does, else why not. */
+async function redisProblem() {
+  const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-bench', LANGFUSE_SECRET_KEY: 'sk-lf-bench', BRIDGE_REDIS_URL: REDIS_URL } });
+  const client = plainClient(config.queue, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
+  // connect() rejects with "Connection is closed"; the cause (ECONNREFUSED…) comes as an error event.
+  let cause;
+  client.on('error', (err) => (cause ??= err));
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (err) {
+    const e = cause ?? err;
+    return e?.code ?? e?.message ?? String(e);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function round(dir, handler, workers) {
   const prefix = `lfb-bench-${randomBytes(4).toString('hex')}`;
   const db = join(dir, `${prefix}.db`);
-  const env = envFor(prefix, db);
+  const env = envFor(handler, prefix, db);
   const config = loadConfig({ env });
   const store = new Store(db);
   store.write(() => store.enqueue(events(prefix)));
@@ -103,16 +114,37 @@ async function round(workers) {
   return { workers, ms, perSecond: (N / ms) * 1000 };
 }
 
-try {
-  console.log(`queue-scale: ${N} events, handler ${HANDLER_MS} ms each, worker --concurrency 1, Redis ${REDIS_URL}`);
-  const one = await round(1);
-  console.log(`  1 worker : ${(one.ms / 1000).toFixed(2)} s  ${one.perSecond.toFixed(1)} deliveries/s  (ideal ${(1000 / HANDLER_MS).toFixed(0)}/s)`);
-  const many = await round(MANY);
-  console.log(`  ${MANY} workers: ${(many.ms / 1000).toFixed(2)} s  ${many.perSecond.toFixed(1)} deliveries/s  (ideal ${((MANY * 1000) / HANDLER_MS).toFixed(0)}/s)`);
-  const ratio = many.perSecond / one.perSecond;
-  const target = MANY === 3 ? 2.5 : MANY * 0.83;
-  console.log(`  ratio ${ratio.toFixed(2)}× (target ≥ ${target.toFixed(1)}×) ${ratio >= target ? 'OK' : 'BELOW TARGET'}`);
-  process.exitCode = ratio >= target ? 0 : 1;
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+export async function runQueueScale() {
+  const problem = await redisProblem();
+  if (problem) {
+    log(`queue-scale: no Redis at ${REDIS_URL} (${problem}): skipped`);
+    return { name: 'queue-scale', ok: true, skipped: true, line: `queue-scale  skipped: no Redis at ${REDIS_URL} (${problem}); start one, or point BENCH_REDIS_URL at one` };
+  }
+  const dir = tempDir('queue');
+  const handler = join(dir, 'slow-handler.mjs');
+  writeFileSync(handler, `export default async () => new Promise((r) => setTimeout(r, ${HANDLER_MS}));\n`);
+  try {
+    log(`queue-scale: ${N} events, handler ${HANDLER_MS} ms each, worker --concurrency 1, Redis ${REDIS_URL}`);
+    const one = await round(dir, handler, 1);
+    log(`queue-scale: 1 worker: ${fix(one.ms / 1000)} s, ${fix(one.perSecond, 1)} deliveries/s (ideal ${1000 / HANDLER_MS}/s)`);
+    const many = await round(dir, handler, MANY);
+    log(`queue-scale: ${MANY} workers: ${fix(many.ms / 1000)} s, ${fix(many.perSecond, 1)} deliveries/s (ideal ${(MANY * 1000) / HANDLER_MS}/s)`);
+    const ratio = many.perSecond / one.perSecond;
+    const target = MANY === 3 ? 2.5 : MANY * 0.83;
+    const ok = ratio >= target;
+    return {
+      name: 'queue-scale',
+      ok,
+      events: N,
+      workers: MANY,
+      onePerSecond: one.perSecond,
+      manyPerSecond: many.perSecond,
+      ratio,
+      line:
+        `queue-scale  ${MANY} workers ${fix(ratio)}× one  (1 worker ${fix(one.perSecond, 1)}/s, ${MANY} workers ${fix(many.perSecond, 1)}/s; ` +
+        `${N} events, handler ${HANDLER_MS} ms, --concurrency 1)  target ≥${fix(target, 1)}×  ${status(ok)}`,
+    };
+  } finally {
+    removeDir(dir);
+  }
 }

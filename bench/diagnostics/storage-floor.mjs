@@ -1,5 +1,6 @@
-// Diagnostic (not part of `npm run bench`): what the durable writes of the ingest benchmark cost on
-// their own, through the Store's real code paths, with no HTTP, parsing, detection or delivery.
+// Diagnostic (the ingest benchmark also runs it, for its second line, not judged): what the durable
+// writes of the ingest benchmark cost on their own, through the Store's real code paths, with no HTTP,
+// parsing, detection or delivery.
 // Per event: one seen lookup and write, one event and one outbox row written claimed, then settled
 // delivered; 72,000 events in 32 commits, bodies of the benchmark's mean size (471 bytes).
 // Two key orders: `hashed` (event and entity ids are hashes, as in real data: each lands at a random
@@ -8,12 +9,12 @@
 //   DIAG_PREFILL=300000   rows already in the database (seen, events, delivered outbox) before measuring
 //   DIAG_RUNS=3           rounds; each round runs both orders, alternating
 //   DIAG_COMMITS=32       commits the events are spread over (the benchmark's backfill makes 32)
-//   DIAG_JSON=1           also print the medians as one JSON line (for bench/ingest.mjs)
-// Usage: node bench/diag-storage-floor.mjs
+//   DIAG_JSON=1           also print the medians as one JSON line (for bench/benchmarks/ingest.mjs)
+// Usage: node bench/diagnostics/storage-floor.mjs
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, int, removeDir, tempDir } from './lib.mjs';
+import { DIST, int, removeDir, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 

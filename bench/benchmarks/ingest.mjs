@@ -2,8 +2,8 @@
 // only pages and parses the same endpoints.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { summarizeProfile } from './profile-summary.mjs';
-import { PUBLIC_KEY, SECRET_KEY, cleanEnv, forkHelper, int, log, mb, removeDir, runNode, secs, status, tempDir, fix } from './lib.mjs';
+import { summarizeProfile } from '../lib/profile-summary.mjs';
+import { PUBLIC_KEY, SECRET_KEY, cleanEnv, forkHelper, int, log, mb, removeDir, runNode, secs, status, tempDir, fix } from '../lib/index.mjs';
 
 const HOUR = 3_600_000;
 // Bytes the bridge had written to disk (database, WAL and checkpoints): steady from run to run, unlike time.
@@ -30,7 +30,7 @@ export async function runIngest(opts = {}) {
       cleanEnv({ LANGFUSE_PUBLIC_KEY: PUBLIC_KEY, LANGFUSE_SECRET_KEY: SECRET_KEY, LANGFUSE_BASE_URL: ready.url, ...extra });
 
     const baseline = async () => {
-      const r = await runNode(['bench/ingest-baseline.mjs', ready.url, String(from), String(to)], { env: env(), captureStdout: true });
+      const r = await runNode(['bench/baselines/ingest.mjs', ready.url, String(from), String(to)], { env: env(), captureStdout: true });
       if (r.code !== 0) throw new Error(`baseline failed (${r.code}): ${r.stderr.slice(-2000)}`);
       return { ...r, out: JSON.parse(r.stdout.trim().split('\n').pop()) };
     };
@@ -99,8 +99,8 @@ export async function runIngest(opts = {}) {
     // Not a target: what the durable writes of as many events cost alone (no HTTP, parsing or detection),
     // to show how much of the ratio they account for.
     if (process.env.BENCH_INGEST_FLOOR !== '0') {
-      log('ingest: measuring the durable writes alone (bench/diag-storage-floor.mjs)…');
-      const f = await runNode(['bench/diag-storage-floor.mjs'], {
+      log('ingest: measuring the durable writes alone (bench/diagnostics/storage-floor.mjs)…');
+      const f = await runNode(['bench/diagnostics/storage-floor.mjs'], {
         env: cleanEnv({ DIAG_EVENTS: String(events), DIAG_COMMITS: String(Math.max(1, Math.round(events / 2_250))), DIAG_RUNS: '1', DIAG_JSON: '1' }),
         captureStdout: true,
       });
@@ -109,7 +109,7 @@ export async function runIngest(opts = {}) {
         result.floor = floor;
         result.lines = [
           result.line,
-          `         durable writes alone (diag-storage-floor): ${secs(floor.hashed.ms)} = ${fix(floor.hashed.ms / bestB.ms)}× the baseline; ` +
+          `         durable writes alone (diagnostics/storage-floor): ${secs(floor.hashed.ms)} = ${fix(floor.hashed.ms / bestB.ms)}× the baseline; ` +
             `ids in order, which real ids (hashes) never are: ${secs(floor.ordered.ms)} = ${fix(floor.ordered.ms / bestB.ms)}×  not a target`,
         ];
       }

@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { runDaemon } from '../app.js';
-import { loadConfig } from '../config.js';
-import { createLogger } from '../ops/logger.js';
+// The bridge as `npm run build` leaves it in dist/, the same modules the CLI runs; the demo itself is
+// built apart (tsconfig.demo.json) so that nothing of it ships.
+import { runDaemon } from '../dist/app.js';
+import { loadConfig } from '../dist/config.js';
+import { createLogger } from '../dist/ops/logger.js';
 import { LangfuseSimulator } from './simulator.js';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;

@@ -1,9 +1,9 @@
 // Diagnostic (not part of `npm run bench`): one outbox → Dispatcher → webhook sink run with per-Store-method
-// timing. Run with `node --cpu-prof --cpu-prof-dir=/tmp/p bench/diag-deliver.mjs` for a profile.
+// timing. Run with `node --cpu-prof --cpu-prof-dir=/tmp/p bench/diagnostics/deliver.mjs` for a profile.
 import { join } from 'node:path';
-import { instrumentStore } from './diag-store.mjs';
-import { syntheticEvents } from './events.mjs';
-import { DIST, forkHelper, int, removeDir, silentLogger, tempDir } from './lib.mjs';
+import { instrumentStore } from '../lib/instrument-store.mjs';
+import { syntheticEvents } from '../lib/events.mjs';
+import { DIST, forkHelper, int, removeDir, silentLogger, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Dispatcher } = await import(join(DIST, 'delivery/index.js'));

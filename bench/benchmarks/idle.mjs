@@ -8,9 +8,9 @@
 import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
-import { summarizeProfile } from './profile-summary.mjs';
-import { instrumentStore } from './diag-store.mjs';
-import { DIST, PUBLIC_KEY, SECRET_KEY, fix, forkHelper, int, log, median, removeDir, silentLogger, status, tempDir } from './lib.mjs';
+import { summarizeProfile } from '../lib/profile-summary.mjs';
+import { instrumentStore } from '../lib/instrument-store.mjs';
+import { DIST, PUBLIC_KEY, SECRET_KEY, fix, forkHelper, int, log, median, removeDir, silentLogger, status, tempDir } from '../lib/index.mjs';
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Poller } = await import(join(DIST, 'poll/index.js'));

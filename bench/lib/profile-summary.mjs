@@ -1,9 +1,9 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, and self time per file.
-// Usage: node bench/profile-summary.mjs <file.cpuprofile> [top=25]
+// Usage: node bench/lib/profile-summary.mjs <file.cpuprofile> [top=25]
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ROOT } from './lib.mjs';
+import { ROOT } from './index.mjs';
 
 function shortUrl(url) {
   if (!url) return '';
@@ -53,7 +53,7 @@ export function summarizeProfile(file, top = 25) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const file = process.argv[2];
   if (!file) {
-    console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top]');
+    console.error('usage: node bench/lib/profile-summary.mjs <file.cpuprofile> [top]');
     process.exit(2);
   }
   const s = summarizeProfile(file, Number(process.argv[3] ?? 25));

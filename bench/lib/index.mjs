@@ -1,14 +1,17 @@
-// Shared helpers for the benchmarks: child processes, timing, formatting.
+// Shared helpers for the benchmarks, baselines and diagnostics: paths, child processes, timing, formatting.
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-export const ROOT = dirname(BENCH_DIR);
+const LIB_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT = dirname(dirname(LIB_DIR));
+/** The bridge as `npm run build` leaves it. */
 export const DIST = join(ROOT, 'dist');
-export const RSS_PRELOAD = join(BENCH_DIR, 'rss-preload.cjs');
+/** The simulated Langfuse as `npm run build:demo` leaves it. */
+export const DEMO_DIST = join(ROOT, 'dist-demo');
+export const RSS_PRELOAD = join(LIB_DIR, 'rss-preload.cjs');
 
 export const PUBLIC_KEY = 'pk-lf-bench';
 export const SECRET_KEY = 'sk-lf-bench';
@@ -105,11 +108,11 @@ export function runNode(args, { env, captureStdout = false, nodeFlags = [] } = {
 }
 
 /**
- * Forks a bench helper (simulator, receiver) with an IPC channel. `ready` resolves with its first message;
- * `ask(msg)` sends a request and resolves with the reply carrying the same `id`.
+ * Forks a child helper of bench/lib (sim-server.mjs, receiver.mjs) with an IPC channel. `ready` resolves
+ * with its first message; `ask(msg)` sends a request and resolves with the reply carrying the same `id`.
  */
 export function forkHelper(file, config) {
-  const child = fork(join(BENCH_DIR, file), [JSON.stringify(config)], {
+  const child = fork(join(LIB_DIR, file), [JSON.stringify(config)], {
     cwd: ROOT,
     env: cleanEnv(),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
