@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from './config.js';
 import { Dispatcher } from './delivery/index.js';
+import { DaemonRunningError, LockLostError, UsageError, type BridgeError } from './errors.js';
 import type { AttemptOutcome, DeliveryStatus, SinkState } from './delivery/states.js';
 import { testEvent } from './events/index.js';
 import { LangfuseClient, LangfuseError, shortWaitText } from './langfuse/client.js';
@@ -47,15 +48,6 @@ export function createClient(config: BridgeConfig, logger: Logger, store?: Store
 /** The Redis backend loads only when BRIDGE_REDIS_URL asks for it: it weighs on every start otherwise. */
 const queueModule = () => import('./queue/index.js');
 
-export class Fatal extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
 // --- run ------------------------------------------------------------------------------------------
 
 export interface RunHandle {
@@ -70,7 +62,7 @@ export interface RunHandle {
 /**
  * Opens the database for writing (creating and upgrading it as needed). Upgrading an existing one to
  * a newer schema is logged first: on a large database it takes a while. A file that cannot be used
- * is a Fatal naming it and the fix (exit 2).
+ * is a DatabaseError naming it and the fix.
  */
 function openStore(config: BridgeConfig, logger?: Logger): Store {
   try {
@@ -83,7 +75,7 @@ function openStore(config: BridgeConfig, logger?: Logger): Store {
       },
     });
   } catch (err) {
-    throw asFatal(err, config.database);
+    throw asDatabaseError(err, config.database);
   }
 }
 
@@ -92,14 +84,13 @@ function openStoreReadonly(config: BridgeConfig): Store {
   try {
     return new Store(config.database, { readonly: true });
   } catch (err) {
-    throw asFatal(err, config.database);
+    throw asDatabaseError(err, config.database);
   }
 }
 
-/** A problem of the database file becomes one line and exit 2; anything else is passed on. */
-function asFatal(err: unknown, file: string): unknown {
-  const p = databaseProblem(err, file);
-  return p ? new Fatal(p.message, 2) : err;
+/** A failure of the database file (SQLite, the file system) as the DatabaseError naming it; anything else as it was. */
+function asDatabaseError(err: unknown, file: string): unknown {
+  return databaseProblem(err, file) ?? err;
 }
 
 function anotherDaemon(database: string, holder: DaemonRecord): string {
@@ -131,7 +122,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   // A daemon already running on this database is named before anything else happens: before the
   // ops port (which it holds too) and before opening, which would upgrade the file under it.
   const running = runningDaemon(config.database);
-  if (running) throw new Fatal(anotherDaemon(config.database, running), 2);
+  if (running) throw new DaemonRunningError(anotherDaemon(config.database, running));
   const metrics = new Metrics();
   // Bound first: a port that cannot be bound is a setting error, said before anything else starts.
   // The console needs the store and the sinks, which come later: until then it says it is starting.
@@ -158,11 +149,11 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
   try {
     const lock = acquireDaemonLock(store, VERSION);
     // Taken in a transaction: two runs started at the same instant both passed the look above.
-    if (!lock.ok) throw new Fatal(anotherDaemon(config.database, lock.holder), 2);
+    if (!lock.ok) throw new DaemonRunningError(anotherDaemon(config.database, lock.holder));
   } catch (err) {
     store.close();
     await ops?.close();
-    throw asFatal(err, config.database);
+    throw asDatabaseError(err, config.database);
   }
   // Starting may wait a while (for Redis, say): the lock is renewed meanwhile; the daemon's heartbeat takes over once it runs.
   const keep = setInterval(() => {
@@ -182,7 +173,7 @@ export async function runDaemon(config: BridgeConfig, logger: Logger, opts: { st
     }
     store.close();
     await ops?.close();
-    throw asFatal(err, config.database);
+    throw asDatabaseError(err, config.database);
   } finally {
     clearInterval(keep);
   }
@@ -255,8 +246,8 @@ async function startDaemon(
 
   // A database that cannot be used any more (damaged, turned read-only, disk full) stops the daemon:
   // polling on would read Langfuse for nothing and fail every write.
-  let fatal: Fatal | null = null;
-  const fail = (f: Fatal): void => {
+  let fatal: BridgeError | null = null;
+  const fail = (f: BridgeError): void => {
     if (fatal) return;
     fatal = f;
     logger.error({ database: config.database, err: f.message }, 'stopping: the database cannot be used');
@@ -266,10 +257,10 @@ async function startDaemon(
   // took over) stops rather than poll beside the other.
   const heartbeat = setInterval(() => {
     try {
-      if (!renewDaemonLock(store)) fail(new Fatal(`another \`langfuse-bridge run\` took over ${config.database} after this one stalled past its lock's expiry; this one stops`, 1));
+      if (!renewDaemonLock(store)) fail(new LockLostError(`another \`langfuse-bridge run\` took over ${config.database} after this one stalled past its lock's expiry; this one stops`));
     } catch (err) {
       const p = databaseProblem(err, config.database);
-      if (p) fail(new Fatal(p.message, 2));
+      if (p) fail(p);
       else logger.warn({ err: (err as Error).message }, 'could not renew the daemon lock; trying again shortly');
     }
   }, DAEMON_HEARTBEAT_MS);
@@ -292,7 +283,7 @@ async function startDaemon(
         if (abort.signal.aborted) break;
         const p = databaseProblem(err, config.database);
         if (p) {
-          fail(new Fatal(p.message, 2));
+          fail(p);
           break;
         }
         if (err instanceof LangfuseError && err.kind === 'auth') logger.error({ err: err.message }, 'Langfuse refused the credentials; retrying next interval');
@@ -318,7 +309,7 @@ async function startDaemon(
         } catch (err) {
           const p = databaseProblem(err, config.database);
           if (p) {
-            fail(new Fatal(p.message, 2));
+            fail(p);
             break;
           }
           throw err;
@@ -448,7 +439,7 @@ export interface BackfillWait {
 export function backfillSinks(all: Sink[], sinkName: string | null, alerts: boolean): Sink[] {
   if (sinkName) {
     const s = all.find((x) => x.name === sinkName);
-    if (!s) throw new Fatal(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`, 2);
+    if (!s) throw new UsageError(`--sink ${sinkName} is not a configured sink; configured: ${all.map((x) => x.name).join(', ')}`);
     return [s];
   }
   return all.filter((s) => !s.alerting || alerts);
@@ -457,9 +448,9 @@ export function backfillSinks(all: Sink[], sinkName: string | null, alerts: bool
 export async function runBackfill(config: BridgeConfig, logger: Logger, o: BackfillOptions, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<{ exitCode: number; events: number; inserted: number; delivered: number; dead: number }> {
   let targets = projectConfigs(config);
   if (o.project) {
-    if (config.projects.length === 0) throw new Fatal(`--project ${o.project} needs "projects" in the config file; none are configured`, 2);
+    if (config.projects.length === 0) throw new UsageError(`--project ${o.project} needs "projects" in the config file; none are configured`);
     targets = targets.filter((pc) => pc.projectName === o.project);
-    if (targets.length === 0) throw new Fatal(`--project ${o.project} is not a configured project; configured: ${config.projects.map((p) => p.name).join(', ')}`, 2);
+    if (targets.length === 0) throw new UsageError(`--project ${o.project} is not a configured project; configured: ${config.projects.map((p) => p.name).join(', ')}`);
   }
   const queue = config.queue.redisUrl ? await queueModule() : null;
   if (queue) await queue.waitForRedis(config.queue, logger);
@@ -626,13 +617,13 @@ export async function statusReportWithQueues(config: BridgeConfig, logger?: Logg
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const secondsSince = (ms: number | null, now: number): number | null => (ms === null ? null : Math.max(0, Math.round((now - ms) / 1000)));
 
-/** `status`: read only; a missing, damaged or other-schema file is a Fatal naming it (exit 2). */
+/** `status`: read only; a missing, damaged or other-schema file is a DatabaseError naming it. */
 export function statusReport(config: BridgeConfig, _logger?: Logger): StatusReport {
   const store = openStoreReadonly(config);
   try {
     return readStatus(store, config);
   } catch (err) {
-    throw asFatal(err, config.database);
+    throw asDatabaseError(err, config.database);
   } finally {
     store.close();
   }
@@ -827,7 +818,7 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
   const store = openStore(config, logger);
   try {
     if (sink && !config.sinks.some((s) => s.name === sink) && !store.counts().has(sink)) {
-      throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
+      throw new UsageError(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`);
     }
     if (sink) return store.replay(sink, sinceMs);
     // History pages nobody: Slack and PagerDuty dead letters go out again only when --sink names them.
@@ -852,7 +843,7 @@ export async function replayWithQueues(config: BridgeConfig, sink: string | null
   let retried = 0;
   try {
     const known = new Set([...config.sinks.map((s) => s.name), ...store.counts().keys()]);
-    if (sink && !known.has(sink)) throw new Fatal(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`, 2);
+    if (sink && !known.has(sink)) throw new UsageError(`--sink ${sink} is not a configured sink; configured: ${config.sinks.map((s) => s.name).join(', ')}`);
     const alerting = alertingSinkNames(config);
     retried = await (await queueModule()).retryFailedJobs(config, store, sink ? [sink] : [...known].filter((name) => !alerting.has(name)), sinceMs, logger);
   } finally {

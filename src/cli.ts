@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** Commands and flags; the work is in app.ts. */
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { Fatal, check, formatStatus, replayWithQueues, runBackfill, runDaemon, runningDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
+import { loadConfig, parseInstant, type BridgeConfig } from './config.js';
+import { check, formatStatus, replayWithQueues, runBackfill, runDaemon, runningDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
+import { BridgeError, DatabaseError, UsageError } from './errors.js';
 import { boundHeapGrowth } from './ops/heap.js';
 import { databaseProblem } from './store/index.js';
 import { LOG_LEVELS, createBufferedLogger, createLogger } from './ops/logger.js';
@@ -81,7 +82,7 @@ function instant(flag: string) {
     try {
       return parseInstant(flag, v);
     } catch (err) {
-      throw new ConfigError((err as Error).message);
+      throw new UsageError((err as Error).message);
     }
   };
 }
@@ -127,7 +128,7 @@ program
   .action(async (o: { withWorker: boolean }, cmd: Command) => {
     const cfg = config(cmd);
     const log = logger(cmd);
-    if (o.withWorker && !cfg.queue.redisUrl) throw new ConfigError('--with-worker needs BRIDGE_REDIS_URL (Redis queues); without it `run` delivers in-process already');
+    if (o.withWorker && !cfg.queue.redisUrl) throw new UsageError('--with-worker needs BRIDGE_REDIS_URL (Redis queues); without it `run` delivers in-process already');
     const handle = await runDaemon(cfg, log, { withWorker: o.withWorker });
     await untilStopped(handle, log);
   });
@@ -153,7 +154,7 @@ Exits 0 when every event was delivered, 3 when some were dead-lettered (see stat
     const cfg = config(cmd);
     const log = logger(cmd);
     const toMs = (o.to ?? new Date()).getTime();
-    if (o.from.getTime() >= toMs) throw new ConfigError(`--from must be before --to (got ${o.from.toISOString()} ≥ ${new Date(toMs).toISOString()})`);
+    if (o.from.getTime() >= toMs) throw new UsageError(`--from must be before --to (got ${o.from.toISOString()} ≥ ${new Date(toMs).toISOString()})`);
     const tty = process.stderr.isTTY === true;
     const began = Date.now();
     let lastLine = 0;
@@ -256,7 +257,7 @@ program
       r = await statusReportWithQueues(config(cmd, false), logger(cmd));
     } catch (err) {
       // A script reading --json gets JSON on stdout too; the one line on stderr and the exit code stay.
-      if (o.json && err instanceof Fatal) process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
+      if (o.json && err instanceof DatabaseError) process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
       throw err;
     }
     process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
@@ -282,7 +283,7 @@ program
   .description('Deliver from the Redis queues (BRIDGE_REDIS_URL) that `run` relays the outbox to, until SIGINT/SIGTERM')
   .option('--sink <name>', 'only this sink’s queue')
   .option('--concurrency <n>', 'deliveries in flight per sink in this process (default: the sink’s own)', (v: string): number => {
-    if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
+    if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new UsageError(`--concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(v)}`);
     return Number(v);
   })
   .addHelpText(
@@ -346,8 +347,7 @@ try {
     // commander already printed its one line; a usage error is a bad flag.
     process.exit(2);
   }
-  if (err instanceof ConfigError) die(err.message, 2);
-  if (err instanceof Fatal) die(err.message, err.exitCode);
+  if (err instanceof BridgeError) die(err.message, err.exitCode);
   const db = databaseProblem(err, databaseFile ?? 'BRIDGE_DATABASE');
   if (db) die(db.message, 2);
   const e = err as Error;

@@ -7,11 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
+import { ConfigError } from './errors.js';
 import { standardSecretProblem } from './sinks/signing.js';
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
 export type Stream = (typeof STREAMS)[number];

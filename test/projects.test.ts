@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { check, Fatal, formatStatus, runBackfill, runDaemon, statusReport } from '../src/app.js';
+import { check, formatStatus, runBackfill, runDaemon, statusReport } from '../src/app.js';
+import { UsageError } from '../src/errors.js';
 import { loadConfig, projectConfigs } from '../src/config.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
@@ -173,7 +174,7 @@ describe('daemon with several projects', () => {
 
     // backfill --project: only that one; an unknown name is a bad flag.
     const opts = { fromMs: now - 120_000, toMs: Date.now(), redeliver: true, sink: null, alerts: false };
-    await expect(runBackfill(config, silentLogger(), { ...opts, project: 'gamma' })).rejects.toSatisfy((e) => e instanceof Fatal && e.exitCode === 2 && /gamma.*alpha, beta/.test(e.message));
+    await expect(runBackfill(config, silentLogger(), { ...opts, project: 'gamma' })).rejects.toSatisfy((e) => e instanceof UsageError && e.exitCode === 2 && /gamma.*alpha, beta/.test(e.message));
     const before = lines.length;
     const b = await runBackfill(config, silentLogger(), { ...opts, project: 'beta' }, { stdout });
     expect(b.exitCode).toBe(0);

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import type { Metrics, Scrapable } from './metrics.js';
 
 export interface OpsServer {

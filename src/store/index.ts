@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
 import { insertAttempts, pruneAttempts, type Attempt } from '../delivery/attempts.js';
+import { DatabaseError } from '../errors.js';
 import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
 import type { AttemptOutcome, DeliveryStatus, FinalStatus, SinkState } from '../delivery/states.js';
 import { MIGRATIONS } from './migrations.js';
@@ -204,18 +205,6 @@ export function secureDatabaseFile(file: string): LooseFile[] {
     loose.push({ file: f, mode, tightened });
   }
   return loose;
-}
-
-/** The database file cannot be used as it is: the message names the file and the fix. */
-export class DatabaseError extends Error {
-  override name = 'DatabaseError';
-  constructor(
-    message: string,
-    readonly file: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The schema this build writes. */

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { ConfigError } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
 
 /** Runs fn, expects it to throw a one-line ConfigError, and returns the message. */
 export function configErrorOf(fn: () => unknown): string {
