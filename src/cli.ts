@@ -1,12 +1,17 @@
 #!/usr/bin/env node
-/** Commands and flags; the work is in app.ts. */
+/** Commands and flags, and the exit code each error class ends on; each command's work is in commands/. */
 import { Command, CommanderError, Option } from 'commander';
+import { backfillCommand } from './commands/backfill.js';
+import { checkCommand } from './commands/check.js';
+import { replayCommand } from './commands/replay.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
+import { testEventCommand } from './commands/test-event.js';
+import { workerCommand } from './commands/worker.js';
 import { loadConfig, parseInstant, type BridgeConfig } from './config.js';
-import { check, formatStatus, replayWithQueues, runBackfill, runDaemon, runningDaemon, sendTestEvent, statusReportWithQueues, type BackfillWait } from './app.js';
-import { BridgeError, DatabaseError, UsageError } from './errors.js';
+import { BridgeError, UsageError } from './errors.js';
 import { boundHeapGrowth } from './ops/heap.js';
-import { databaseProblem } from './store/index.js';
-import { LOG_LEVELS, createBufferedLogger, createLogger } from './ops/logger.js';
+import { LOG_LEVELS, createLogger } from './ops/logger.js';
 import { VERSION } from './version.js';
 
 boundHeapGrowth();
@@ -36,41 +41,12 @@ interface GlobalOpts {
   logLevel: string;
 }
 
-/**
- * Runs a long-lived command until SIGINT/SIGTERM: then it stops taking work and has 10 s to finish;
- * a second signal exits at once (deliveries in flight stay queued).
- */
-async function untilStopped(handle: { stop(): void; done: Promise<void> }, log: ReturnType<typeof createLogger>): Promise<void> {
-  let stopping = false;
-  const onSignal = (sig: string): void => {
-    if (stopping) {
-      log.warn({ signal: sig }, 'second signal: exiting now; deliveries in flight stay queued');
-      process.exit(130);
-    }
-    stopping = true;
-    log.info({ signal: sig }, 'shutting down');
-    handle.stop();
-    setTimeout(() => {
-      log.error('shutdown took longer than 10 s; exiting');
-      process.exit(1);
-    }, 9_500).unref();
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  await handle.done;
-}
-
 function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
 
-/** The database the command uses, for naming it when SQLite fails below the commands. */
-let databaseFile: string | null = null;
-
 function config(cmd: Command, requireKeys = true): BridgeConfig {
-  const c = loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
-  databaseFile = c.database;
-  return c;
+  return loadConfig({ configFile: globals(cmd).config ?? null, requireKeys, onWarning: (message, fields) => logger(cmd).warn(fields, message) });
 }
 
 function logger(cmd: Command) {
@@ -126,11 +102,7 @@ program
   .option('--with-worker', 'with BRIDGE_REDIS_URL: also deliver from the Redis queues in this process', false)
   .addHelpText('after', '\nExample:\n  $ BRIDGE_POLL_INTERVAL_SECONDS=15 langfuse-bridge run --log-level debug')
   .action(async (o: { withWorker: boolean }, cmd: Command) => {
-    const cfg = config(cmd);
-    const log = logger(cmd);
-    if (o.withWorker && !cfg.queue.redisUrl) throw new UsageError('--with-worker needs BRIDGE_REDIS_URL (Redis queues); without it `run` delivers in-process already');
-    const handle = await runDaemon(cfg, log, { withWorker: o.withWorker });
-    await untilStopped(handle, log);
+    await runCommand(config(cmd), logger(cmd), o);
   });
 
 program
@@ -151,98 +123,7 @@ Examples:
 Exits 0 when every event was delivered, 3 when some were dead-lettered (see status, replay).`,
   )
   .action(async (o: { from: Date; to?: Date; redeliver: boolean; sink?: string; alerts: boolean; project?: string }, cmd: Command) => {
-    const cfg = config(cmd);
-    const log = logger(cmd);
-    const toMs = (o.to ?? new Date()).getTime();
-    if (o.from.getTime() >= toMs) throw new UsageError(`--from must be before --to (got ${o.from.toISOString()} ≥ ${new Date(toMs).toISOString()})`);
-    const tty = process.stderr.isTTY === true;
-    const began = Date.now();
-    let lastLine = 0;
-    const fractions = new Map<string, number>();
-    const abort = new AbortController();
-    // Exits as shells report a signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
-    let signalExit = 130;
-    process.once('SIGINT', () => abort.abort(new Error('interrupted')));
-    process.once('SIGTERM', () => {
-      signalExit = 143;
-      abort.abort(new Error('interrupted'));
-    });
-    let progress = '';
-    let waiting: (() => BackfillWait | null) | null = null;
-    // The ETA moves smoothly: each estimate is blended into the shown one, which counts down in between.
-    let eta: number | null = null;
-    let etaAt = Date.now();
-    // Once the ceiling is seen holding the pass back, calls (not elapsed time) say how long the rest takes.
-    let ceilingSeen: number | null = null;
-    const render = (): void => {
-      const w = waiting?.();
-      if (w?.reason === 'ceiling') ceilingSeen = w.ceiling;
-      if (eta !== null) {
-        eta = Math.max(0, eta - (Date.now() - etaAt) / 1000);
-        etaAt = Date.now();
-      }
-      const shownEta = eta !== null && eta >= 1 ? ` · ETA ${formatSeconds(eta)}` : '';
-      // Without a terminal the client logs its waits itself.
-      if (!tty) return;
-      const line = `${progress || 'starting'}${shownEta}${w ? ` · ${w.text}` : ''}`;
-      // One terminal line, or the next redraw leaves the wrapped part behind.
-      const width = process.stderr.columns || 0;
-      process.stderr.write(`\r\x1b[2K${width > 1 && line.length >= width ? `${line.slice(0, width - 2)}…` : line}`);
-    };
-    const ticker = setInterval(() => tty && render(), 1_000);
-    ticker.unref();
-    const range = { from: o.from.toISOString(), to: new Date(toMs).toISOString() };
-    let r: Awaited<ReturnType<typeof runBackfill>>;
-    try {
-      r = await runBackfill(cfg, log, {
-        fromMs: o.from.getTime(),
-        toMs,
-        redeliver: o.redeliver,
-        sink: o.sink ?? null,
-        alerts: o.alerts,
-        project: o.project ?? null,
-        signal: abort.signal,
-        onStart: tty ? (h) => (waiting = h.waiting) : undefined,
-        onProgress: (p) => {
-          // The sources advance side by side: show each one's share of the range, and their mean for the ETA.
-          fractions.set(p.source, p.totalMs ? p.doneMs / p.totalMs : 1);
-          const secs = (Date.now() - began) / 1000;
-          const frac = [...fractions.values()].reduce((a, b) => a + b, 0) / fractions.size;
-          const rate = secs > 0 ? p.events / secs : 0;
-          const byTime = frac > 0 && frac < 1 ? (secs / frac) * (1 - frac) : 0;
-          const byCalls = ceilingSeen && frac > 0 && frac < 1 ? ((p.calls / frac) * (1 - frac) * 60) / ceilingSeen : 0;
-          const estimate = Math.max(byTime, byCalls);
-          // A first estimate, or one far off the shown one, replaces it; a near one is blended in.
-          const shown = eta === null ? null : Math.max(0, eta - (Date.now() - etaAt) / 1000);
-          eta = frac >= 1 ? null : shown === null || shown < 1 || estimate > shown * 2 || estimate < shown / 2 ? estimate : shown * 0.7 + estimate * 0.3;
-          etaAt = Date.now();
-          const each = [...fractions].map(([source, f]) => `${source} ${(f * 100).toFixed(0)}%`).join(', ');
-          progress = `${each} · ${p.events} events (${p.inserted} new) · ${rate.toFixed(0)}/s · ${p.delivered} delivered, ${p.queued} queued · ${p.calls} calls`;
-          if (tty) render();
-          else if (Date.now() - lastLine > 5_000 || frac >= 1) {
-            lastLine = Date.now();
-            log.info({ percent: Math.round(frac * 100), sources: Object.fromEntries([...fractions].map(([k, f]) => [k, Math.round(f * 100)])), events: p.events, new: p.inserted, delivered: p.delivered, queued: p.queued, calls: p.calls }, 'backfill progress');
-          }
-        },
-      });
-    } catch (err) {
-      clearInterval(ticker);
-      if (!abort.signal.aborted) throw err;
-      // Interrupted: what was committed stays; the same range read again resumes after the last slice.
-      if (tty) process.stderr.write('\n');
-      const arg = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
-      const file = globals(cmd).config;
-      const again = ['langfuse-bridge', file ? `--config ${arg(file)}` : '', 'backfill', `--from ${range.from}`, `--to ${range.to}`, o.redeliver ? '--redeliver' : '', o.sink ? `--sink ${arg(o.sink)}` : '', o.alerts ? '--alerts' : '', o.project ? `--project ${arg(o.project)}` : '']
-        .filter(Boolean)
-        .join(' ');
-      process.stderr.write(`langfuse-bridge: backfill interrupted; events already queued are kept. Run the same command to resume where it stopped:\n  ${again}\n`);
-      process.exit(signalExit);
-    }
-    clearInterval(ticker);
-    if (tty) process.stderr.write('\n');
-    const summary = { events: r.events, queued: r.inserted, delivered: r.delivered, dead: r.dead, seconds: Math.round((Date.now() - began) / 100) / 10 };
-    process.stdout.isTTY ? log.info(summary, r.exitCode ? 'backfill done; some deliveries were dead-lettered' : 'backfill done') : log.info(summary, 'backfill done');
-    process.exitCode = r.exitCode;
+    process.exitCode = await backfillCommand(config(cmd), logger(cmd), { ...o, configFile: globals(cmd).config ?? null });
   });
 
 program
@@ -252,16 +133,7 @@ program
   .option('--check', 'exit 1 when something needs a human: no live daemon, a late-data sweep behind, polls failing, dead letters of the last 24 h not replayed', false)
   .addHelpText('after', '\nExample (cron):\n  $ langfuse-bridge status --check > /dev/null || notify-on-call')
   .action(async (o: { json: boolean; check: boolean }, cmd: Command) => {
-    let r: Awaited<ReturnType<typeof statusReportWithQueues>>;
-    try {
-      r = await statusReportWithQueues(config(cmd, false), logger(cmd));
-    } catch (err) {
-      // A script reading --json gets JSON on stdout too; the one line on stderr and the exit code stay.
-      if (o.json && err instanceof DatabaseError) process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
-      throw err;
-    }
-    process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
-    if (o.check && r.attention.length) process.exitCode = 1;
+    process.exitCode = await statusCommand(config(cmd, false), o);
   });
 
 program
@@ -271,11 +143,7 @@ program
   .option('--since <iso>', 'only deliveries dead-lettered since then', instant('--since'))
   .addHelpText('after', '\nExample:\n  $ langfuse-bridge replay --sink webhook --since 2026-11-26T00:00:00Z')
   .action(async (o: { sink?: string; since?: Date }, cmd: Command) => {
-    const cfg = config(cmd, false);
-    const n = await replayWithQueues(cfg, o.sink ?? null, o.since?.getTime() ?? null, logger(cmd));
-    const daemon = n ? runningDaemon(cfg.database) : null;
-    const who = daemon ? `; the running daemon (pid ${daemon.pid} on host ${daemon.host}) delivers them` : '; `langfuse-bridge run` delivers them';
-    process.stdout.write(`${n} dead-lettered deliveries queued again${n ? who : ''}\n`);
+    await replayCommand(config(cmd, false), logger(cmd), { sink: o.sink ?? null, sinceMs: o.since?.getTime() ?? null });
   });
 
 program
@@ -291,27 +159,14 @@ program
     '\nWith BRIDGE_HTTP_PORT it serves /healthz (200 while Redis answers and its workers run) and /metrics.\nExample:\n  $ BRIDGE_REDIS_URL=redis://redis:6379 BRIDGE_HTTP_PORT=9464 langfuse-bridge worker --concurrency 16',
   )
   .action(async (o: { sink?: string; concurrency?: number }, cmd: Command) => {
-    const log = logger(cmd);
-    // Loaded here: the Redis client weighs on every other command's start.
-    const { runWorker } = await import('./queue/worker.js');
-    const handle = await runWorker(config(cmd, false), log, { sink: o.sink ?? null, concurrency: o.concurrency ?? null });
-    await untilStopped(handle, log);
+    await workerCommand(config(cmd, false), logger(cmd), { sink: o.sink ?? null, concurrency: o.concurrency ?? null });
   });
 
 program
   .command('check')
   .description('Exercise what `run` needs: Langfuse and the keys, each stream’s endpoints, the database (read only), Redis, the sinks, the ops port')
   .action(async (_o, cmd: Command) => {
-    const cfg = config(cmd);
-    // The results first, then whatever was logged while getting them.
-    const { logger: log, flush } = createBufferedLogger(globals(cmd).logLevel);
-    try {
-      const r = await check(cfg, log);
-      process.stdout.write(`${r.lines.join('\n')}\n`);
-      process.exitCode = r.ok ? 0 : 1;
-    } finally {
-      flush();
-    }
+    process.exitCode = await checkCommand(config(cmd), globals(cmd).logLevel);
   });
 
 program
@@ -320,19 +175,10 @@ program
   .option('--sink <name>', 'only this sink; Slack and PagerDuty get a test event only when named here')
   .addHelpText('after', '\nWithout --sink the event goes to the webhook, stdout and handler sinks; one result line per sink on stdout.\nExample:\n  $ langfuse-bridge test-event --sink pagerduty')
   .action(async (o: { sink?: string }, cmd: Command) => {
-    const r = await sendTestEvent(config(cmd, false), logger(cmd), o.sink ?? null);
-    process.stdout.write(`${r.results.join('\n')}\n`);
-    process.exitCode = r.ok ? 0 : 1;
+    process.exitCode = await testEventCommand(config(cmd, false), logger(cmd), { sink: o.sink ?? null });
   });
 
 for (const c of program.commands) c.configureOutput(errorOutput(c.name()));
-
-function formatSeconds(s: number): string {
-  const n = Math.round(s);
-  if (n < 60) return `${n} s`;
-  if (n < 3600) return `${Math.floor(n / 60)} min ${String(n % 60).padStart(2, '0')} s`;
-  return `${Math.floor(n / 3600)} h ${String(Math.floor((n % 3600) / 60)).padStart(2, '0')} min`;
-}
 
 function die(message: string, code: number): never {
   process.stderr.write(`langfuse-bridge: ${message}\n`);
@@ -348,8 +194,6 @@ try {
     process.exit(2);
   }
   if (err instanceof BridgeError) die(err.message, err.exitCode);
-  const db = databaseProblem(err, databaseFile ?? 'BRIDGE_DATABASE');
-  if (db) die(db.message, 2);
   const e = err as Error;
   die(`${e.message}${process.env.DEBUG ? `\n${e.stack}` : ''}`, 1);
 }

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { StatusReport } from '../src/app.js';
+import type { StatusReport } from '../src/commands/status.js';
 import { renderOverview } from '../src/ops/console/pages.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Store } from '../src/store/index.js';

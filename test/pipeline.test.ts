@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { backoffMs } from '../src/delivery/retry.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
-import { createClient } from '../src/app.js';
+import { createClient } from '../src/commands/shared.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Poller } from '../src/poll/index.js';
 import { Store } from '../src/store/index.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runDaemon } from '../src/app.js';
+import { runDaemon } from '../src/commands/run.js';
 import { loadConfig } from '../src/config.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
 import { SinkHealth } from '../src/delivery/health.js';

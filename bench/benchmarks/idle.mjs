@@ -15,7 +15,7 @@ import { DIST, PUBLIC_KEY, SECRET_KEY, fix, forkHelper, int, log, median, remove
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Poller } = await import(join(DIST, 'poll/index.js'));
 const { loadConfig } = await import(join(DIST, 'config.js'));
-const { createClient } = await import(join(DIST, 'app.js'));
+const { createClient } = await import(join(DIST, 'commands/shared.js'));
 
 const MIN = 60_000;
 const RESOURCES = { '/api/public/v2/observations': 'observations', '/api/public/v3/scores': 'scores' };
@@ -37,7 +37,7 @@ async function scenario(name, batch, polls) {
     });
     const logger = await silentLogger();
     const store = new Store(config.database);
-    const client = createClient(config, logger, store);
+    const client = createClient(config, logger, { store });
     // A sink that takes every event (routing only: nothing is delivered here).
     const sink = { name: 'webhook', kind: 'webhook', alerting: false, concurrency: 1, minIntervalMs: 0, accepts: () => true, deliver: async () => ({ ok: true }) };
     const poller = new Poller(store, client, config, [sink], logger);

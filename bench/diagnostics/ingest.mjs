@@ -18,7 +18,7 @@ const to = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
 const from = to - 24 * HOUR;
 
 const { Store } = await import(join(DIST, 'store/index.js'));
-const { runBackfill } = await import(join(DIST, 'app.js'));
+const { runBackfill } = await import(join(DIST, 'commands/backfill.js'));
 const { loadConfig } = await import(join(DIST, 'config.js'));
 
 const { Dispatcher } = await import(join(DIST, 'delivery/index.js'));

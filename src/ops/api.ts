@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import type { StatusReport } from '../app.js';
+import type { StatusReport } from '../commands/status.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../delivery/states.js';
 import type { Store } from '../store/index.js';
 import { eventDetail, listDeliveries, replayDeliveries, type DeliveryFilter, type ReplayRequest } from '../store/console.js';

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from '../../src/app.js';
+import { createClient } from '../../src/commands/shared.js';
 import { loadConfig, type BridgeConfig } from '../../src/config.js';
 import { LangfuseSimulator, type ApiGeneration } from '../../demo/simulator.js';
 import type { LangfuseClient } from '../../src/langfuse/client.js';
@@ -29,7 +29,7 @@ export async function backfillWorld(
   const url = await sim.start();
   const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-backfill-')), 'b.db'));
   const config = loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk-lf-demo', LANGFUSE_SECRET_KEY: 'sk-lf-demo', LANGFUSE_BASE_URL: url, BRIDGE_MAX_REQUESTS_PER_MINUTE: '100000', ...o.env } });
-  const client = createClient(config, log, o.ledger ? store : undefined);
+  const client = createClient(config, log, { store: o.ledger ? store : undefined });
   return {
     sim,
     store,

@@ -2,7 +2,7 @@
  * The console's pages, rendered on the server: every string from Langfuse or a receiver goes through
  * esc(), so it shows as text. The only script is /console.js (refresh, replay buttons).
  */
-import type { StatusReport } from '../../app.js';
+import type { StatusReport } from '../../commands/status.js';
 import { deliveryFilter, type ConsoleDeps } from '../api.js';
 import { DELIVERY_STATUSES } from '../../delivery/states.js';
 import { deliveredSince, eventDetail, lastHour, listDeliveries, type DeliveryItem } from '../../store/console.js';
