@@ -13,7 +13,7 @@ import type { WaitReason } from '../langfuse/rate-limiter.js';
 import { Poller, type BackfillProgress } from '../poll/index.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import { ProgressDisplay, sayInterrupted } from './backfill-progress.js';
-import { createClient, emptyCounts, onDatabase, openStore, queueModule, resolveSinks } from './shared.js';
+import { createClient, emptyCounts, onDatabase, openStore, projectLogger, redisBackend, resolveSinks } from './shared.js';
 
 /**
  * `backfill` as the CLI calls it: the pass with its progress shown, and its exit code: 0 when every
@@ -96,8 +96,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
     targets = targets.filter((pc) => pc.projectName === o.project);
     if (targets.length === 0) throw new UsageError(`--project ${o.project} is not a configured project; configured: ${config.projects.map((p) => p.name).join(', ')}`);
   }
-  const queue = config.queue.redisUrl ? await queueModule() : null;
-  if (queue) await queue.waitForRedis(config.queue, logger);
+  const queue = await redisBackend(config, logger);
   const store = openStore(config, logger);
   const { sinks: all } = await createSinks(config, logger, { stdout: opts.stdout });
   const sinks = resolveSinks(all, o.sink, o.alerts);
@@ -129,7 +128,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   });
   try {
     for (const pc of targets) {
-      const log = pc.projectName !== undefined ? logger.child({ project: pc.projectName }) : logger;
+      const log = projectLogger(pc, logger);
       const client = createClient(pc, log, { store, role: 'backfill' });
       // A progress display says what the pass waits for; without one the client logs it.
       if (o.onStart) client.limiter.onWait = undefined;

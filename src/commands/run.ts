@@ -22,7 +22,7 @@ import { databaseProblem, type Store } from '../store/index.js';
 import { DAEMON_HEARTBEAT_MS, acquireDaemonLock, releaseDaemonLock, renewDaemonLock, type DaemonRecord } from '../store/daemon.js';
 import { VERSION } from '../version.js';
 import { recordPollPace, type PollPace } from './poll-pace.js';
-import { asDatabaseError, createClient, describeDaemon, onDatabase, openStore, queueModule, runningDaemon, untilStopped } from './shared.js';
+import { asDatabaseError, createClient, describeDaemon, onDatabase, openStore, projectLogger, redisBackend, runningDaemon, untilStopped } from './shared.js';
 import { statusReportWithQueues } from './status.js';
 
 /** `run` as the CLI calls it: the daemon, until a signal stops it. */
@@ -120,9 +120,7 @@ async function startDaemon(
   ops: OpsServer | null,
   consoleRoute: ConsoleRoute,
 ): Promise<RunHandle> {
-  // Redis mode (BRIDGE_REDIS_URL): no silent fallback to in-process delivery when it does not answer.
-  const queue = config.queue.redisUrl ? await queueModule() : null;
-  if (queue) await queue.waitForRedis(config.queue, logger);
+  const queue = await redisBackend(config, logger);
   const { sinks } = await createSinks(config, logger, { stdout: opts.stdout });
   metrics.bindStore(store);
   const hooks = {
@@ -139,7 +137,7 @@ async function startDaemon(
   // One client (own request ceiling and ledger) and one poller per project, sharing store, sinks and dispatcher.
   const several = config.projects.length > 0;
   const projects = projectConfigs(config).map((pc) => {
-    const log = several ? logger.child({ project: pc.projectName }) : logger;
+    const log = projectLogger(pc, logger);
     const client = createClient(pc, log, { store });
     client.onCall = (status) => metrics.langfuseCalls.inc({ status });
     const poller = new Poller(store, client, pc, sinks, log, {

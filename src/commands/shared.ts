@@ -17,6 +17,17 @@ import { USER_AGENT } from '../version.js';
 /** The Redis backend loads only when BRIDGE_REDIS_URL asks for it: it weighs on every start otherwise. */
 export const queueModule = () => import('../queue/index.js');
 
+/**
+ * Redis mode (BRIDGE_REDIS_URL): the queue backend, once Redis answers; null without it. No silent
+ * fallback to in-process delivery when Redis does not answer.
+ */
+export async function redisBackend(config: BridgeConfig, logger: Logger) {
+  if (!config.queue.redisUrl) return null;
+  const queue = await queueModule();
+  await queue.waitForRedis(config.queue, logger);
+  return queue;
+}
+
 export interface ClientOptions {
   /** Shares the project's request ceiling with every other process on this database. */
   store?: Store;
@@ -44,6 +55,11 @@ export function createClient(config: BridgeConfig, logger: Logger, o: ClientOpti
     userAgent: USER_AGENT,
     ...(o.probe ? { maxAttempts: 2, backoffBaseMs: 500 } : {}),
   });
+}
+
+/** The log of one project's work: with several projects, each line names its project. */
+export function projectLogger(config: BridgeConfig, logger: Logger): Logger {
+  return config.projectName !== undefined ? logger.child({ project: config.projectName }) : logger;
 }
 
 /**
