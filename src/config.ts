@@ -8,6 +8,7 @@ import path from 'node:path';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { isEventPattern } from './events/patterns.js';
 import { standardSecretProblem } from './sinks/signing.js';
 
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
@@ -204,23 +205,12 @@ function streams(setting: string, raw: unknown): Stream[] {
   return out;
 }
 
-const EVENT_PATTERN = /^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+|[a-z]+)$/;
 export function eventPatterns(setting: string, raw: unknown): string[] {
   if (raw === undefined || raw === null) return ['*'];
   const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
   const out = list.map((s) => s.trim()).filter(Boolean);
-  for (const p of out) if (!EVENT_PATTERN.test(p)) fail(setting, 'a comma list of event types or globs like trace.*,score.created', p);
+  for (const p of out) if (!isEventPattern(p)) fail(setting, 'a comma list of event types or globs like trace.*,score.created', p);
   return out.length ? out : ['*'];
-}
-
-/** `trace.*` matches trace.created and trace.updated; `*` matches everything. */
-export function matchesEventPatterns(patterns: readonly string[], type: string): boolean {
-  for (const p of patterns) {
-    if (p === '*' || p === type) return true;
-    if (p.endsWith('.*') && type.startsWith(p.slice(0, -1))) return true;
-    if (!p.includes('.') && type.startsWith(`${p}.`)) return true;
-  }
-  return false;
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, matchesEventPatterns } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
 import { configErrorOf } from './helpers/config-error.js';
 
 const keys = { LANGFUSE_PUBLIC_KEY: 'pk-lf-1', LANGFUSE_SECRET_KEY: 'sk-lf-1' };
@@ -43,13 +43,6 @@ describe('config', () => {
     expect(bad({ BRIDGE_WEBHOOK_URL: 'https://h.example.com', BRIDGE_WEBHOOK_SECRET: 'plain' })).toMatch(/^BRIDGE_WEBHOOK_SECRET has no whsec_ prefix;.*BRIDGE_WEBHOOK_SIGNATURE=langfuse or hex/);
     expect(loadConfig({ env: { ...keys, BRIDGE_WEBHOOK_URL: 'https://h.example.com', BRIDGE_WEBHOOK_SECRET: 'plain', BRIDGE_WEBHOOK_SIGNATURE: 'hex' } }).sinks[0]).toMatchObject({ signature: 'hex', secret: 'plain' });
     expect(loadConfig({ env: { ...keys, BRIDGE_WEBHOOK_URL: 'https://h.example.com', BRIDGE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', BRIDGE_STDOUT: 'true' } }).sinks.map((s) => s.type)).toEqual(['webhook', 'stdout']);
-  });
-
-  it('event filters take globs', () => {
-    expect(matchesEventPatterns(['trace.*'], 'trace.updated')).toBe(true);
-    expect(matchesEventPatterns(['trace.*'], 'score.created')).toBe(false);
-    expect(matchesEventPatterns(['*'], 'score.created')).toBe(true);
-    expect(matchesEventPatterns(['score.created'], 'score.updated')).toBe(false);
   });
 
   it('reads a JSON file with ${VAR} from the environment, and reports its mistakes in one line', () => {

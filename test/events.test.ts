@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Stream } from '../src/config.js';
+import { matchesEventPatterns } from '../src/events/patterns.js';
 import { detectObservations, detectScores, eventId, type AnyBridgeEvent, type ObservationRecord, type SeenAccess, type TraceRecord } from '../src/events/index.js';
 import { mapItems, toObservation, toScore, toTrace } from '../src/sources/map.js';
 import type { SeenRow } from '../src/store/index.js';
@@ -214,5 +215,14 @@ describe('timestamps from Langfuse', () => {
     expect(obs('2026-02-30T00:00:00.000Z').startTime).toBe(new Date(Date.parse('2026-02-30T00:00:00.000Z')).toISOString());
     expect(obs('2026-04-31T00:00:00.000Z').startTime).toBe(new Date(Date.parse('2026-04-31T00:00:00.000Z')).toISOString());
     expect(obs('2026-01-31T00:00:00.000Z').startTime).toBe('2026-01-31T00:00:00.000Z');
+  });
+});
+
+describe('event-type patterns', () => {
+  it('take globs', () => {
+    expect(matchesEventPatterns(['trace.*'], 'trace.updated')).toBe(true);
+    expect(matchesEventPatterns(['trace.*'], 'score.created')).toBe(false);
+    expect(matchesEventPatterns(['*'], 'score.created')).toBe(true);
+    expect(matchesEventPatterns(['score.created'], 'score.updated')).toBe(false);
   });
 });

@@ -9,8 +9,8 @@
  * ERROR traces and NUMERIC scores below 0.5; every PagerDuty sink gets ERROR traces only.
  */
 import { z } from 'zod';
-import { matchesEventPatterns } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { matchesEventPatterns } from '../events/patterns.js';
 import { EVENT_TYPES } from '../events/types.js';
 import type { AnyBridgeEvent, GenerationData, Level, ScoreData, TraceData } from '../events/types.js';
 

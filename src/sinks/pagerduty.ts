@@ -4,7 +4,7 @@
  * and trace or score, so a repeat updates the open incident instead of paging again.
  * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
  */
-import { matchesEventPatterns } from '../config.js';
+import { matchesEventPatterns } from '../events/patterns.js';
 import type { PagerDutySinkConfig } from '../config.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';

@@ -7,7 +7,8 @@
  */
 import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
-import { matchesEventPatterns, type WebhookSinkConfig } from '../config.js';
+import type { WebhookSinkConfig } from '../config.js';
+import { matchesEventPatterns } from '../events/patterns.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';

@@ -5,7 +5,7 @@
  * and the few posts this sink makes on its own (burst summaries, bursts.ts) keep the same spacing
  * (post.ts).
  */
-import { matchesEventPatterns } from '../../config.js';
+import { matchesEventPatterns } from '../../events/patterns.js';
 import type { SlackSinkConfig } from '../../config.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
 import type { AlertMatch, CompiledRules } from '../../rules/index.js';
