@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 // The bridge as `npm run build` leaves it in dist/, the same modules the CLI runs; the demo itself is
 // built apart (tsconfig.demo.json) so that nothing of it ships.
 import { runDaemon } from '../dist/commands/run.js';
-import { loadConfig } from '../dist/config.js';
+import { loadConfig } from '../dist/config/index.js';
 import { createLogger } from '../dist/ops/logger.js';
 import { LangfuseSimulator } from './simulator.js';
 

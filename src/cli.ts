@@ -8,7 +8,7 @@ import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { testEventCommand } from './commands/test-event.js';
 import { workerCommand } from './commands/worker.js';
-import { loadConfig, parseInstant, type BridgeConfig } from './config.js';
+import { loadConfig, parseInstant, type BridgeConfig } from './config/index.js';
 import { BridgeError, UsageError } from './errors.js';
 import { boundHeapGrowth } from './ops/heap.js';
 import { LOG_LEVELS, createLogger } from './ops/logger.js';

@@ -6,7 +6,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { assertBuilt, bridgeEnv, runCli, tempDir, webhookSecret } from './helpers/cli.js';
 
 const tmp = tempDir('lfb-cfgmode-');

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
-import { configJsonSchema } from '../src/config-schema.js';
+import { loadConfig } from '../src/config/index.js';
+import { configJsonSchema } from '../src/config/json-schema.js';
 import { configErrorOf } from './helpers/config-error.js';
 import { ROOT } from './helpers/cli.js';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { configErrorOf } from './helpers/config-error.js';
 
 const keys = { LANGFUSE_PUBLIC_KEY: 'pk-lf-1', LANGFUSE_SECRET_KEY: 'sk-lf-1' };
@@ -34,6 +34,43 @@ describe('config', () => {
     expect(bad({ BRIDGE_RETRY_BASE_SECONDS: '-1' })).toMatch(/^BRIDGE_RETRY_BASE_SECONDS must be a positive number/);
     expect(bad({ BRIDGE_START_FROM: 'yesterday' })).toMatch(/^BRIDGE_START_FROM must be an ISO 8601 time/);
     expect(() => loadConfig({ env: {} })).toThrow(/^LANGFUSE_PUBLIC_KEY is required/);
+  });
+
+  it('names a value by the key the file has it under, and by the variable when the environment set it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ pollIntervalSeconds: 0, retry: { maxAttempts: 101 } }));
+    expect(bad({}, file)).toBe(`--config ${file}: pollIntervalSeconds must be a whole number of seconds from 1 to 86400, got 0`);
+    writeFileSync(file, JSON.stringify({ retry: { maxAttempts: 101 } }));
+    expect(bad({}, file)).toBe(`--config ${file}: retry.maxAttempts must be a whole number from 1 to 100, got 101`);
+    expect(bad({ BRIDGE_RETRY_MAX_ATTEMPTS: '101' })).toBe('BRIDGE_RETRY_MAX_ATTEMPTS must be a whole number from 1 to 100, got "101"');
+    // Checks past the schema's name the file's key too, not the variable that stands for it.
+    writeFileSync(file, JSON.stringify({ startFrom: 'yesterday', streams: [] }));
+    expect(bad({}, file)).toMatch(/^startFrom must be an ISO 8601 time/);
+    writeFileSync(file, JSON.stringify({ streams: [] }));
+    expect(bad({}, file)).toBe('streams must be a comma list of traces, generations, scores, prompts, got []');
+    writeFileSync(file, JSON.stringify({ queue: { prefix: 'a b' } }));
+    expect(bad({}, file)).toMatch(/^queue\.prefix must be a key prefix without spaces/);
+    writeFileSync(file, JSON.stringify({ digestCron: 'daily' }));
+    expect(bad({}, file)).toMatch(/^digestCron must be a cron expression/);
+    // The environment wins over the file, and is named when it is wrong.
+    writeFileSync(file, JSON.stringify({ pollIntervalSeconds: 10 }));
+    expect(bad({ BRIDGE_POLL_INTERVAL_SECONDS: '0' }, file)).toBe('BRIDGE_POLL_INTERVAL_SECONDS must be a whole number of seconds from 1 to 86400, got "0"');
+    expect(loadConfig({ env: { ...keys, BRIDGE_POLL_INTERVAL_SECONDS: '7' }, configFile: file }).pollIntervalSeconds).toBe(7);
+    expect(bad({ BRIDGE_STREAMS: ',' })).toBe('BRIDGE_STREAMS must be a comma list of traces, generations, scores, prompts, got ","');
+    expect(bad({ BRIDGE_INCLUDE_IO: 'maybe' })).toBe('BRIDGE_INCLUDE_IO must be true or false, got "maybe"');
+  });
+
+  it('compiles the rules while loading: a bad rule is a setting error then', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'rules.json');
+    writeFileSync(file, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/x' }], rules: [{ name: 'low-score', when: { scoreBelow: 'x' }, sinks: ['slack'] }] }));
+    expect(bad({}, file)).toBe('rules[0] ("low-score").when.scoreBelow must be a number, got "x"');
+    writeFileSync(file, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/x' }], rules: [{ name: 'errors', when: { level: 'ERROR' }, sinks: ['slack'] }] }));
+    const c = loadConfig({ env: keys, configFile: file });
+    expect(c.rules.isDefault).toBe(false);
+    expect(c.rules.rules.map((r) => r.name)).toEqual(['errors']);
+    expect(loadConfig({ env: { ...keys, SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/y' } }).rules.rules.map((r) => r.name)).toEqual(['error-traces', 'low-scores']);
   });
 
   it('builds the webhook sink and checks its secret against the scheme', () => {

@@ -14,7 +14,7 @@ import { runBackfill } from '../src/commands/backfill.js';
 import { replay } from '../src/commands/replay.js';
 import { runDaemon } from '../src/commands/run.js';
 import { statusReport } from '../src/commands/status.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
 import { silentLogger } from '../src/ops/logger.js';
 

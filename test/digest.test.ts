@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { buildDigest, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Stream } from '../src/config.js';
+import type { Stream } from '../src/config/index.js';
 import { matchesEventPatterns } from '../src/events/patterns.js';
 import { detectObservations, detectScores, eventId, type AnyBridgeEvent, type ObservationRecord, type SeenAccess, type TraceRecord } from '../src/events/index.js';
 import { mapItems, toObservation, toScore, toTrace } from '../src/sources/map.js';

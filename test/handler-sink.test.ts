@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { HandlerSinkConfig } from '../src/config.js';
+import type { HandlerSinkConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { EVENT_TYPES, type AnyBridgeEvent, type EventType } from '../src/events/types.js';
 import { defineHandlers, handlerExportName } from '../src/handlers.js';

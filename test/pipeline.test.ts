@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { backoffMs } from '../src/delivery/retry.js';
 import { LangfuseSimulator } from '../demo/simulator.js';

@@ -12,7 +12,7 @@ import { check } from '../src/commands/check.js';
 import { runDaemon } from '../src/commands/run.js';
 import { formatStatus, statusReport } from '../src/commands/status.js';
 import { UsageError } from '../src/errors.js';
-import { loadConfig, projectConfigs } from '../src/config.js';
+import { loadConfig, projectConfigs } from '../src/config/index.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
 import { silentLogger } from '../src/ops/logger.js';
@@ -72,7 +72,7 @@ describe('projects config', () => {
     expect(configError({ projects: [{ name: 'a', publicKey: 'p' }] })).toMatch(/^projects\[0\] \("a"\)\.secretKey is required/);
     expect(configError({ projects: [{ name: 'a', publicKey: 'p', secretKey: 's', streams: ['nope'] }] })).toMatch(/: projects\[0\] \("a"\)\.streams\[0\] must be one of traces, generations, scores, prompts, got "nope"$/);
     expect(configError({ projects: [{ name: 'a', publicKey: 'p', secretKey: 's', baseUrl: 'ftp://x' }] })).toMatch(/^projects\[0\] \("a"\)\.baseUrl must be/);
-    expect(configError({ projects: [{ name: 'b', publicKey: 'p', secretKey: 's', lookbackSeconds: -1 }] })).toMatch(/projects\[0\] \("b"\)\.lookbackSeconds is invalid/);
+    expect(configError({ projects: [{ name: 'b', publicKey: 'p', secretKey: 's', lookbackSeconds: -1 }] })).toMatch(/: projects\[0\] \("b"\)\.lookbackSeconds must be a whole number of seconds from 0 to 604800, got -1$/);
     expect(configError({ projects: [{ name: 'b', publicKey: 'p', secretKey: 's', colour: 'red' }] })).toMatch(/projects\[0\] \("b"\) has unknown key\(s\) colour/);
   });
 });

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDaemon } from '../src/commands/run.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { LangfuseSimulator } from '../demo/simulator.js';
 import { SinkHealth } from '../src/delivery/health.js';
 import { silentLogger } from '../src/ops/logger.js';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StdoutSinkConfig, WebhookSinkConfig } from '../src/config.js';
+import type { StdoutSinkConfig, WebhookSinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
 import { verifyLangfuseSignature } from '../src/sinks/signing.js';
 import { createStdoutSink } from '../src/sinks/stdout.js';

@@ -14,7 +14,7 @@ import { DIST, PUBLIC_KEY, SECRET_KEY, fix, forkHelper, int, log, median, remove
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { Poller } = await import(join(DIST, 'poll/index.js'));
-const { loadConfig } = await import(join(DIST, 'config.js'));
+const { loadConfig } = await import(join(DIST, 'config', 'index.js'));
 const { createClient } = await import(join(DIST, 'commands/shared.js'));
 
 const MIN = 60_000;

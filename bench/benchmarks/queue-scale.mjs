@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, fix, log, removeDir, status, tempDir } from '../lib/index.mjs';
 
-const { loadConfig } = await import(join(DIST, 'config.js'));
+const { loadConfig } = await import(join(DIST, 'config', 'index.js'));
 const { Store } = await import(join(DIST, 'store', 'index.js'));
 const { Relay } = await import(join(DIST, 'queue', 'relay.js'));
 const { deletePrefix, plainClient } = await import(join(DIST, 'queue', 'redis.js'));

@@ -19,7 +19,7 @@ const from = to - 24 * HOUR;
 
 const { Store } = await import(join(DIST, 'store/index.js'));
 const { runBackfill } = await import(join(DIST, 'commands/backfill.js'));
-const { loadConfig } = await import(join(DIST, 'config.js'));
+const { loadConfig } = await import(join(DIST, 'config', 'index.js'));
 
 const { Dispatcher } = await import(join(DIST, 'delivery/index.js'));
 if (process.env.DIAG_NO_DELIVERY === '1') {

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { projectConfigs, type BridgeConfig } from '../config.js';
+import { projectConfigs, type BridgeConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import type { DeliveryStatus } from '../delivery/states.js';
 import { UsageError } from '../errors.js';

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
-import { projectConfigs, type BridgeConfig } from '../config.js';
+import { projectConfigs, type BridgeConfig } from '../config/index.js';
 import { LangfuseError } from '../langfuse/client.js';
 import { createBufferedLogger } from '../ops/logger.js';
 import { closeSinks, createSinks } from '../sinks/index.js';

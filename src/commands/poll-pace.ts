@@ -1,5 +1,5 @@
 /** How often each project's polls run: `run` records it as it polls, `status` reads it back. */
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Poller } from '../poll/index.js';
 import type { Store } from '../store/index.js';

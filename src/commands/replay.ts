@@ -1,6 +1,6 @@
 /** `replay`: dead-lettered deliveries back in the queue, for the daemon (or, in Redis mode, the workers) to send. */
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { Store } from '../store/index.js';
 import { onDatabase, openStore, queueModule, runningDaemon, unknownSink } from './shared.js';
 

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from '../config.js';
+import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import type { AttemptOutcome, SinkState } from '../delivery/states.js';
 import { DaemonRunningError, LockLostError, UsageError, type BridgeError } from '../errors.js';

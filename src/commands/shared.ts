@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { DeliveryStatus } from '../delivery/states.js';
 import { UsageError } from '../errors.js';
 import { LangfuseClient } from '../langfuse/client.js';

@@ -3,7 +3,7 @@
  * backfills, dead letters and what needs a human. Reads the database only; never creates, upgrades or
  * writes it.
  */
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { SinkState } from '../delivery/states.js';
 import { DatabaseError } from '../errors.js';
 import { ago, agoIso, until } from '../ops/ago.js';

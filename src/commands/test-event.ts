@@ -1,6 +1,6 @@
 /** `test-event`: one synthetic `test` event through the outbox to the sinks, like a dashboard's "Send test event". */
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import { testEvent } from '../events/index.js';
 import type { Sink } from '../sinks/types.js';

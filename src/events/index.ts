@@ -3,7 +3,7 @@
  * gives the same id and the same body on every run, after a restart and in any later backfill.
  */
 import { createHash } from 'node:crypto';
-import type { Stream } from '../config.js';
+import type { Stream } from '../config/index.js';
 import type { SeenRow } from '../store/index.js';
 import { levelOf, levelRank, type ObservationRecord, type PromptVersionRecord, type ScoreRecord, type TraceRecord } from './records.js';
 import type { AnyBridgeEvent, EventType, GenerationData, ScoreData, TraceData } from './types.js';

@@ -8,7 +8,7 @@
  * whatever the request budget leaves; a sweep cut short resumes on the next poll where it stopped.
  */
 import type { Logger } from 'pino';
-import type { BridgeConfig, Stream } from '../config.js';
+import type { BridgeConfig, Stream } from '../config/index.js';
 import {
   detectObservations,
   detectPrompts,

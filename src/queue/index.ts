@@ -6,7 +6,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { DeliveryBackend, DeliveryHooks } from '../delivery/backend.js';
 import type { SinkState } from '../delivery/states.js';
 import type { Sink } from '../sinks/types.js';

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import { retryDelayMs } from '../delivery/retry.js';
 import { oneLine } from '../sinks/text.js';

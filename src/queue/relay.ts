@@ -21,7 +21,7 @@
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { attemptsKey, drainAttempts } from './attempts.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';

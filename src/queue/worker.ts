@@ -21,7 +21,7 @@ import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
+import type { BridgeConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import { attemptOf } from '../delivery/attempts.js';
 import type { DeliveryHooks } from '../delivery/backend.js';

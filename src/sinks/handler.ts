@@ -13,7 +13,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
-import type { HandlerSinkConfig } from '../config.js';
+import type { HandlerSinkConfig } from '../config/index.js';
 import { EVENT_TYPES } from '../events/types.js';
 import type { AnyBridgeEvent, EventType } from '../events/types.js';
 import { eventTypeForExportName } from '../handlers.js';

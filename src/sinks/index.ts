@@ -1,7 +1,6 @@
-/** Builds the configured sinks, with the alert rules that route events to Slack and PagerDuty. */
+/** Builds the configured sinks, with the alert rules (compiled with the config) that route events to Slack and PagerDuty. */
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../config.js';
-import { compileRules, type CompiledRules } from '../rules/index.js';
+import type { BridgeConfig } from '../config/index.js';
 import { USER_AGENT } from '../version.js';
 import { createHandlerSink } from './handler.js';
 import { createPagerDutySink } from './pagerduty.js';
@@ -14,14 +13,10 @@ export type { Sink, Delivery, DeliveryResult } from './types.js';
 
 export interface BuiltSinks {
   sinks: Sink[];
-  rules: CompiledRules;
 }
 
 export async function createSinks(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<BuiltSinks> {
-  const rules = compileRules(
-    config.rules,
-    config.sinks.map((s) => ({ name: s.name, type: s.type })),
-  );
+  const { rules } = config;
   for (const name of rules.unroutedSinks) logger.warn({ sink: name }, 'no rule sends anything to this alert sink');
   const sinks: Sink[] = [];
   for (const cfg of config.sinks) {
@@ -51,7 +46,7 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
         break;
     }
   }
-  return { sinks, rules };
+  return { sinks };
 }
 
 export async function closeSinks(sinks: Sink[]): Promise<void> {

@@ -5,7 +5,7 @@
  * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
  */
 import { matchesEventPatterns } from '../events/patterns.js';
-import type { PagerDutySinkConfig } from '../config.js';
+import type { PagerDutySinkConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';

@@ -10,7 +10,7 @@
  *   `webhook-id`/`webhook-timestamp` pair still goes out, so receivers can dedupe.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { SignatureScheme } from '../config.js';
+import type { SignatureScheme } from '../config/index.js';
 
 export const STANDARD_SECRET_PREFIX = 'whsec_';
 export const LANGFUSE_SIGNATURE_HEADER = 'x-langfuse-signature';

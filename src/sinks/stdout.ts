@@ -4,7 +4,7 @@
  * and each delivery is acknowledged only once that write has been accepted by the stream.
  * A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
  */
-import type { StdoutSinkConfig } from '../config.js';
+import type { StdoutSinkConfig } from '../config/index.js';
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { oneLine } from './text.js';

@@ -7,7 +7,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
-import type { WebhookSinkConfig } from '../config.js';
+import type { WebhookSinkConfig } from '../config/index.js';
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { excerpt } from '../delivery/attempts.js';

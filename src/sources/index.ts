@@ -4,7 +4,7 @@
  * legacy (self-hosted v2/v3): traces + v1 observations + v2 or v1 scores, page-based.
  */
 import type { Logger } from 'pino';
-import type { ApiMode } from '../config.js';
+import type { ApiMode } from '../config/index.js';
 import type { ObservationRecord, PromptVersionRecord, ScoreRecord, TraceRecord } from '../events/records.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { mapItems, toObservation, toPromptVersion, toScore, toTrace } from './map.js';

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '../../src/commands/shared.js';
-import { loadConfig, type BridgeConfig } from '../../src/config.js';
+import { loadConfig, type BridgeConfig } from '../../src/config/index.js';
 import { LangfuseSimulator, type ApiGeneration } from '../../demo/simulator.js';
 import type { LangfuseClient } from '../../src/langfuse/client.js';
 import { silentLogger } from '../../src/ops/logger.js';

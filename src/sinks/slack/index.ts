@@ -6,7 +6,7 @@
  * (post.ts).
  */
 import { matchesEventPatterns } from '../../events/patterns.js';
-import type { SlackSinkConfig } from '../../config.js';
+import type { SlackSinkConfig } from '../../config/index.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
 import type { AlertMatch, CompiledRules } from '../../rules/index.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';

@@ -1,0 +1,214 @@
+/**
+ * The settings' one schema and their defaults. The config file is validated with it as written, and
+ * the environment after src/config/env.ts has put it into the same shape; it is also the source of the
+ * published JSON Schema (`schema/config.schema.json`, see json-schema.ts), whose descriptions name the
+ * environment variable each key stands for. Defaults live in DEFAULTS and nowhere else.
+ */
+import { z } from 'zod';
+
+export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
+export type Stream = (typeof STREAMS)[number];
+export const API_MODES = ['auto', 'v4', 'legacy'] as const;
+export type ApiMode = (typeof API_MODES)[number];
+export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
+/** `none`: unsigned requests, only when asked for by name. */
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
+
+/** Every default, as p-queue keeps its options' defaults: in one object. */
+export const DEFAULTS = {
+  langfuse: { baseUrl: 'https://cloud.langfuse.com', api: 'auto' as ApiMode, maxRequestsPerMinute: 30, timeoutSeconds: 30 },
+  database: 'data/bridge.db',
+  pollIntervalSeconds: 30,
+  lookbackSeconds: 1200,
+  retentionDays: 30,
+  streams: ['traces', 'generations', 'scores'] as Stream[],
+  includeIo: false,
+  retry: { maxAttempts: 10, baseSeconds: 5 },
+  alertBurst: 20,
+  httpHost: '127.0.0.1',
+  /** healthMaxAgeSeconds is this many poll intervals. */
+  healthMaxAgeIntervals: 3,
+  stdout: false,
+  queue: { connectWaitSeconds: 30, prefix: 'langfuse-bridge', lockSeconds: 30 },
+  sinks: {
+    webhook: { signature: 'standard' as SignatureScheme, events: ['*'], timeoutSeconds: 10, concurrency: 32 },
+    stdout: { events: ['*'], pretty: false },
+    slack: { events: ['*'], timeoutSeconds: 10 },
+    pagerduty: { eventsUrl: 'https://events.pagerduty.com/v2/enqueue', events: ['*'], timeoutSeconds: 10 },
+    handler: { events: ['*'], timeoutSeconds: 30, concurrency: 8 },
+  },
+} as const;
+
+/**
+ * What a field must be, in the words of its error message ("a whole number of seconds from 1 to 86400").
+ * Kept apart from the global registry so that it stays out of the JSON Schema.
+ */
+export const MUST = z.registry<{ must: string }>();
+
+function wholeNumber(min: number, max: number | null, unit: string, description: string) {
+  const range = max === null ? `from ${min} up` : `from ${min} to ${max}`;
+  const base = z.number().int().min(min);
+  return (max === null ? base : base.max(max)).describe(description).register(MUST, { must: `a whole number${unit ? ` of ${unit}` : ''} ${range}` });
+}
+
+function positiveSeconds(description: string) {
+  return z.number().positive().describe(description).register(MUST, { must: 'a positive number of seconds (fractions allowed)' });
+}
+
+function flag(description: string) {
+  return z.boolean().describe(description).register(MUST, { must: 'true or false' });
+}
+
+const D = DEFAULTS;
+const list = (items: readonly string[]): string => `[${items.map((s) => `"${s}"`).join(', ')}]`;
+
+const eventsField = z
+  .union([z.string(), z.array(z.string())])
+  .describe('event types this sink gets, globs allowed: ["trace.*", "score.created"] or "trace.*,score.created"; default all');
+const sinkName = z.string().min(1).describe('the name `--sink`, `status` and rules use; default the type (webhook, webhook-2, ...)');
+const sinkTimeout = (dflt: number) => positiveSeconds(`time allowed for one delivery attempt, seconds; default ${dflt}`);
+const sinkConcurrency = (dflt: number) => wholeNumber(1, 256, '', `deliveries in flight at once to this sink; default ${dflt}`);
+
+const webhookSinkSchema = z
+  .object({
+    type: z.literal('webhook'),
+    name: sinkName.optional(),
+    url: z.string().describe('the receiver: an http(s) URL (BRIDGE_WEBHOOK_URL)'),
+    secret: z
+      .string()
+      .describe('signing secret (BRIDGE_WEBHOOK_SECRET): a whsec_ base64 secret for the standard scheme, any string for langfuse or hex; required unless signature is none')
+      .optional(),
+    signature: z
+      .enum(SIGNATURE_SCHEMES)
+      .describe(`standard (Standard Webhooks and Langfuse headers), langfuse (t=,v1=), hex (HMAC of the body) or none (unsigned, on purpose) (BRIDGE_WEBHOOK_SIGNATURE); default ${D.sinks.webhook.signature}`)
+      .optional(),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(D.sinks.webhook.timeoutSeconds).optional(),
+    concurrency: sinkConcurrency(D.sinks.webhook.concurrency).optional(),
+  })
+  .strict()
+  .describe('a signed HTTP webhook');
+const stdoutSinkSchema = z
+  .object({
+    type: z.literal('stdout'),
+    name: sinkName.optional(),
+    events: eventsField.optional(),
+    pretty: flag(`one readable line per event instead of JSON lines; default ${D.sinks.stdout.pretty}`).optional(),
+  })
+  .strict()
+  .describe('events as JSON lines on standard output (BRIDGE_STDOUT)');
+const slackSinkSchema = z
+  .object({
+    type: z.literal('slack'),
+    name: sinkName.optional(),
+    url: z.string().describe('the Slack incoming-webhook URL (SLACK_WEBHOOK_URL)'),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(D.sinks.slack.timeoutSeconds).optional(),
+  })
+  .strict()
+  .describe('alerts to a Slack incoming webhook');
+const pagerDutySinkSchema = z
+  .object({
+    type: z.literal('pagerduty'),
+    name: sinkName.optional(),
+    routingKey: z.string().describe("the integration's Events API v2 routing key (PAGERDUTY_ROUTING_KEY)"),
+    eventsUrl: z.string().describe(`the Events API v2 endpoint (PAGERDUTY_EVENTS_URL); default ${D.sinks.pagerduty.eventsUrl}`).optional(),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(D.sinks.pagerduty.timeoutSeconds).optional(),
+  })
+  .strict()
+  .describe('alerts to PagerDuty (Events API v2)');
+const handlerSinkSchema = z
+  .object({
+    type: z.literal('handler'),
+    name: sinkName.optional(),
+    module: z.string().describe('path of an .mjs, .js or .cjs handler module, relative to this file (BRIDGE_HANDLERS, relative to the working directory)'),
+    events: eventsField.optional(),
+    timeoutSeconds: sinkTimeout(D.sinks.handler.timeoutSeconds).optional(),
+    concurrency: sinkConcurrency(D.sinks.handler.concurrency).optional(),
+  })
+  .strict()
+  .describe('your own handler module, called in process');
+
+const sinkSchema = z.discriminatedUnion('type', [webhookSinkSchema, stdoutSinkSchema, slackSinkSchema, pagerDutySinkSchema, handlerSinkSchema]);
+export type RawSink = z.infer<typeof sinkSchema>;
+
+const apiField = z.enum(API_MODES).describe(`the Langfuse API generation: auto (probe), v4 or legacy (BRIDGE_LANGFUSE_API); default ${D.langfuse.api}`);
+const streamsField = z
+  .array(z.enum(STREAMS))
+  .describe(`what to poll (BRIDGE_STREAMS); default ${list(D.streams)}`)
+  .register(MUST, { must: `a comma list of ${STREAMS.join(', ')}` });
+const maxRequestsField = wholeNumber(1, 100_000, '', `ceiling on calls to Langfuse in any 60 s, retries included (BRIDGE_MAX_REQUESTS_PER_MINUTE); default ${D.langfuse.maxRequestsPerMinute}`);
+const lookbackField = wholeNumber(0, 7 * 86_400, 'seconds', `how far behind its cursor each poll reads again, for late data, seconds (BRIDGE_LOOKBACK_SECONDS); default ${D.lookbackSeconds}`);
+const startFromField = z.string().describe('where the very first poll starts, ISO 8601 (BRIDGE_START_FROM); default now minus the lookback');
+
+const projectSchema = z
+  .object({
+    name: z.string().describe('a unique name for `backfill --project`, `status` and logs'),
+    publicKey: z.string().describe('this project’s pk-lf-… key').optional(),
+    secretKey: z.string().describe('this project’s sk-lf-… key').optional(),
+    baseUrl: z.string().describe('its Langfuse host; default the top-level one').optional(),
+    streams: streamsField.optional(),
+    lookbackSeconds: lookbackField.optional(),
+    maxRequestsPerMinute: maxRequestsField.optional(),
+    api: apiField.optional(),
+    startFrom: startFromField.optional(),
+  })
+  .strict()
+  .describe('one Langfuse project of several; unset keys come from the top level');
+export type RawProject = z.infer<typeof projectSchema>;
+
+export const settingsSchema = z
+  .object({
+    $schema: z.string().describe('the JSON Schema of this file, for editors').optional(),
+    langfuse: z
+      .object({
+        publicKey: z.string().describe('pk-lf-… API key (LANGFUSE_PUBLIC_KEY)').optional(),
+        secretKey: z.string().describe('sk-lf-… API key (LANGFUSE_SECRET_KEY)').optional(),
+        baseUrl: z.string().describe(`the Langfuse host (LANGFUSE_BASE_URL); default ${D.langfuse.baseUrl}`).optional(),
+        api: apiField.optional(),
+        maxRequestsPerMinute: maxRequestsField.optional(),
+        timeoutSeconds: positiveSeconds(`time allowed for one Langfuse call, seconds (LANGFUSE_TIMEOUT_SECONDS); default ${D.langfuse.timeoutSeconds}`).optional(),
+      })
+      .strict()
+      .describe('the Langfuse project to poll')
+      .optional(),
+    database: z.string().describe(`SQLite file: cursors, seen versions, outbox, dead letters (BRIDGE_DATABASE); default ${D.database}`).optional(),
+    pollIntervalSeconds: wholeNumber(1, 86_400, 'seconds', `time between polls (BRIDGE_POLL_INTERVAL_SECONDS); default ${D.pollIntervalSeconds}`).optional(),
+    lookbackSeconds: lookbackField.optional(),
+    retentionDays: wholeNumber(1, 3650, 'days', `seen versions and delivered rows older than this are pruned (BRIDGE_RETENTION_DAYS); default ${D.retentionDays}`).optional(),
+    startFrom: startFromField.optional(),
+    streams: streamsField.optional(),
+    includeIo: flag(`put observation input/output and prompt text in events (BRIDGE_INCLUDE_IO); default ${D.includeIo}`).optional(),
+    retry: z
+      .object({
+        maxAttempts: wholeNumber(1, 100, '', `delivery attempts before dead-letter (BRIDGE_RETRY_MAX_ATTEMPTS); default ${D.retry.maxAttempts}`).optional(),
+        baseSeconds: positiveSeconds(`first backoff, fractions allowed (BRIDGE_RETRY_BASE_SECONDS); default ${D.retry.baseSeconds}`).optional(),
+      })
+      .strict()
+      .describe('delivery retries, exponential with jitter')
+      .optional(),
+    alertBurst: wholeNumber(1, null, '', `more alerts than this from one rule in a minute fold into one summary (BRIDGE_ALERT_BURST); default ${D.alertBurst}`).optional(),
+    httpPort: wholeNumber(0, 65535, '', 'ops server port: /healthz, /metrics (BRIDGE_HTTP_PORT); default off').optional(),
+    httpHost: z.string().min(1).describe(`address the ops server listens on (BRIDGE_HTTP_HOST); default ${D.httpHost}`).optional(),
+    healthMaxAgeSeconds: wholeNumber(1, null, '', `/healthz answers 503 when the last successful poll is older (BRIDGE_HEALTH_MAX_AGE_SECONDS); default ${D.healthMaxAgeIntervals} × pollIntervalSeconds`).optional(),
+    stdout: flag(`also print events to stdout next to other sinks (BRIDGE_STDOUT); default ${D.stdout}`).optional(),
+    sinks: z.array(sinkSchema).describe('where events and alerts go; each entry has a "type"').optional(),
+    rules: z.array(z.unknown()).describe('which events alert, and where; without rules the defaults apply').optional(),
+    projects: z.array(projectSchema).describe('several Langfuse projects in one bridge').optional(),
+    digestCron: z.string().describe('post the last day’s usage, errors and low scores to Slack on this cron schedule, UTC (BRIDGE_DIGEST_CRON); default off').optional(),
+    queue: z
+      .object({
+        redisUrl: z.string().describe('redis:// or rediss:// URL; unset: in-process delivery (BRIDGE_REDIS_URL)').optional(),
+        connectWaitSeconds: wholeNumber(0, 3600, 'seconds', `how long commands wait for Redis at start (BRIDGE_REDIS_WAIT_SECONDS); default ${D.queue.connectWaitSeconds}`).optional(),
+        prefix: z.string().min(1).describe(`Redis key prefix (BRIDGE_QUEUE_PREFIX); default ${D.queue.prefix}`).optional(),
+        lockSeconds: wholeNumber(1, 3600, 'seconds', `a job whose worker died is taken again after about this long (BRIDGE_WORKER_LOCK_SECONDS); default ${D.queue.lockSeconds}`).optional(),
+      })
+      .strict()
+      .describe('Redis queues and workers')
+      .optional(),
+  })
+  .strict()
+  .describe('langfuse-bridge config file (--config); environment variables win over it, and ${VAR} in any string is read from the environment');
+/** The settings as written, in the file or (through env.ts) in the environment, once valid. */
+export type RawSettings = z.infer<typeof settingsSchema>;
