@@ -7,6 +7,7 @@ import { Dispatcher } from '../src/delivery/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { buildDigest, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';
 import { compileRules } from '../src/rules/index.js';
+import { alertsFor } from '../src/rules/route.js';
 import { createSlackSink } from '../src/sinks/slack/index.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
@@ -56,9 +57,10 @@ describe('daily digest', () => {
     const receiver = await startReceiver();
     cleanups.push(() => receiver.stop());
     receiver.failNext(500, 1);
+    const rules = compileRules(null, [{ name: 'slack', type: 'slack' }]);
     const slack = createSlackSink(
       { type: 'slack', name: 'slack', url: receiver.url, events: ['*'], timeoutSeconds: 2 },
-      { rules: compileRules(null, [{ name: 'slack', type: 'slack' }]), langfuseBaseUrl: 'http://langfuse.test', alertBurst: 20, userAgent: 'langfuse-bridge/test', minPostGapMs: 0 },
+      { alerts: (e) => alertsFor(e, { name: 'slack', kind: 'slack' }, rules), unrouted: false, langfuseBaseUrl: 'http://langfuse.test', alertBurst: 20, userAgent: 'langfuse-bridge/test', minPostGapMs: 0 },
     );
     cleanups.push(() => slack.close?.());
     const hook = memorySink('hook');

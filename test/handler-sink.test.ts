@@ -8,6 +8,7 @@ import { EVENT_TYPES, type AnyBridgeEvent, type EventType } from '../src/events/
 import { defineHandlers, handlerExportName } from '../src/handlers.js';
 import { createHandlerSink } from '../src/sinks/handler.js';
 import type { Delivery } from '../src/sinks/types.js';
+import { takes } from './helpers/routes.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lfb-handlers-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -95,7 +96,7 @@ describe('handler sink', () => {
     const sink = await createHandlerSink(cfg(file), { cwd: dir });
     expect(sink).toMatchObject({ name: 'handler', kind: 'handler', alerting: false, concurrency: 4 });
     for (const t of EVENT_TYPES) {
-      expect(sink.accepts(event(t))).toBe(true);
+      expect(takes(sink, event(t))).toBe(true);
       expect(await sink.deliver(delivery(event(t), 3), signal)).toEqual({ ok: true });
     }
     expect(g.__handlerCalls.map((c) => c.via)).toEqual([...EVENT_TYPES]);
@@ -124,9 +125,9 @@ describe('handler sink', () => {
   it('sends only handled types that the sink’s events allow', async () => {
     const file = write(`export function onTraceUpdated() {}\nexport function onScoreCreated() {}\n`);
     const sink = await createHandlerSink(cfg(file, { events: ['trace.*'] }), { cwd: dir });
-    expect(sink.accepts(event('trace.updated'))).toBe(true);
-    expect(sink.accepts(event('trace.created'))).toBe(false); // no handler
-    expect(sink.accepts(event('score.created'))).toBe(false); // not in events
+    expect(takes(sink, event('trace.updated'))).toBe(true);
+    expect(takes(sink, event('trace.created'))).toBe(false); // no handler
+    expect(takes(sink, event('score.created'))).toBe(false); // not in events
   });
 
   it('gives every event to a default-exported function, also from CommonJS', async () => {
@@ -134,9 +135,9 @@ describe('handler sink', () => {
     const cjs = write(`module.exports = { 'score.created': (event) => { globalThis.__handlerCalls.push({ via: 'cjs', event }); } };\n`, 'cjs');
     const a = await createHandlerSink(cfg(esm), { cwd: dir });
     const b = await createHandlerSink(cfg(path.join(dir, cjs)));
-    expect(a.accepts(event('prompt.updated'))).toBe(true);
+    expect(takes(a, event('prompt.updated'))).toBe(true);
     await a.deliver(delivery(event('prompt.updated')), signal);
-    expect(b.accepts(event('trace.created'))).toBe(false);
+    expect(takes(b, event('trace.created'))).toBe(false);
     await b.deliver(delivery(event('score.created')), signal);
     expect(g.__handlerCalls.map((c) => c.via)).toEqual(['esm', 'cjs']);
   });

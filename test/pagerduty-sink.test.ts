@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PagerDutySinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
+import { alertsFor, routeEvent } from '../src/rules/route.js';
 import { createPagerDutySink } from '../src/sinks/pagerduty.js';
 import type { Delivery } from '../src/sinks/types.js';
 
@@ -93,7 +94,13 @@ function delivery(event: AnyBridgeEvent): Delivery {
 
 function pdSink(url: string, rules: unknown[] | null = null) {
   const cfg: PagerDutySinkConfig = { type: 'pagerduty', name: 'pagerduty', routingKey: ROUTING_KEY, eventsUrl: url, events: ['*'], timeoutSeconds: 2 };
-  return createPagerDutySink(cfg, { rules: compileRules(rules, SINKS), langfuseBaseUrl: BASE, userAgent: 'langfuse-bridge/0.1.0' });
+  const compiled = compileRules(rules, SINKS);
+  return createPagerDutySink(cfg, {
+    alerts: (event) => alertsFor(event, { name: cfg.name, kind: 'pagerduty' }, compiled),
+    unrouted: compiled.unroutedSinks.includes(cfg.name),
+    langfuseBaseUrl: BASE,
+    userAgent: 'langfuse-bridge/0.1.0',
+  });
 }
 
 const signal = new AbortController().signal;
@@ -104,9 +111,10 @@ describe('PagerDuty sink', () => {
     const sink = pdSink(rx.url);
     expect(sink).toMatchObject({ kind: 'pagerduty', alerting: true, concurrency: 1, minIntervalMs: 0 });
     const event = trace('evt_1');
-    expect(sink.accepts(event)).toBe(true);
-    expect(sink.accepts(trace('evt_2', { level: 'WARNING' }))).toBe(false);
-    expect(sink.accepts(score('evt_3'))).toBe(false); // low scores go to Slack only by default
+    const routed = (e: AnyBridgeEvent) => routeEvent(e, [sink], compileRules(null, SINKS));
+    expect(routed(event)).toEqual([sink.name]);
+    expect(routed(trace('evt_2', { level: 'WARNING' }))).toEqual([]);
+    expect(routed(score('evt_3'))).toEqual([]); // low scores go to Slack only by default
     expect(await sink.deliver(delivery(event), signal)).toEqual({ ok: true, status: 202 });
 
     expect(rx.received).toHaveLength(1);

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SlackSinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
+import { alertsFor, routeEvent } from '../src/rules/route.js';
 import { buildSlackMessage, buildSlackSummary } from '../src/sinks/slack/format.js';
 import { createSlackSink, type SlackSink } from '../src/sinks/slack/index.js';
 import type { Delivery } from '../src/sinks/types.js';
@@ -94,8 +95,10 @@ function delivery(event: AnyBridgeEvent, attempt = 1): Delivery {
 
 function slackSink(url: string, extra: { alertBurst?: number; now?: () => number; summaryRetry?: { attempts: number; baseMs: number }; rules?: unknown[] | null } = {}) {
   const cfg: SlackSinkConfig = { type: 'slack', name: 'slack', url, events: ['*'], timeoutSeconds: 2 };
+  const rules = compileRules(extra.rules ?? null, SINKS);
   const sink = createSlackSink(cfg, {
-    rules: compileRules(extra.rules ?? null, SINKS),
+    alerts: (event) => alertsFor(event, { name: cfg.name, kind: 'slack' }, rules),
+    unrouted: rules.unroutedSinks.includes(cfg.name),
     langfuseBaseUrl: BASE,
     alertBurst: extra.alertBurst ?? 20,
     userAgent: 'langfuse-bridge/0.1.0',
@@ -143,9 +146,10 @@ describe('Slack sink', () => {
     const rx = await receiver();
     const sink = slackSink(rx.url);
     expect(sink).toMatchObject({ kind: 'slack', alerting: true, concurrency: 1, minIntervalMs: 1000 });
-    expect(sink.accepts(trace())).toBe(true);
-    expect(sink.accepts(trace(2, { level: 'DEFAULT' }))).toBe(false);
-    expect(sink.accepts(score({ value: 0.9 }))).toBe(false);
+    const routed = (event: AnyBridgeEvent) => routeEvent(event, [sink], compileRules(null, SINKS));
+    expect(routed(trace())).toEqual(['slack']);
+    expect(routed(trace(2, { level: 'DEFAULT' }))).toEqual([]);
+    expect(routed(score({ value: 0.9 }))).toEqual([]);
     expect(await sink.deliver(delivery(trace()), signal)).toEqual({ ok: true, status: 200 });
     expect(rx.received).toHaveLength(1);
     expect(rx.received[0]?.headers['content-type']).toBe('application/json');

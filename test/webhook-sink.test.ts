@@ -10,6 +10,7 @@ import { createStdoutSink } from '../src/sinks/stdout.js';
 import type { Delivery, Sink } from '../src/sinks/types.js';
 import { attemptSignal, parseRetryAfter } from '../src/http.js';
 import { createWebhookSink } from '../src/sinks/webhook.js';
+import { takes } from './helpers/routes.js';
 
 const SECRET = `whsec_${Buffer.from('webhook-sink test key, 32 bytes!').toString('base64')}`;
 const USER_AGENT = 'langfuse-bridge/0.0.0-test';
@@ -261,10 +262,10 @@ describe('webhook sink', () => {
     expect(unsigned?.headers['webhook-signature']).toBeUndefined();
   });
 
-  it('filters events with accepts and describes itself', () => {
+  it('filters events by type and describes itself', () => {
     const sink = createWebhookSink(webhookConfig('/ok', { events: ['trace.*'], concurrency: 7 }), { userAgent: USER_AGENT });
-    expect(sink.accepts(traceEvent(1, 'trace.updated'))).toBe(true);
-    expect(sink.accepts(scoreEvent())).toBe(false);
+    expect(takes(sink, traceEvent(1, 'trace.updated'))).toBe(true);
+    expect(takes(sink, scoreEvent())).toBe(false);
     expect(sink).toMatchObject({ name: 'hook', kind: 'webhook', alerting: false, concurrency: 7, minIntervalMs: 0 });
     void sink.close?.();
   });
@@ -479,7 +480,7 @@ describe('stdout sink', () => {
 
   it('filters events by pattern', () => {
     const sink = createStdoutSink({ ...stdoutConfig, events: ['score.created'] }, new PassThrough());
-    expect(sink.accepts(scoreEvent())).toBe(true);
-    expect(sink.accepts(traceEvent(1))).toBe(false);
+    expect(takes(sink, scoreEvent())).toBe(true);
+    expect(takes(sink, traceEvent(1))).toBe(false);
   });
 });

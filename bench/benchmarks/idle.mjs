@@ -39,7 +39,7 @@ async function scenario(name, batch, polls) {
     const store = new Store(config.database);
     const client = createClient(config, logger, { store });
     // A sink that takes every event (routing only: nothing is delivered here).
-    const sink = { name: 'webhook', kind: 'webhook', alerting: false, concurrency: 1, minIntervalMs: 0, accepts: () => true, deliver: async () => ({ ok: true }) };
+    const sink = { name: 'webhook', kind: 'webhook', alerting: false, concurrency: 1, minIntervalMs: 0, events: ['*'], deliver: async () => ({ ok: true }) };
     const poller = new Poller(store, client, config, [sink], logger);
     const dueForSweep = () => {
       for (const source of ['observations', 'scores']) store.putCursor({ ...store.getCursor(poller.projectId, source), lastSweepDoneAt: 0 });

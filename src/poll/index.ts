@@ -24,6 +24,7 @@ import type { Handoff } from '../delivery/handoff.js';
 import { LangfuseError, type LangfuseClient } from '../langfuse/client.js';
 import { observationPages, probeApi, promptVersions, scorePages, traceObservations, tracePages, type ApiShape, type Page, type ReadContext, type Window } from '../sources/index.js';
 import { isSqliteError, type CursorRow, type EnqueueOptions, type NewEvent, type Store } from '../store/index.js';
+import { routeEvent } from '../rules/route.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
 
@@ -183,8 +184,7 @@ export class Poller {
       else events = detectScores(batch.scores, seen, d);
       const rows: NewEvent[] = [];
       for (const ev of events) {
-        const targets: string[] = [];
-        for (const s of opts.sinks) if (s.accepts(ev)) targets.push(s.name);
+        const targets = routeEvent(ev, opts.sinks, this.config.rules);
         if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);

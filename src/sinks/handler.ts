@@ -115,9 +115,7 @@ export async function createHandlerSink(cfg: HandlerSinkConfig, opts: { cwd?: st
     concurrency: cfg.concurrency,
     minIntervalMs: 0,
 
-    accepts(event) {
-      return matchesEventPatterns(cfg.events, event.event) && handlerFor(event.event) !== null;
-    },
+    events: EVENT_TYPES.filter((t) => matchesEventPatterns(cfg.events, t) && handlerFor(t) !== null),
 
     async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
       const h = handlerFor(delivery.event.event);

@@ -1,6 +1,8 @@
-/** Builds the configured sinks, with the alert rules (compiled with the config) that route events to Slack and PagerDuty. */
+/** Builds the configured sinks; Slack and PagerDuty send what the router decides from the config's rules. */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
+import type { AnyBridgeEvent } from '../events/types.js';
+import { alertsFor } from '../rules/route.js';
 import { USER_AGENT } from '../version.js';
 import { createHandlerSink } from './handler.js';
 import { createPagerDutySink } from './pagerduty.js';
@@ -17,6 +19,7 @@ export interface BuiltSinks {
 
 export async function createSinks(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<BuiltSinks> {
   const { rules } = config;
+  const alerts = (sink: { name: string; kind: string }) => (event: AnyBridgeEvent) => alertsFor(event, sink, rules);
   for (const name of rules.unroutedSinks) logger.warn({ sink: name }, 'no rule sends anything to this alert sink');
   const sinks: Sink[] = [];
   for (const cfg of config.sinks) {
@@ -30,7 +33,8 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
       case 'slack':
         sinks.push(
           createSlackSink(cfg, {
-            rules,
+            alerts: alerts({ name: cfg.name, kind: 'slack' }),
+            unrouted: rules.unroutedSinks.includes(cfg.name),
             langfuseBaseUrl: config.langfuse.baseUrl,
             alertBurst: config.alertBurst,
             userAgent: USER_AGENT,
@@ -39,7 +43,14 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
         );
         break;
       case 'pagerduty':
-        sinks.push(createPagerDutySink(cfg, { rules, langfuseBaseUrl: config.langfuse.baseUrl, userAgent: USER_AGENT }));
+        sinks.push(
+          createPagerDutySink(cfg, {
+            alerts: alerts({ name: cfg.name, kind: 'pagerduty' }),
+            unrouted: rules.unroutedSinks.includes(cfg.name),
+            langfuseBaseUrl: config.langfuse.baseUrl,
+            userAgent: USER_AGENT,
+          }),
+        );
         break;
       case 'handler':
         sinks.push(await createHandlerSink(cfg));

@@ -4,16 +4,18 @@
  * and trace or score, so a repeat updates the open incident instead of paging again.
  * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
  */
-import { matchesEventPatterns } from '../events/patterns.js';
 import type { PagerDutySinkConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
-import type { AlertAction, AlertMatch, CompiledRules, Severity } from '../rules/index.js';
+import type { AlertAction, AlertMatch, Severity } from '../rules/index.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, oneLine, truncate } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkOptions {
-  rules: CompiledRules;
+  /** What src/rules/route.ts decided this sink sends for an event: one trigger or resolve per dedup key. */
+  alerts(event: AnyBridgeEvent): AlertMatch[];
+  /** No rule sends anything here; `validate` says so. */
+  unrouted: boolean;
   langfuseBaseUrl: string;
   userAgent: string;
 }
@@ -154,20 +156,6 @@ export function buildPagerDutyEvent(
   };
 }
 
-const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2, critical: 3 };
-
-/** One PagerDuty event per dedup key: the most severe trigger, or a resolve when nothing triggers it. */
-function plan(matches: AlertMatch[]): AlertMatch[] {
-  const byKey = new Map<string, AlertMatch>();
-  for (const m of matches) {
-    const prev = byKey.get(m.dedupKey);
-    if (!prev) byKey.set(m.dedupKey, m);
-    else if (prev.action === 'resolve' && m.action === 'trigger') byKey.set(m.dedupKey, m);
-    else if (prev.action === 'trigger' && m.action === 'trigger' && RANK[m.severity] > RANK[prev.severity]) byKey.set(m.dedupKey, m);
-  }
-  return [...byKey.values()];
-}
-
 export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySinkOptions): Sink {
   const timeoutMs = cfg.timeoutSeconds * 1000;
   const scrub = (s: string): string => (cfg.routingKey ? s.split(cfg.routingKey).join('<routing key>') : s);
@@ -224,13 +212,11 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
     concurrency: 1,
     minIntervalMs: 0,
 
-    accepts(event) {
-      return matchesEventPatterns(cfg.events, event.event) && opts.rules.forSink(event, cfg.name).length > 0;
-    },
+    events: cfg.events,
 
     async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
       const event = delivery.event;
-      const matches = plan(opts.rules.forSink(event, cfg.name));
+      const matches = opts.alerts(event);
       // A test event opens and closes an incident, so nothing stays open.
       if (event.event === 'test') {
         for (const m of [...matches]) matches.push({ ...m, action: 'resolve' });
@@ -248,7 +234,7 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
       if (!/^[A-Za-z0-9]{32}$/.test(cfg.routingKey)) {
         problems.push(`${cfg.name}: the PagerDuty routing key does not look like an Events API v2 integration key (32 letters and digits)`);
       }
-      if (opts.rules.unroutedSinks.includes(cfg.name)) problems.push(`${cfg.name}: no rule sends alerts to this sink; name it in a rule's "sinks"`);
+      if (opts.unrouted) problems.push(`${cfg.name}: no rule sends alerts to this sink; name it in a rule's "sinks"`);
       return problems;
     },
   };

@@ -5,8 +5,6 @@
  * A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
  */
 import type { StdoutSinkConfig } from '../config/index.js';
-import { matchesEventPatterns } from '../events/patterns.js';
-import type { AnyBridgeEvent } from '../events/types.js';
 import { oneLine } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
@@ -175,7 +173,7 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
     // Many lines in flight so they can share a write; they are still written in the order handed over.
     concurrency: MAX_BATCH,
     minIntervalMs: 0,
-    accepts: (event: AnyBridgeEvent) => matchesEventPatterns(cfg.events, event.event),
+    events: cfg.events,
     deliver,
     deliverGroup,
     validate: () => [],

@@ -38,8 +38,11 @@ export interface Sink {
   readonly concurrency: number;
   /** At most one attempt started per this many ms (Slack: 1000). 0: no pacing. */
   readonly minIntervalMs: number;
-  /** Whether this sink wants this event at all (type filters, rules). */
-  accepts(event: AnyBridgeEvent): boolean;
+  /**
+   * The event types it takes, globs allowed (its `events`; a handler's, those its module handles).
+   * Which events it gets is decided by src/rules/route.ts, rules included.
+   */
+  readonly events: readonly string[];
   deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult>;
   /**
    * For sinks where many deliveries cost about what one does (stdout: one write): delivers them in

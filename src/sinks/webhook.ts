@@ -8,8 +8,6 @@
 import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
 import type { WebhookSinkConfig } from '../config/index.js';
-import { matchesEventPatterns } from '../events/patterns.js';
-import type { AnyBridgeEvent } from '../events/types.js';
 import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';
 import { oneLine } from './text.js';
@@ -158,7 +156,7 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
     alerting: false,
     concurrency: cfg.concurrency,
     minIntervalMs: 0,
-    accepts: (event: AnyBridgeEvent) => matchesEventPatterns(cfg.events, event.event),
+    events: cfg.events,
     deliver,
     validate(): string[] {
       const problems: string[] = [];

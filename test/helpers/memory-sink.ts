@@ -10,7 +10,7 @@ export function memorySink(name: string, behave: (d: Delivery) => DeliveryResult
     concurrency: 4,
     minIntervalMs: 0,
     got,
-    accepts: () => true,
+    events: ['*'],
     async deliver(d) {
       got.push(d);
       return behave(d);

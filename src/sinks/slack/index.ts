@@ -5,17 +5,19 @@
  * and the few posts this sink makes on its own (burst summaries, bursts.ts) keep the same spacing
  * (post.ts).
  */
-import { matchesEventPatterns } from '../../events/patterns.js';
 import type { SlackSinkConfig } from '../../config/index.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
-import type { AlertMatch, CompiledRules } from '../../rules/index.js';
+import type { AlertMatch } from '../../rules/index.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
 import { DIGEST_EVENT, buildSlackMessage, buildSlackSummary, type SlackDigest } from './format.js';
 import { createSlackPost } from './post.js';
 
 export interface SlackSinkOptions {
-  rules: CompiledRules;
+  /** What src/rules/route.ts decided this sink posts for an event: the rule that triggered, if one did. */
+  alerts(event: AnyBridgeEvent): AlertMatch[];
+  /** No rule sends anything here; `validate` says so. */
+  unrouted: boolean;
   langfuseBaseUrl: string;
   alertBurst: number;
   userAgent: string;
@@ -61,10 +63,6 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     }
   }
 
-  function triggers(event: AnyBridgeEvent): AlertMatch[] {
-    return opts.rules.forSink(event, cfg.name).filter((m) => m.action === 'trigger');
-  }
-
   return {
     name: cfg.name,
     kind: 'slack',
@@ -72,9 +70,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
     concurrency: 1,
     minIntervalMs: 1000,
 
-    accepts(event) {
-      return matchesEventPatterns(cfg.events, event.event) && triggers(event).length > 0;
-    },
+    events: cfg.events,
 
     async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
       // The digest comes with its message made, and no rule decides about it.
@@ -83,7 +79,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
       const t = now();
       await bursts.catchUp(t);
 
-      const m = triggers(event)[0];
+      const m = opts.alerts(event)[0];
       if (!m) return { ok: true };
       const onceKey = `${m.rule}\u0000${m.dedupKey}`;
       if (m.mode === 'once') {
@@ -114,7 +110,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
       } catch {
         problems.push(`${cfg.name}: the Slack webhook URL is not a URL`);
       }
-      if (opts.rules.unroutedSinks.includes(cfg.name)) problems.push(`${cfg.name}: no rule sends alerts to this sink; name it in a rule's "sinks"`);
+      if (opts.unrouted) problems.push(`${cfg.name}: no rule sends alerts to this sink; name it in a rule's "sinks"`);
       return problems;
     },
 
