@@ -13,6 +13,7 @@ import { DatabaseError } from '../errors.js';
 import type { CallLedger, LedgerAnswer, LedgerOwner, LedgerPeer } from '../langfuse/rate-limiter.js';
 import type { AttemptOutcome, DeliveryStatus, FinalStatus, SinkState } from '../delivery/states.js';
 import { MIGRATIONS } from './migrations.js';
+import { MonitorTables } from './monitors.js';
 
 export interface SeenRow {
   kind: string;
@@ -286,6 +287,8 @@ export function unwritable(file: string): string | null {
 export class Store {
   readonly db: Database.Database;
   private readonly stmts;
+  /** The monitors' facts and states (src/store/monitors.ts). */
+  readonly monitors: MonitorTables;
 
   constructor(
     readonly file: string,
@@ -304,6 +307,7 @@ export class Store {
       throw (opts.readonly ? Store.readonlyProblem(err, file) : null) ?? databaseProblem(err, file) ?? err;
     }
     const db = this.db;
+    this.monitors = new MonitorTables(db);
     this.stmts = {
       seenGet: db.prepare('SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?'),
       seenPut: db.prepare(

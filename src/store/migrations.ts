@@ -141,4 +141,44 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX attempts_row ON attempts (outbox_seq, id);
   CREATE INDEX attempts_age ON attempts (at);
   `,
+  `
+  -- Monitors: compact facts about every item read (no bodies), clustered by time so a window is one
+  -- range scan; an item read again replaces its row through the unique key.
+  CREATE TABLE monitor_facts (
+    project TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    end_ms INTEGER,
+    type TEXT,
+    name TEXT,
+    environment TEXT,
+    tags TEXT,
+    model TEXT,
+    data_type TEXT,
+    level INTEGER NOT NULL DEFAULT 1,
+    latency REAL,
+    cost REAL,
+    tokens REAL,
+    value REAL,
+    PRIMARY KEY (project, kind, ts_ms, id)
+  ) WITHOUT ROWID;
+  CREATE UNIQUE INDEX monitor_facts_item ON monitor_facts (project, kind, id);
+
+  -- Each monitor's severity per project, its last window and the last notification: written in the
+  -- transaction that queues the notification, so a restart neither loses nor repeats one.
+  CREATE TABLE monitor_state (
+    project TEXT NOT NULL,
+    monitor TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    value REAL,
+    samples INTEGER NOT NULL DEFAULT 0,
+    window_end_ms INTEGER,
+    evaluated_at INTEGER,
+    notified_at_ms INTEGER,
+    recent TEXT NOT NULL DEFAULT '[]',
+    spec TEXT NOT NULL,
+    PRIMARY KEY (project, monitor)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,0 +1,270 @@
+/**
+ * The monitors' tables: compact facts about every item the bridge reads (one row per trace,
+ * observation and score: when, the fields conditions filter on, level, latency, cost, tokens,
+ * value — never a body) and each monitor's state per project (severity, last value, last
+ * notification). Windows are aggregated here in SQL, so evaluating a day of 100,000 items holds
+ * none of them in memory. Facts are clustered by time: a window is one range scan.
+ */
+import type Database from 'better-sqlite3';
+
+export type FactKind = 'trace' | 'observation' | 'score';
+
+export interface Fact {
+  kind: FactKind;
+  id: string;
+  tsMs: number;
+  /** Traces: the latest end seen among their observations. */
+  endMs: number | null;
+  /** Observations: GENERATION, SPAN, ... */
+  type: string | null;
+  /** Traces and observations: the trace's name; scores: the score's name. */
+  name: string | null;
+  environment: string | null;
+  tags: string[] | null;
+  model: string | null;
+  dataType: string | null;
+  /** 0 DEBUG, 1 DEFAULT, 2 WARNING, 3 ERROR; a trace's is its highest observation's. */
+  level: number;
+  latency: number | null;
+  cost: number | null;
+  tokens: number | null;
+  value: number | null;
+}
+
+/** Which facts a window counts: the rule conditions, typed as the monitors' `where`. */
+export interface FactFilter {
+  kind: FactKind;
+  /** Observations of this type only (generations). */
+  type?: string;
+  traceName?: string[];
+  environment?: string[];
+  tags?: string[];
+  level?: 'WARNING' | 'ERROR';
+  model?: string[];
+  scoreName?: string[];
+  dataType?: string;
+  costAbove?: number;
+  tokensAbove?: number;
+  scoreBelow?: number;
+  scoreAbove?: number;
+}
+
+export type Aggregate = 'count' | 'errorRate' | 'avg' | 'min' | 'max' | 'sum' | 'p50' | 'p90' | 'p95' | 'p99';
+export type FactMeasure = 'latency' | 'cost' | 'totalTokens' | 'value';
+
+export interface WindowAggregate {
+  /** null: no item with the measure in the window. */
+  value: number | null;
+  samples: number;
+}
+
+export interface MonitorStateRow {
+  project: string;
+  monitor: string;
+  severity: 'ok' | 'warning' | 'alert';
+  value: number | null;
+  samples: number;
+  windowEndMs: number | null;
+  evaluatedAt: number | null;
+  /** Window end of the last notification (for re-notify). */
+  notifiedAtMs: number | null;
+  /** The last windows' values, oldest first. */
+  recent: Array<number | null>;
+  /** The monitor as last evaluated (JSON), so that one removed from the config can still be resolved. */
+  spec: string;
+}
+
+const MEASURE_COLUMN: Record<FactMeasure, string> = { latency: 'latency', cost: 'cost', totalTokens: 'tokens', value: 'value' };
+const LEVEL_RANK = { WARNING: 2, ERROR: 3 } as const;
+
+/** A `*` pattern as a case-sensitive GLOB; other GLOB characters taken literally. */
+function globOf(pattern: string): string {
+  return pattern.replace(/[[?]/g, (c) => `[${c}]`);
+}
+
+function nameCondition(column: string, patterns: string[], params: unknown[]): string {
+  const parts = patterns.map((p) => {
+    params.push(p.includes('*') ? globOf(p) : p);
+    return p.includes('*') ? `${column} GLOB ?` : `${column} = ?`;
+  });
+  return `(${parts.join(' OR ')})`;
+}
+
+/** The WHERE clause (after project, kind and the time range) and its parameters. */
+function filterSql(f: FactFilter): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const parts: string[] = [];
+  if (f.type) {
+    parts.push('type = ?');
+    params.push(f.type);
+  }
+  if (f.traceName) parts.push(nameCondition('name', f.traceName, params));
+  if (f.scoreName) parts.push(nameCondition('name', f.scoreName, params));
+  if (f.environment) parts.push(nameCondition('environment', f.environment, params));
+  if (f.model) parts.push(nameCondition('model', f.model, params));
+  for (const tag of f.tags ?? []) {
+    parts.push('EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)');
+    params.push(tag);
+  }
+  if (f.level) {
+    parts.push('level >= ?');
+    params.push(LEVEL_RANK[f.level]);
+  }
+  if (f.dataType) {
+    parts.push('data_type = ?');
+    params.push(f.dataType);
+  }
+  const bound = (sql: string, v: number | undefined): void => {
+    if (v === undefined) return;
+    parts.push(sql);
+    params.push(v);
+  };
+  bound('cost > ?', f.costAbove);
+  bound('tokens > ?', f.tokensAbove);
+  bound('value < ?', f.scoreBelow);
+  bound('value > ?', f.scoreAbove);
+  return { sql: parts.length ? ` AND ${parts.join(' AND ')}` : '', params };
+}
+
+const PERCENTILES: Partial<Record<Aggregate, number>> = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 };
+
+export class MonitorTables {
+  private stmts: ReturnType<MonitorTables['prepare']> | null = null;
+
+  constructor(private readonly db: Database.Database) {}
+
+  // Prepared on first use: a read-only store of an older schema may lack these tables.
+  private get s(): ReturnType<MonitorTables['prepare']> {
+    return (this.stmts ??= this.prepare());
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      putTrace: db.prepare(
+        `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
+         VALUES (@project, 'trace', @id, @tsMs, @endMs, NULL, @name, @environment, @tags, NULL, NULL, @level, @latency, NULL, NULL, NULL)
+         ON CONFLICT (project, kind, id) DO UPDATE SET
+           ts_ms = MIN(ts_ms, excluded.ts_ms),
+           end_ms = MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)),
+           name = COALESCE(excluded.name, name), environment = COALESCE(excluded.environment, environment), tags = COALESCE(excluded.tags, tags),
+           level = MAX(level, excluded.level),
+           latency = (MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)) - MIN(ts_ms, excluded.ts_ms)) / 1000.0`,
+      ),
+      // An item read again (a late-data sweep, an update) replaces its row.
+      putItem: db.prepare(
+        `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
+         VALUES (@project, @kind, @id, @tsMs, @endMs, @type, @name, @environment, @tags, @model, @dataType, @level, @latency, @cost, @tokens, @value)
+         ON CONFLICT (project, kind, id) DO UPDATE SET ts_ms = excluded.ts_ms, end_ms = excluded.end_ms, type = excluded.type, name = excluded.name,
+           environment = excluded.environment, tags = excluded.tags, model = excluded.model, data_type = excluded.data_type, level = excluded.level,
+           latency = excluded.latency, cost = excluded.cost, tokens = excluded.tokens, value = excluded.value`,
+      ),
+      prune: db.prepare('DELETE FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms < ?'),
+      stateGet: db.prepare('SELECT * FROM monitor_state WHERE project = ? AND monitor = ?'),
+      stateAll: db.prepare('SELECT * FROM monitor_state ORDER BY project, monitor'),
+      statePut: db.prepare(
+        `INSERT INTO monitor_state (project, monitor, severity, value, samples, window_end_ms, evaluated_at, notified_at_ms, recent, spec)
+         VALUES (@project, @monitor, @severity, @value, @samples, @windowEndMs, @evaluatedAt, @notifiedAtMs, @recent, @spec)
+         ON CONFLICT (project, monitor) DO UPDATE SET severity = excluded.severity, value = excluded.value, samples = excluded.samples,
+           window_end_ms = excluded.window_end_ms, evaluated_at = excluded.evaluated_at, notified_at_ms = excluded.notified_at_ms,
+           recent = excluded.recent, spec = excluded.spec`,
+      ),
+      stateDelete: db.prepare('DELETE FROM monitor_state WHERE project = ? AND monitor = ?'),
+    };
+  }
+
+  /** Must run inside the store's write(): the facts of one committed slice, in its transaction. */
+  putFacts(project: string, facts: readonly Fact[]): void {
+    for (const f of facts) {
+      const row = {
+        project,
+        kind: f.kind,
+        id: f.id,
+        tsMs: f.tsMs,
+        endMs: f.endMs,
+        type: f.type,
+        name: f.name,
+        environment: f.environment,
+        tags: f.tags && f.tags.length ? JSON.stringify(f.tags) : null,
+        model: f.model,
+        dataType: f.dataType,
+        level: f.level,
+        latency: f.latency,
+        cost: f.cost,
+        tokens: f.tokens,
+        value: f.value,
+      };
+      if (f.kind === 'trace') this.s.putTrace.run(row);
+      else this.s.putItem.run(row);
+    }
+  }
+
+  /** One window's aggregate over the facts that pass the filter. */
+  aggregate(project: string, filter: FactFilter, metric: Aggregate, measure: FactMeasure | null, fromMs: number, toMs: number): WindowAggregate {
+    const f = filterSql(filter);
+    const base = `FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms >= ? AND ts_ms < ?${f.sql}`;
+    const params = [project, filter.kind, fromMs, toMs, ...f.params];
+    if (metric === 'count') {
+      const n = this.db.prepare(`SELECT COUNT(*) ${base}`).pluck().get(...params) as number;
+      return { value: n, samples: n };
+    }
+    if (metric === 'errorRate') {
+      const r = this.db.prepare(`SELECT COUNT(*) AS n, SUM(level >= 3) AS errors ${base}`).get(...params) as { n: number; errors: number | null };
+      return { value: r.n ? (r.errors ?? 0) / r.n : null, samples: r.n };
+    }
+    const col = MEASURE_COLUMN[measure ?? 'value'];
+    const withMeasure = `${base} AND ${col} IS NOT NULL`;
+    const p = PERCENTILES[metric];
+    if (p !== undefined) {
+      const n = this.db.prepare(`SELECT COUNT(*) ${withMeasure}`).pluck().get(...params) as number;
+      if (!n) return { value: null, samples: 0 };
+      // Nearest rank: the smallest value with at least p of the items at or below it.
+      const k = Math.max(0, Math.ceil(p * n) - 1);
+      const v = this.db.prepare(`SELECT ${col} ${withMeasure} ORDER BY ${col} LIMIT 1 OFFSET ?`).pluck().get(...params, k) as number;
+      return { value: v, samples: n };
+    }
+    const fn = { avg: 'AVG', min: 'MIN', max: 'MAX', sum: 'SUM' }[metric as 'avg' | 'min' | 'max' | 'sum'];
+    const r = this.db.prepare(`SELECT COUNT(*) AS n, ${fn}(${col}) AS v ${withMeasure}`).get(...params) as { n: number; v: number | null };
+    return { value: r.n ? r.v : null, samples: r.n };
+  }
+
+  /** Forgets a project's facts older than the longest window needs (a range of the time-ordered key). */
+  pruneFacts(project: string, beforeMs: number): number {
+    let n = 0;
+    for (const kind of ['trace', 'observation', 'score'] as const) n += this.s.prune.run(project, kind, beforeMs).changes;
+    return n;
+  }
+
+  getState(project: string, monitor: string): MonitorStateRow | null {
+    const r = this.s.stateGet.get(project, monitor) as Record<string, unknown> | undefined;
+    return r ? stateOf(r) : null;
+  }
+
+  states(): MonitorStateRow[] {
+    return (this.s.stateAll.all() as Array<Record<string, unknown>>).map(stateOf);
+  }
+
+  /** Must run inside write(), with the notification it decides, if any: see MonitorRunner. */
+  putState(s: MonitorStateRow): void {
+    this.s.statePut.run({ ...s, recent: JSON.stringify(s.recent) });
+  }
+
+  deleteState(project: string, monitor: string): void {
+    this.s.stateDelete.run(project, monitor);
+  }
+}
+
+function stateOf(r: Record<string, unknown>): MonitorStateRow {
+  return {
+    project: r.project as string,
+    monitor: r.monitor as string,
+    severity: r.severity as MonitorStateRow['severity'],
+    value: (r.value as number | null) ?? null,
+    samples: (r.samples as number) ?? 0,
+    windowEndMs: (r.window_end_ms as number | null) ?? null,
+    evaluatedAt: (r.evaluated_at as number | null) ?? null,
+    notifiedAtMs: (r.notified_at_ms as number | null) ?? null,
+    recent: JSON.parse((r.recent as string) || '[]') as Array<number | null>,
+    spec: r.spec as string,
+  };
+}
