@@ -114,7 +114,7 @@ describe('the config file', () => {
   });
 
   it('names the valid keys, and the one meant, for an unknown key at any level', () => {
-    expect(fileError({ pollIntervalSecs: 5 })).toMatch(/: the top level has unknown key\(s\) pollIntervalSecs \(did you mean pollIntervalSeconds\?\); valid keys here: \$schema, langfuse, database, pollIntervalSeconds, .*, sinks, rules, projects, digestCron, queue$/);
+    expect(fileError({ pollIntervalSecs: 5 })).toMatch(/: the top level has unknown key\(s\) pollIntervalSecs \(did you mean pollIntervalSeconds\?\); valid keys here: \$schema, langfuse, database, pollIntervalSeconds, .*, sinks, rules, monitors, projects, digestCron, queue$/);
     expect(fileError({ retry: { maxAttempt: 3 } })).toMatch(/: retry has unknown key\(s\) maxAttempt \(did you mean maxAttempts\?\); valid keys here: maxAttempts, baseSeconds$/);
     expect(fileError({ langfuse: { baseURL: 'https://x' } })).toMatch(/: langfuse has unknown key\(s\) baseURL \(did you mean baseUrl\?\); valid keys here: publicKey, secretKey, baseUrl, api, maxRequestsPerMinute, timeoutSeconds$/);
     // A sink's keys are those of its type.

@@ -10,6 +10,7 @@ import { Dispatcher } from '../delivery/index.js';
 import type { AttemptOutcome, SinkState } from '../delivery/states.js';
 import { DaemonRunningError, LockLostError, UsageError, type BridgeError } from '../errors.js';
 import { LangfuseError } from '../langfuse/client.js';
+import { MonitorRunner } from '../monitors/index.js';
 import { sleep } from '../langfuse/rate-limiter.js';
 import { createConsole } from '../ops/console/index.js';
 import { scheduleDigest } from '../ops/digest.js';
@@ -173,6 +174,16 @@ async function startDaemon(
     'langfuse-bridge starting',
   );
   dispatcher.start();
+  const monitors = new MonitorRunner({
+    store,
+    monitors: config.monitors,
+    sinkNames: sinks.map((s) => s.name),
+    projects: () => projects.flatMap((p) => (p.poller.projectId ? [{ projectId: p.poller.projectId, langfuseBaseUrl: p.config.langfuse.baseUrl }] : [])),
+    defaultLangfuseBaseUrl: config.langfuse.baseUrl,
+    logger,
+    onQueued: () => dispatcher.wake(),
+  });
+  monitors.start();
 
   // A database that cannot be used any more (damaged, turned read-only, disk full) stops the daemon:
   // polling on would read Langfuse for nothing and fail every write.
@@ -266,6 +277,7 @@ async function startDaemon(
     await Promise.all(projects.map((p, i) => loop(p, i === 0)));
     logger.info('stopping: no more polls; letting deliveries in flight finish');
     clearInterval(heartbeat);
+    monitors.stop();
     digest?.stop();
     // Each step on its own: a database that failed must not keep the rest from closing.
     const step = async (what: string, fn: () => unknown): Promise<void> => {

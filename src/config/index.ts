@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import type { z } from 'zod';
+import { compileMonitors, type MonitorSpec } from '../monitors/spec.js';
 import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
@@ -117,6 +118,8 @@ export interface BridgeConfig {
   digestCron: string | null;
   /** The alert rules, compiled against `sinks`: the file's `rules`, or the contract's defaults. */
   rules: CompiledRules;
+  /** Thresholds on aggregates over windows (src/monitors/), checked against the sinks and streams. */
+  monitors: MonitorSpec[];
   configFile: string | null;
   /** Optional Redis delivery backend: the outbox is relayed to BullMQ queues worked by `worker` processes. */
   queue: { redisUrl: string | null; connectWaitSeconds: number; prefix: string; lockSeconds: number };
@@ -279,6 +282,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
       f.rules ?? null,
       sinks.map((s) => ({ name: s.name, type: s.type })),
     ),
+    monitors: compileMonitors(f.monitors, { sinks: sinks.map((s) => s.name), streams: m.streams ?? [...DEFAULTS.streams] }),
     digestCron: m.digestCron || null,
     configFile,
     queue: {

@@ -195,6 +195,7 @@ export const settingsSchema = z
     stdout: flag(`also print events to stdout next to other sinks (BRIDGE_STDOUT); default ${D.stdout}`).optional(),
     sinks: z.array(sinkSchema).describe('where events and alerts go; each entry has a "type"').optional(),
     rules: z.array(z.unknown()).describe('which events alert, and where; without rules the defaults apply').optional(),
+    monitors: z.array(z.unknown()).describe('thresholds on aggregates over windows: error rate, score mean, p95 latency, cost, count').optional(),
     projects: z.array(projectSchema).describe('several Langfuse projects in one bridge').optional(),
     digestCron: z.string().describe('post the last day’s usage, errors and low scores to Slack on this cron schedule, UTC (BRIDGE_DIGEST_CRON); default off').optional(),
     queue: z

@@ -8,6 +8,9 @@ export const EVENT_TYPES = [
   'score.updated',
   'prompt.created',
   'prompt.updated',
+  'monitor.alert',
+  'monitor.warning',
+  'monitor.resolved',
   'test',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -63,6 +66,32 @@ export interface PromptData {
   prompt: Record<string, unknown>;
 }
 
+/** A monitor's change of severity (src/monitors/): the window it was decided on and what it measured. */
+export interface MonitorData {
+  projectId: string;
+  monitor: string;
+  severity: 'ok' | 'warning' | 'alert';
+  previousSeverity: 'ok' | 'warning' | 'alert';
+  /** null: the window had no data. */
+  value: number | null;
+  /** The threshold crossed (alert or warning), or for a resolve the alert threshold. */
+  threshold: number;
+  op: string;
+  metric: string;
+  of: string | null;
+  /** The window as written in the config (`15m`). */
+  window: string;
+  windowStart: string;
+  windowEnd: string;
+  samples: number;
+  /** Langfuse filtered like the monitor. */
+  url: string;
+  /** The last windows' values, oldest first, this one last. */
+  recent: Array<number | null>;
+  /** Set when the monitor was resolved because it left the config. */
+  removed?: true;
+}
+
 export interface TestData {
   projectId: string;
   message: string;
@@ -77,6 +106,9 @@ export interface EventDataByType {
   'score.updated': ScoreData;
   'prompt.created': PromptData;
   'prompt.updated': PromptData;
+  'monitor.alert': MonitorData;
+  'monitor.warning': MonitorData;
+  'monitor.resolved': MonitorData;
   test: TestData;
 }
 

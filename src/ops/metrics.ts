@@ -14,6 +14,8 @@ export interface Scrapable {
   render(): Promise<string>;
 }
 
+const MONITOR_SEVERITY = { ok: 0, warning: 1, alert: 2 } as const;
+
 function processRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -64,6 +66,8 @@ export class Metrics implements Scrapable {
   readonly pollInterval = new Gauge({ name: 'bridge_poll_interval_effective_seconds', help: 'Seconds between polls as they run (measured over the last polls; the pace the request ceiling allows until then)', labelNames: ['project'], registers: [this.registry] });
   readonly pollIntervalSet = new Gauge({ name: 'bridge_poll_interval_configured_seconds', help: 'BRIDGE_POLL_INTERVAL_SECONDS', labelNames: ['project'], registers: [this.registry] });
   readonly requestCeiling = new Gauge({ name: 'bridge_langfuse_request_ceiling', help: 'Calls a minute allowed to Langfuse, shared by every process on the database', labelNames: ['project'], registers: [this.registry] });
+  readonly monitorValue = new Gauge({ name: 'bridge_monitor_value', help: "Each monitor's value on its last evaluated window (NaN: no data)", labelNames: ['project', 'monitor'], registers: [this.registry] });
+  readonly monitorSeverity = new Gauge({ name: 'bridge_monitor_severity', help: "Each monitor's severity: 0 ok, 1 warning, 2 alert", labelNames: ['project', 'monitor'], registers: [this.registry] });
   /** Per project: the poll pace, for /healthz. */
   readonly paces = new Map<string, { intervalSeconds: number; effectiveIntervalSeconds: number; measuredIntervalSeconds: number | null; ceiling: number; callsPerPoll: number }>();
   readonly sinkState = sinkStateGauge(this.registry);
@@ -111,6 +115,12 @@ export class Metrics implements Scrapable {
       for (const r of this.store.openCounts()) this.outboxDepth.set({ sink: r.sink, status: r.status }, r.n);
       const oldest = this.store.oldestPendingAt();
       this.oldestPending.set(oldest === null ? 0 : (now - oldest) / 1000);
+      this.monitorValue.reset();
+      this.monitorSeverity.reset();
+      for (const m of this.store.monitors.states()) {
+        this.monitorValue.set({ project: m.project, monitor: m.monitor }, m.value ?? Number.NaN);
+        this.monitorSeverity.set({ project: m.project, monitor: m.monitor }, MONITOR_SEVERITY[m.severity]);
+      }
     }
     return this.registry.metrics();
   }

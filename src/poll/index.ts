@@ -27,6 +27,7 @@ import { isSqliteError, type CursorRow, type EnqueueOptions, type NewEvent, type
 import { routeEvent } from '../rules/route.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
+import { factsHorizonMs, factsOf } from '../monitors/index.js';
 
 export type SourceName = 'observations' | 'scores' | 'prompts';
 
@@ -188,6 +189,8 @@ export class Poller {
         if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);
+      // What monitors aggregate, with the slice (live or backfill): see src/monitors/.
+      if (!('prompts' in batch)) store.monitors.putFacts(project, factsOf(batch, Date.now() - factsHorizonMs(this.config.monitors)));
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });

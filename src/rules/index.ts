@@ -424,6 +424,10 @@ function entityKey(rule: CompiledRule, event: AnyBridgeEvent): string {
     }
     case 'test':
       return `${KEY_PREFIX}:${pid}:test`;
+    case 'monitor.alert':
+    case 'monitor.warning':
+    case 'monitor.resolved':
+      return `${KEY_PREFIX}:${pid}:monitor:${event.data.monitor}`;
   }
 }
 

@@ -20,7 +20,10 @@ export interface BuiltSinks {
 export async function createSinks(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<BuiltSinks> {
   const { rules } = config;
   const alerts = (sink: { name: string; kind: string }) => (event: AnyBridgeEvent) => alertsFor(event, sink, rules);
-  for (const name of rules.unroutedSinks) logger.warn({ sink: name }, 'no rule sends anything to this alert sink');
+  // An alert sink that only monitors notify is routed too.
+  const monitorSinks = new Set(config.monitors.flatMap((m) => m.sinks));
+  const unrouted = rules.unroutedSinks.filter((n) => !monitorSinks.has(n));
+  for (const name of unrouted) logger.warn({ sink: name }, 'no rule sends anything to this alert sink');
   const sinks: Sink[] = [];
   for (const cfg of config.sinks) {
     switch (cfg.type) {
@@ -34,7 +37,7 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
         sinks.push(
           createSlackSink(cfg, {
             alerts: alerts({ name: cfg.name, kind: 'slack' }),
-            unrouted: rules.unroutedSinks.includes(cfg.name),
+            unrouted: unrouted.includes(cfg.name),
             langfuseBaseUrl: config.langfuse.baseUrl,
             alertBurst: config.alertBurst,
             userAgent: USER_AGENT,
@@ -46,7 +49,7 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
         sinks.push(
           createPagerDutySink(cfg, {
             alerts: alerts({ name: cfg.name, kind: 'pagerduty' }),
-            unrouted: rules.unroutedSinks.includes(cfg.name),
+            unrouted: unrouted.includes(cfg.name),
             langfuseBaseUrl: config.langfuse.baseUrl,
             userAgent: USER_AGENT,
           }),

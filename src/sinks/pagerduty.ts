@@ -8,6 +8,8 @@ import type { PagerDutySinkConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, AlertMatch, Severity } from '../rules/index.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
+import { isMonitorEvent } from '../monitors/events.js';
+import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
 import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, oneLine, truncate } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
@@ -79,6 +81,11 @@ export function pagerDutySummary(event: AnyBridgeEvent, label?: string): string 
     }
     case 'test':
       s = `Test event from langfuse-bridge: ${event.data.message}`;
+      break;
+    case 'monitor.alert':
+    case 'monitor.warning':
+    case 'monitor.resolved':
+      s = `monitor ${event.data.monitor}: ${monitorLine(event)}`;
       break;
   }
   return truncate(`Langfuse: ${s}`, 1024);
@@ -216,6 +223,8 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
 
     async deliver(delivery: Delivery, signal: AbortSignal): Promise<DeliveryResult> {
       const event = delivery.event;
+      // Monitor events come to the sinks their monitor names; a monitor's incident, not a rule's.
+      if (isMonitorEvent(event)) return send(buildMonitorPagerDutyEvent(event, cfg.routingKey, opts.langfuseBaseUrl) as PagerDutyEvent, signal);
       const matches = opts.alerts(event);
       // A test event opens and closes an incident, so nothing stays open.
       if (event.event === 'test') {

@@ -79,5 +79,9 @@ export function langfuseUrlFor(event: AnyBridgeEvent, langfuseBaseUrl: string): 
     }
     case 'test':
       return project;
+    case 'monitor.alert':
+    case 'monitor.warning':
+    case 'monitor.resolved':
+      return event.data.url;
   }
 }

@@ -57,6 +57,10 @@ function entityOf(event: AnyBridgeEvent): { entity: string; name: string } {
       return { entity: `prompt ${String(event.data.prompt.name ?? '')}`, name: String(event.data.prompt.name ?? '(prompt)') };
     case 'test':
       return { entity: 'test', name: 'test' };
+    case 'monitor.alert':
+    case 'monitor.warning':
+    case 'monitor.resolved':
+      return { entity: `monitor ${event.data.monitor}`, name: event.data.monitor };
   }
 }
 

@@ -3,6 +3,7 @@
  * Langfuse, a plain-text fallback), and the summary that stands for alerts folded in a burst.
  */
 import type { AnyBridgeEvent } from '../../events/types.js';
+import { monitorLine } from '../../monitors/notify.js';
 import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from '../text.js';
 
 export type SlackBlock = Record<string, unknown>;
@@ -167,6 +168,10 @@ function describe(event: AnyBridgeEvent, label: string | undefined): Described {
         line: `Test event from langfuse-bridge: ${event.data.message}`,
         buttonText: 'Open project',
       };
+    case 'monitor.alert':
+    case 'monitor.warning':
+    case 'monitor.resolved':
+      return { headline: `Monitor ${event.data.monitor}`, fields: [], line: monitorLine(event), buttonText: 'View in Langfuse' };
   }
 }
 

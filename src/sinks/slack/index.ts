@@ -7,6 +7,8 @@
  */
 import type { SlackSinkConfig } from '../../config/index.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
+import { isMonitorEvent } from '../../monitors/events.js';
+import { buildMonitorSlackMessage } from '../../monitors/notify.js';
 import type { AlertMatch } from '../../rules/index.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
@@ -76,6 +78,8 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
       // The digest comes with its message made, and no rule decides about it.
       if (delivery.eventType === DIGEST_EVENT) return post((JSON.parse(delivery.body) as SlackDigest).message, signal);
       const event = delivery.event;
+      // Monitor events come to the sinks their monitor names: one message each, never folded.
+      if (isMonitorEvent(event)) return post(buildMonitorSlackMessage(event), signal);
       const t = now();
       await bursts.catchUp(t);
 

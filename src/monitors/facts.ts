@@ -1,0 +1,120 @@
+/**
+ * The facts monitors aggregate, taken from the records of a committed slice: one per observation,
+ * per score, and per trace (its earliest start, latest end and highest level so far, merged with
+ * what earlier slices knew by the store's upsert).
+ */
+import { levelRank, type ObservationRecord, type ScoreRecord, type TraceRecord } from '../events/records.js';
+import type { Fact } from '../store/monitors.js';
+
+export interface FactBatch {
+  observations?: readonly ObservationRecord[];
+  traces?: readonly TraceRecord[];
+  /** Observations read from a trace's own endpoint: they tell its level and times. */
+  context?: readonly ObservationRecord[];
+  scores?: readonly ScoreRecord[];
+}
+
+function ms(iso: string | null | undefined): number | null {
+  if (!iso) return null;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : null;
+}
+
+function observationFact(o: ObservationRecord): Fact | null {
+  const start = ms(o.startTime);
+  if (start === null) return null;
+  const end = ms(o.endTime);
+  return {
+    kind: 'observation',
+    id: o.id,
+    tsMs: start,
+    endMs: end,
+    type: o.type,
+    name: o.traceName,
+    environment: o.environment,
+    tags: o.tags,
+    model: o.model,
+    dataType: null,
+    level: levelRank(o.level),
+    latency: end !== null && end >= start ? (end - start) / 1000 : null,
+    cost: o.totalCost,
+    tokens: o.totalTokens,
+    value: null,
+  };
+}
+
+function scoreValue(s: ScoreRecord): number | null {
+  if (typeof s.value === 'number') return Number.isFinite(s.value) ? s.value : null;
+  if (typeof s.value === 'boolean') return s.value ? 1 : 0;
+  return null;
+}
+
+/** Facts of this batch; items beyond the horizon (older than any window reads) are left out. */
+export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
+  const out: Fact[] = [];
+  const traces = new Map<string, Fact>();
+  const trace = (id: string, tsMs: number): Fact => {
+    let t = traces.get(id);
+    if (!t) {
+      t = { kind: 'trace', id, tsMs, endMs: null, type: null, name: null, environment: null, tags: null, model: null, dataType: null, level: 1, latency: null, cost: null, tokens: null, value: null };
+      traces.set(id, t);
+    }
+    return t;
+  };
+  for (const tr of batch.traces ?? []) {
+    const ts = ms(tr.timestamp);
+    if (ts === null) continue;
+    const t = trace(tr.id, ts);
+    t.tsMs = Math.min(t.tsMs, ts);
+    t.name = tr.name ?? t.name;
+    t.environment = tr.environment ?? t.environment;
+    t.tags = tr.tags?.length ? tr.tags : t.tags;
+  }
+  const seeTrace = (o: ObservationRecord, f: Fact): void => {
+    const t = trace(o.traceId, f.tsMs);
+    t.tsMs = Math.min(t.tsMs, f.tsMs);
+    const end = f.endMs ?? f.tsMs;
+    t.endMs = t.endMs === null ? end : Math.max(t.endMs, end);
+    t.level = Math.max(t.level, f.level);
+    t.name ??= o.traceName;
+    t.environment ??= o.environment;
+    if (!t.tags?.length && o.tags?.length) t.tags = o.tags;
+  };
+  for (const o of batch.observations ?? []) {
+    const f = observationFact(o);
+    if (!f) continue;
+    seeTrace(o, f);
+    if (f.tsMs >= sinceMs) out.push(f);
+  }
+  for (const o of batch.context ?? []) {
+    const f = observationFact(o);
+    if (f) seeTrace(o, f);
+  }
+  for (const t of traces.values()) {
+    if (t.tsMs < sinceMs) continue;
+    t.latency = t.endMs !== null && t.endMs >= t.tsMs ? (t.endMs - t.tsMs) / 1000 : null;
+    out.push(t);
+  }
+  for (const s of batch.scores ?? []) {
+    const ts = ms(s.timestamp);
+    if (ts === null || ts < sinceMs) continue;
+    out.push({
+      kind: 'score',
+      id: s.id,
+      tsMs: ts,
+      endMs: null,
+      type: null,
+      name: s.name,
+      environment: null,
+      tags: null,
+      model: null,
+      dataType: s.dataType,
+      level: 1,
+      latency: null,
+      cost: null,
+      tokens: null,
+      value: scoreValue(s),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,259 @@
+/**
+ * Monitors: thresholds on aggregates over windows of what the bridge reads (error rate, score mean,
+ * p95 latency, cost, count), notified through the sinks like any event.
+ *
+ * The poller records compact facts of every item it commits (src/monitors/facts.ts, in the slice's
+ * own transaction). Here a timer evaluates each monitor per project once its latest window is due:
+ * when every stream it reads has been polled past the window's end plus `delay`. The aggregate is
+ * computed in SQL; the new severity and the notification it causes are written in one transaction
+ * (state row + outbox rows), so a crash can neither lose nor repeat a notification. After downtime
+ * only the latest window is evaluated. `backfill` records facts but never evaluates.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/index.js';
+import type { FactFilter, MonitorStateRow, WindowAggregate } from '../store/monitors.js';
+import { dueWindowEnd, notifies, reportedValue, severityOf } from './evaluate.js';
+import { buildMonitorEvent, type MonitorEvent } from './events.js';
+import { factsHorizonMs, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
+
+export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
+export { factsOf } from './facts.js';
+export { isMonitorEvent } from './events.js';
+
+/** The poll cursor ("source" in the cursors table) that holds each monitor source's items. */
+const CURSOR_SOURCE: Record<MonitorSource, string> = { traces: 'observations', generations: 'observations', observations: 'observations', scores: 'scores' };
+/** How many windows' values a state keeps for the trend in messages. */
+const RECENT = 6;
+const SEVERITY_NUMBER: Record<MonitorSeverity, number> = { ok: 0, warning: 1, alert: 2 };
+
+export function severityNumber(s: MonitorSeverity): number {
+  return SEVERITY_NUMBER[s];
+}
+
+export function filterOf(spec: MonitorSpec): FactFilter {
+  const { project: _project, ...where } = spec.where;
+  if (spec.source === 'scores') return { kind: 'score', ...where };
+  if (spec.source === 'traces') return { kind: 'trace', ...where };
+  return { kind: 'observation', ...(spec.source === 'generations' ? { type: 'GENERATION' } : {}), ...where };
+}
+
+function matchesProject(spec: MonitorSpec, projectId: string): boolean {
+  const patterns = spec.where.project;
+  if (!patterns) return true;
+  return patterns.some((p) => (p.includes('*') ? new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(projectId) : p === projectId));
+}
+
+/** The window a monitor would be evaluated on now in a project, or null when none is due yet. */
+export function dueWindow(store: Store, projectId: string, spec: MonitorSpec): number | null {
+  return dueWindowEnd(spec, store.getCursor(projectId, CURSOR_SOURCE[spec.source]).cursorMs);
+}
+
+export interface Evaluation {
+  projectId: string;
+  monitor: string;
+  windowEndMs: number;
+  aggregate: WindowAggregate;
+  /** What the window reports: null is no data. */
+  value: number | null;
+  severity: MonitorSeverity;
+  previousSeverity: MonitorSeverity;
+  event: MonitorEvent | null;
+}
+
+/** Reads one window of a monitor (no writes): for `check` and for the evaluation below. */
+export function measureWindow(store: Store, projectId: string, spec: MonitorSpec, windowEndMs: number): { aggregate: WindowAggregate; value: number | null } {
+  const aggregate = store.monitors.aggregate(projectId, filterOf(spec), spec.metric, spec.of, windowEndMs - spec.windowMs, windowEndMs);
+  return { aggregate, value: reportedValue(spec, aggregate.value, aggregate.samples) };
+}
+
+/**
+ * Evaluates a monitor's latest due window in one project, if it has not been evaluated yet, and
+ * writes the state and any notification in one transaction. Returns null when nothing was due.
+ */
+export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now()): Evaluation | null {
+  if (!matchesProject(spec, projectId)) return null;
+  const end = dueWindow(store, projectId, spec);
+  const before = store.monitors.getState(projectId, spec.name);
+  if (end === null || (before?.windowEndMs !== null && before?.windowEndMs !== undefined && before.windowEndMs >= end)) return null;
+  // The aggregate is read outside the write transaction: the window is closed, nothing changes it.
+  const { aggregate, value } = measureWindow(store, projectId, spec, end);
+  return store.write(() => {
+    const state = store.monitors.getState(projectId, spec.name);
+    if (state?.windowEndMs != null && state.windowEndMs >= end) return null;
+    const previous = state?.severity ?? 'ok';
+    const severity = severityOf(spec, value, previous);
+    const recent = [...(state?.recent ?? []), value].slice(-RECENT);
+    const notify = notifies(spec, previous, severity, state?.notifiedAtMs ?? null, end);
+    let event: MonitorEvent | null = null;
+    if (notify) {
+      event = buildMonitorEvent({ projectId, spec, severity, previousSeverity: previous, value, samples: aggregate.samples, windowEndMs: end, recent, langfuseBaseUrl });
+      store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: spec.sinks }]);
+    }
+    store.monitors.putState({
+      project: projectId,
+      monitor: spec.name,
+      severity,
+      value,
+      samples: aggregate.samples,
+      windowEndMs: end,
+      evaluatedAt: now,
+      notifiedAtMs: notify ? end : (state?.notifiedAtMs ?? null),
+      recent,
+      spec: JSON.stringify(spec),
+    });
+    return { projectId, monitor: spec.name, windowEndMs: end, aggregate, value, severity, previousSeverity: previous, event };
+  });
+}
+
+/**
+ * Monitors that left the config: one still firing is resolved once (to the sinks it notified that
+ * still exist), and its state is forgotten either way. Returns the resolve events queued.
+ */
+export function resolveRemoved(store: Store, monitors: readonly MonitorSpec[], sinkNames: readonly string[], langfuseBaseUrlOf: (projectId: string) => string, now = Date.now()): MonitorEvent[] {
+  const names = new Set(monitors.map((m) => m.name));
+  const gone = store.monitors.states().filter((s) => !names.has(s.monitor));
+  if (!gone.length) return [];
+  return store.write(() => {
+    const events: MonitorEvent[] = [];
+    for (const s of gone) {
+      const current = store.monitors.getState(s.project, s.monitor);
+      if (!current) continue;
+      if (current.severity !== 'ok') {
+        const spec = JSON.parse(current.spec) as MonitorSpec;
+        const sinks = spec.sinks.filter((n) => sinkNames.includes(n));
+        const windowEndMs = current.windowEndMs ?? Math.floor(now / spec.everyMs) * spec.everyMs;
+        const event = buildMonitorEvent({
+          projectId: s.project,
+          spec,
+          severity: 'ok',
+          previousSeverity: current.severity,
+          value: current.value,
+          samples: current.samples,
+          windowEndMs,
+          recent: current.recent,
+          langfuseBaseUrl: langfuseBaseUrlOf(s.project),
+          removed: true,
+        });
+        if (sinks.length) store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks }]);
+        events.push(event);
+      }
+      store.monitors.deleteState(s.project, s.monitor);
+    }
+    return events;
+  });
+}
+
+export interface MonitorRunnerOptions {
+  store: Store;
+  monitors: readonly MonitorSpec[];
+  sinkNames: readonly string[];
+  /** The projects being polled, with their Langfuse host; a project whose id is not known yet is left out. */
+  projects(): Array<{ projectId: string; langfuseBaseUrl: string }>;
+  /** For links of monitors resolved before their project is connected. */
+  defaultLangfuseBaseUrl: string;
+  logger: Logger;
+  /** Told after notifications were queued (wake the dispatcher). */
+  onQueued?(events: MonitorEvent[]): void;
+  /** Told of every evaluation (metrics). */
+  onEvaluated?(e: Evaluation): void;
+  /** Real timers by default; tests pass a shorter tick. */
+  tickMs?: number;
+}
+
+const PRUNE_EVERY_MS = 3_600_000;
+
+/** The daemon's evaluation timer. */
+export class MonitorRunner {
+  private timer: NodeJS.Timeout | null = null;
+  private lastPrune = 0;
+  private failing = false;
+
+  constructor(private readonly o: MonitorRunnerOptions) {}
+
+  start(): void {
+    const urls = new Map(this.o.projects().map((p) => [p.projectId, p.langfuseBaseUrl]));
+    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl);
+    for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, 'monitor removed from the config while firing: resolved');
+    if (resolved.length) this.o.onQueued?.(resolved);
+    const smallest = Math.min(...this.o.monitors.map((m) => m.everyMs), 60_000);
+    const tick = this.o.tickMs ?? Math.max(1000, Math.min(5000, smallest / 10));
+    this.timer = setInterval(() => this.tick(), tick);
+    this.timer.unref();
+  }
+
+  /** Evaluates every due window now; what `run` does on each tick. */
+  tick(now = Date.now()): Evaluation[] {
+    const done: Evaluation[] = [];
+    const queued: MonitorEvent[] = [];
+    try {
+      for (const p of this.o.projects()) {
+        for (const spec of this.o.monitors) {
+          const e = evaluateMonitor(this.o.store, p.projectId, spec, p.langfuseBaseUrl, now);
+          if (!e) continue;
+          done.push(e);
+          this.o.onEvaluated?.(e);
+          if (e.event) {
+            queued.push(e.event);
+            this.o.logger.info({ monitor: spec.name, projectId: p.projectId, severity: e.severity, value: e.value, windowEnd: new Date(e.windowEndMs).toISOString() }, `monitor ${e.event.event}`);
+          }
+        }
+      }
+      if (now - this.lastPrune > PRUNE_EVERY_MS) {
+        this.lastPrune = now;
+        const horizon = now - factsHorizonMs(this.o.monitors);
+        const pruned = this.o.store.write(() => this.o.projects().reduce((n, p) => n + this.o.store.monitors.pruneFacts(p.projectId, horizon), 0));
+        if (pruned) this.o.logger.debug({ facts: pruned }, 'pruned monitor facts older than the longest window');
+      }
+      if (this.failing) this.o.logger.info('monitor evaluation works again');
+      this.failing = false;
+    } catch (err) {
+      // Said once per outage; the next tick tries again (the state says which windows are done).
+      if (!this.failing) this.o.logger.warn({ err: (err as Error).message }, 'monitor evaluation failed; trying again');
+      this.failing = true;
+    }
+    if (queued.length) this.o.onQueued?.(queued);
+    return done;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/** What `status`, `/api/v1/monitors` and the console show of each monitor. */
+export interface MonitorStatus {
+  projectId: string;
+  monitor: string;
+  severity: MonitorSeverity;
+  value: number | null;
+  samples: number;
+  windowEnd: string | null;
+  lastEvaluation: string | null;
+  configured: boolean;
+}
+
+export function monitorStatuses(store: Store, monitors: readonly MonitorSpec[]): MonitorStatus[] {
+  let rows: MonitorStateRow[];
+  try {
+    rows = store.monitors.states();
+  } catch {
+    rows = []; // a database of an older schema, read-only: no monitor has run on it
+  }
+  const names = new Set(monitors.map((m) => m.name));
+  const out: MonitorStatus[] = rows.map((r) => ({
+    projectId: r.project,
+    monitor: r.monitor,
+    severity: r.severity,
+    value: r.value,
+    samples: r.samples,
+    windowEnd: r.windowEndMs === null ? null : new Date(r.windowEndMs).toISOString(),
+    lastEvaluation: r.evaluatedAt === null ? null : new Date(r.evaluatedAt).toISOString(),
+    configured: names.has(r.monitor),
+  }));
+  // Configured monitors not evaluated yet show too.
+  for (const m of monitors) {
+    if (!out.some((o) => o.monitor === m.name)) out.push({ projectId: '', monitor: m.name, severity: 'ok', value: null, samples: 0, windowEnd: null, lastEvaluation: null, configured: true });
+  }
+  return out;
+}
