@@ -1,0 +1,329 @@
+/**
+ * Monitors against a real SQLite file: config validation, facts, window evaluation, durable
+ * severity and notifications through the outbox, removal while firing, and the Slack and PagerDuty
+ * builders.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/index.js';
+import { configJsonSchema } from '../src/config/json-schema.js';
+import { eventId } from '../src/events/index.js';
+import type { ObservationRecord, ScoreRecord } from '../src/events/records.js';
+import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner, resolveRemoved, type MonitorSpec } from '../src/monitors/index.js';
+import type { MonitorEvent } from '../src/monitors/events.js';
+import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
+import { createLogger } from '../src/ops/logger.js';
+import { Store } from '../src/store/index.js';
+import { configErrorOf } from './helpers/config-error.js';
+
+const P = 'proj-1';
+const MIN = 60_000;
+// A whole hour on the grid, so windows line up with round numbers.
+const T0 = Date.parse('2026-11-27T10:00:00.000Z');
+
+function spec(raw: Record<string, unknown>, sinks = ['hook']): MonitorSpec {
+  return compileMonitors([{ name: 'm', sinks, op: '>', ...raw }], { sinks: ['hook', 'slack', 'pd'], streams: ['traces', 'generations', 'scores'] })[0]!;
+}
+
+let n = 0;
+function obs(tsMs: number, o: Partial<ObservationRecord> = {}): ObservationRecord {
+  n++;
+  return {
+    id: `o${n}`,
+    traceId: `t${n}`,
+    type: 'GENERATION',
+    name: 'llm',
+    level: 'DEFAULT',
+    statusMessage: null,
+    startTime: new Date(tsMs).toISOString(),
+    endTime: new Date(tsMs + 1000).toISOString(),
+    model: 'gpt-4o',
+    promptTokens: 10,
+    completionTokens: 5,
+    totalTokens: 15,
+    usageDetails: null,
+    costDetails: null,
+    totalCost: 0.01,
+    updatedAt: null,
+    environment: 'production',
+    userId: null,
+    sessionId: null,
+    traceName: 'rag-query',
+    tags: ['rag'],
+    isRoot: true,
+    ...o,
+  };
+}
+
+function score(tsMs: number, value: number | boolean, name = 'faithfulness'): ScoreRecord {
+  n++;
+  return {
+    id: `s${n}`,
+    traceId: `t${n}`,
+    observationId: null,
+    sessionId: null,
+    name,
+    value,
+    stringValue: null,
+    dataType: typeof value === 'boolean' ? 'BOOLEAN' : 'NUMERIC',
+    source: 'API',
+    comment: null,
+    timestamp: new Date(tsMs).toISOString(),
+    updatedAt: null,
+  };
+}
+
+describe('monitors', () => {
+  let dir: string;
+  let file: string;
+  let store: Store;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bridge-monitors-'));
+    file = join(dir, 'b.db');
+    store = new Store(file);
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const record = (batch: Parameters<typeof factsOf>[0]): void => store.write(() => store.monitors.putFacts(P, factsOf(batch)));
+  const polledTo = (ms: number, source = 'observations'): void => store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
+  const outbox = (): Array<{ event_id: string; sink: string; body: string; type: string }> =>
+    store.db.prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
+
+  describe('config', () => {
+    const base = { name: 'rag-errors', source: 'traces', metric: 'errorRate', window: '15m', op: '>', alert: 0.05, sinks: ['stdout'] };
+    const load = (monitors: unknown[], env: Record<string, string> = {}): ReturnType<typeof loadConfig> => {
+      const f = join(dir, 'c.json');
+      writeFileSync(f, JSON.stringify({ monitors }), { mode: 0o600 });
+      return loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', ...env }, configFile: f });
+    };
+
+    it('fills in the contract defaults', () => {
+      const [m] = load([base]).monitors;
+      expect(m).toMatchObject({ everyMs: MIN, delayMs: 2 * MIN, windowMs: 15 * MIN, minSamples: 1, noData: 'ok', renotifyMinutes: null, warning: null, of: null });
+    });
+
+    it('names the monitor and the field in one line', () => {
+      expect(configErrorOf(() => load([{ ...base, metric: 'median' }]))).toBe(
+        'monitors[0] ("rag-errors").metric must be one of count, errorRate, avg, min, max, sum, p50, p90, p95, p99, got "median"',
+      );
+      expect(configErrorOf(() => load([{ ...base, window: '15 minutes' }]))).toMatch(/^monitors\[0\] \("rag-errors"\)\.window must be a duration/);
+      expect(configErrorOf(() => load([{ ...base, where: { scoreName: 'x' } }]))).toMatch(/^monitors\[0\] \("rag-errors"\)\.where\.scoreName is not carried by traces/);
+      expect(configErrorOf(() => load([{ ...base, sinks: ['nope'] }]))).toMatch(/^monitors\[0\] \("rag-errors"\)\.sinks names "nope", which is no configured sink/);
+      expect(configErrorOf(() => load([{ ...base, metric: 'avg' }]))).toMatch(/\.of is required with metric "avg"/);
+      expect(configErrorOf(() => load([{ ...base, metric: 'p95', of: 'value' }]))).toMatch(/\.of must be one of latency for traces, got "value"/);
+      expect(configErrorOf(() => load([base], { BRIDGE_STREAMS: 'generations,scores' }))).toMatch(/^monitors\[0\] \("rag-errors"\)\.source is "traces", whose items come with the traces stream, which BRIDGE_STREAMS/);
+      expect(configErrorOf(() => load([base, base]))).toMatch(/^monitors\[1\] \("rag-errors"\)\.name is used by an earlier monitor/);
+      expect(configErrorOf(() => load([{ ...base, warning: 0.1 }]))).toMatch(/\.warning must be below alert \(0\.05\)/);
+      expect(configErrorOf(() => load([{ ...base, colour: 'red' }]))).toMatch(/has unknown key "colour"; known keys: name, source/);
+    });
+
+    it('is typed field by field in the JSON Schema', () => {
+      const schema = configJsonSchema() as { properties: { monitors: { items: { properties: Record<string, { description?: string; enum?: string[] }> } } } };
+      const props = schema.properties.monitors.items.properties;
+      expect(props.metric!.enum).toContain('p95');
+      expect(props.source!.description).toMatch(/traces, generations, observations, scores/);
+      expect(Object.keys(props)).toEqual(expect.arrayContaining(['where', 'window', 'every', 'delay', 'op', 'alert', 'warning', 'minSamples', 'noData', 'renotifyMinutes', 'sinks']));
+    });
+  });
+
+  it('keeps one compact row per item: an item read again replaces it, a trace keeps its highest level', () => {
+    const o = obs(T0 + MIN, { id: 'o-1', traceId: 'tr-1', totalCost: 0.5 });
+    record({ observations: [o] });
+    record({ observations: [{ ...o, totalCost: 0.7 }] });
+    record({ observations: [obs(T0 + 2 * MIN, { id: 'o-2', traceId: 'tr-1', level: 'ERROR' })] });
+    record({ observations: [obs(T0 + 3 * MIN, { id: 'o-3', traceId: 'tr-1' })] });
+    const gens = spec({ source: 'generations', metric: 'sum', of: 'cost', window: '1h', alert: 1 });
+    expect(measureWindow(store, P, gens, T0 + 60 * MIN).aggregate).toEqual({ value: 0.7 + 0.01 + 0.01, samples: 3 });
+    const traces = spec({ source: 'traces', metric: 'errorRate', window: '1h', alert: 0.5 });
+    expect(measureWindow(store, P, traces, T0 + 60 * MIN).aggregate).toEqual({ value: 1, samples: 1 });
+    const lat = spec({ source: 'traces', metric: 'max', of: 'latency', window: '1h', alert: 1 });
+    // From the first observation's start to the last one's end.
+    expect(measureWindow(store, P, lat, T0 + 60 * MIN).value).toBe(121);
+  });
+
+  it('computes exact percentiles, means of scores (BOOLEAN as 1/0) and filters with the rule conditions', () => {
+    record({ observations: Array.from({ length: 100 }, (_, i) => obs(T0 + i * 1000, { endTime: new Date(T0 + i * 1000 + (i + 1) * 100).toISOString(), model: i % 2 ? 'gpt-4o' : 'gpt-4o-mini' })) });
+    const p95 = (model: string): MonitorSpec => spec({ source: 'generations', metric: 'p95', of: 'latency', window: '1h', alert: 8, where: { model } });
+    // Latencies 0.1..10 s: every other one is gpt-4o (0.2, 0.4, ... 10.0): the 48th of 50 is 9.6.
+    expect(measureWindow(store, P, p95('gpt-4o'), T0 + 60 * MIN).aggregate).toEqual({ value: 9.6, samples: 50 });
+    expect(measureWindow(store, P, p95('gpt-4o*'), T0 + 60 * MIN).aggregate.samples).toBe(100);
+    record({ scores: [score(T0, 0.5), score(T0, 1), score(T0, true, 'helpful'), score(T0, false, 'helpful')] });
+    expect(measureWindow(store, P, spec({ source: 'scores', metric: 'avg', of: 'value', window: '1h', op: '<', alert: 0.7, where: { scoreName: 'faithfulness' } }), T0 + 60 * MIN).value).toBe(0.75);
+    expect(measureWindow(store, P, spec({ source: 'scores', metric: 'avg', of: 'value', window: '1h', op: '<', alert: 0.7, where: { scoreName: 'helpful' } }), T0 + 60 * MIN).value).toBe(0.5);
+    expect(measureWindow(store, P, spec({ source: 'generations', metric: 'count', window: '1h', alert: 1, where: { tags: ['rag', 'other'] } }), T0 + 60 * MIN).value).toBe(0);
+  });
+
+  it('fires exactly one alert for an error burst, resolves on recovery, and says so through the outbox with stable ids', () => {
+    const m = spec({ name: 'rag-errors', source: 'traces', metric: 'errorRate', window: '5m', every: '1m', delay: '1m', alert: 0.3, minSamples: 5 });
+    // Healthy minutes, then a burst of errors, then healthy again.
+    for (let i = 0; i < 30; i++) {
+      const t = T0 + i * MIN;
+      const burst = i >= 10 && i < 13;
+      record({ observations: Array.from({ length: 4 }, (_, k) => obs(t + k * 1000, { level: burst && k > 0 ? 'ERROR' : 'DEFAULT' })) });
+    }
+    const fired: Array<{ severity: string; at: number }> = [];
+    for (let i = 5; i <= 30; i++) {
+      polledTo(T0 + i * MIN + 61_000);
+      const e = evaluateMonitor(store, P, m, 'https://lf.example');
+      expect(e).not.toBeNull();
+      if (e!.event) fired.push({ severity: e!.severity, at: e!.windowEndMs });
+      // Evaluated once: a second look at the same window does nothing.
+      expect(evaluateMonitor(store, P, m, 'https://lf.example')).toBeNull();
+    }
+    expect(fired.map((f) => f.severity)).toEqual(['alert', 'ok']);
+    const rows = outbox();
+    expect(rows.map((r) => r.type)).toEqual(['monitor.alert', 'monitor.resolved']);
+    expect(rows.every((r) => r.sink === 'hook')).toBe(true);
+    const alert = JSON.parse(rows[0]!.body) as MonitorEvent;
+    expect(alert.id).toBe(eventId(P, 'monitor.alert', 'rag-errors', alert.timestamp));
+    expect(alert.timestamp).toBe(new Date(fired[0]!.at).toISOString());
+    expect(alert.data).toMatchObject({ projectId: P, monitor: 'rag-errors', severity: 'alert', previousSeverity: 'ok', threshold: 0.3, op: '>', metric: 'errorRate', of: null, samples: 20, window: '5m' });
+    expect(alert.data.windowEnd).toBe(alert.timestamp);
+    expect(Date.parse(alert.data.windowEnd) - Date.parse(alert.data.windowStart)).toBe(5 * MIN);
+    expect(alert.data.url).toMatch(/^https:\/\/lf\.example\/project\/proj-1\/traces\?filter=/);
+    expect(alert.data.recent.length).toBeGreaterThan(1);
+  });
+
+  it('keeps severity and the last notification across a restart: nothing notified twice, nothing lost', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1m', every: '1m', delay: '0s', alert: 2 });
+    record({ observations: [obs(T0 + 1000), obs(T0 + 2000), obs(T0 + 3000)] });
+    polledTo(T0 + MIN);
+    expect(evaluateMonitor(store, P, m, '')!.severity).toBe('alert');
+    store.close();
+    store = new Store(file);
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+    // After downtime, only the latest window: here healthy again, so one resolve.
+    polledTo(T0 + 30 * MIN);
+    const e = evaluateMonitor(store, P, m, '')!;
+    expect(e.windowEndMs).toBe(T0 + 30 * MIN);
+    expect(outbox().map((r) => r.type)).toEqual(['monitor.alert', 'monitor.resolved']);
+  });
+
+  it('waits for the poll to pass the window end plus the delay, counts late items until then, and never revisits a window', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1m', every: '1m', delay: '2m', alert: 1 });
+    record({ observations: [obs(T0 + 10_000)] });
+    polledTo(T0 + 2 * MIN + 59_000);
+    expect(evaluateMonitor(store, P, m, '')!.windowEndMs).toBe(T0);
+    // Late data for [T0, T0+1m) arrives before the poller passed T0+1m+2m.
+    record({ observations: [obs(T0 + 20_000), obs(T0 + 30_000)] });
+    polledTo(T0 + 3 * MIN);
+    const e = evaluateMonitor(store, P, m, '')!;
+    expect(e.windowEndMs).toBe(T0 + MIN);
+    expect(e.value).toBe(3);
+    expect(e.severity).toBe('alert');
+    // Later still: the window is done.
+    record({ observations: [obs(T0 + 40_000)] });
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+    expect(store.monitors.getState(P, 'm')!.value).toBe(3);
+  });
+
+  it('a lagging poller delays evaluation rather than raising no-data', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '5m', op: '<', alert: 1, delay: '1m' });
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+    polledTo(T0);
+    expect(evaluateMonitor(store, P, m, '')!.windowEndMs).toBe(T0 - MIN);
+  });
+
+  it('handles no data as configured: ok, keep, alert; a count of nothing is 0', () => {
+    const mk = (noData: string, name: string): MonitorSpec => spec({ name, source: 'scores', metric: 'avg', of: 'value', window: '1m', delay: '0s', op: '<', alert: 0.7, noData, minSamples: 2 });
+    record({ scores: [score(T0 + 1000, 0.1), score(T0 + 2000, 0.2)] });
+    polledTo(T0 + MIN, 'scores');
+    for (const name of ['ok', 'keep', 'alert']) expect(evaluateMonitor(store, P, mk(name, name), '')!.severity).toBe('alert');
+    // The next minute has one score: fewer than minSamples is no data.
+    record({ scores: [score(T0 + MIN + 1000, 0.1)] });
+    polledTo(T0 + 2 * MIN, 'scores');
+    expect(evaluateMonitor(store, P, mk('ok', 'ok'), '')).toMatchObject({ value: null, severity: 'ok' });
+    expect(evaluateMonitor(store, P, mk('keep', 'keep'), '')).toMatchObject({ value: null, severity: 'alert', event: null });
+    expect(evaluateMonitor(store, P, mk('alert', 'alert'), '')).toMatchObject({ value: null, severity: 'alert', event: null });
+    const none = spec({ name: 'silence', source: 'traces', metric: 'count', window: '1m', delay: '0s', op: '<', alert: 1 });
+    polledTo(T0 + 10 * MIN);
+    expect(evaluateMonitor(store, P, none, '')).toMatchObject({ value: 0, severity: 'alert' });
+  });
+
+  it('notifies warnings, escalations and re-notifies while still firing after renotifyMinutes', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 3, warning: 1, renotifyMinutes: 2 });
+    const counts = [2, 4, 4, 4, 4, 0];
+    counts.forEach((c, i) => record({ observations: Array.from({ length: c }, (_, k) => obs(T0 + i * MIN + k * 1000)) }));
+    const seen: string[] = [];
+    counts.forEach((_, i) => {
+      polledTo(T0 + (i + 1) * MIN);
+      const e = evaluateMonitor(store, P, m, '')!;
+      if (e.event) seen.push(`${e.event.event}@${i}`);
+    });
+    expect(seen).toEqual(['monitor.warning@0', 'monitor.alert@1', 'monitor.alert@3', 'monitor.resolved@5']);
+  });
+
+  it('resolves a monitor removed while firing once, and forgets one removed while healthy', () => {
+    const firing = spec({ name: 'firing', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0 }, ['hook', 'slack']);
+    const quiet = spec({ name: 'quiet', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 100 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    evaluateMonitor(store, P, firing, 'https://lf.example');
+    evaluateMonitor(store, P, quiet, 'https://lf.example');
+    // The slack sink went away with the monitor: the resolve goes to the sinks that remain.
+    const first = resolveRemoved(store, [], ['hook'], () => 'https://lf.example');
+    expect(first.map((e) => [e.event, e.data.monitor, e.data.removed])).toEqual([['monitor.resolved', 'firing', true]]);
+    expect(resolveRemoved(store, [], ['hook'], () => 'https://lf.example')).toEqual([]);
+    expect(store.monitors.states()).toEqual([]);
+    expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:hook']);
+  });
+
+  it('a monitor added later evaluates a full window at once from the facts already kept', () => {
+    record({ observations: Array.from({ length: 60 }, (_, i) => obs(T0 + i * MIN, { level: i % 4 === 0 ? 'ERROR' : 'DEFAULT' })) });
+    polledTo(T0 + 62 * MIN);
+    const m = spec({ source: 'generations', metric: 'errorRate', window: '1h', delay: '2m', alert: 0.2 });
+    const e = evaluateMonitor(store, P, m, '')!;
+    expect(e).toMatchObject({ windowEndMs: T0 + 60 * MIN, value: 0.25, severity: 'alert' });
+    expect(e.aggregate.samples).toBe(60);
+  });
+
+  it('the runner evaluates every project on its tick, wakes delivery and prunes facts beyond the horizon', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '10m', delay: '0s', alert: 0 });
+    record({ observations: [obs(Date.now() - 3 * 86_400_000), obs(Date.now() - 5 * MIN)] });
+    polledTo(Date.now());
+    const woke: number[] = [];
+    const runner = new MonitorRunner({ store, monitors: [m], sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], defaultLangfuseBaseUrl: '', logger: createLogger('silent'), onQueued: (e) => woke.push(e.length) });
+    const done = runner.tick();
+    expect(done).toHaveLength(1);
+    expect(runner.tick()).toHaveLength(0);
+    // The generation and its trace of 5 minutes ago stay; those of 3 days ago are gone.
+    expect(store.db.prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
+    expect(woke).toEqual([1]);
+  });
+
+  describe('Slack and PagerDuty', () => {
+    const event = (severity: 'alert' | 'warning'): MonitorEvent => {
+      const m = spec({ name: 'gpt4o-p95', source: 'generations', metric: 'p95', of: 'latency', window: '15m', alert: 8, warning: 5, where: { model: 'gpt-4o' } });
+      record({ observations: [obs(T0 + 1000, { endTime: new Date(T0 + 10_500).toISOString() })] });
+      // The window [T0 - 3m, T0 + 12m) holds the one generation.
+      polledTo(T0 + 14 * MIN);
+      const e = evaluateMonitor(store, P, severity === 'warning' ? { ...m, name: 'gpt4o-p95-w', alert: 100 } : m, 'https://lf.example');
+      return e!.event!;
+    };
+
+    it('PagerDuty: trigger critical on alert, warning on warning, resolve on recovery, one dedup_key per project and monitor', () => {
+      const fired = event('alert');
+      const a = buildMonitorPagerDutyEvent(fired, 'k'.repeat(32), 'https://lf.example');
+      expect(a).toMatchObject({ event_action: 'trigger', dedup_key: 'langfuse-bridge:proj-1:monitor:gpt4o-p95', payload: { severity: 'critical', class: 'monitor.alert', component: 'gpt4o-p95' } });
+      expect(a.payload!.summary).toBe('Langfuse monitor gpt4o-p95: p95 latency 9.50 s > 8.00 s over 15m (1 item)');
+      expect(buildMonitorPagerDutyEvent(event('warning'), 'k'.repeat(32), 'https://lf.example').payload!.severity).toBe('warning');
+      const r = buildMonitorPagerDutyEvent({ ...fired, event: 'monitor.resolved' } as MonitorEvent, 'k'.repeat(32), 'https://lf.example');
+      expect(r).toEqual({ routing_key: 'k'.repeat(32), event_action: 'resolve', dedup_key: a.dedup_key });
+    });
+
+    it('Slack: value against threshold, the window, the trend and a link into Langfuse', () => {
+      const msg = buildMonitorSlackMessage(event('alert'));
+      expect(msg.text).toBe('🚨 Alert: gpt4o-p95 — p95 latency 9.50 s > 8.00 s over 15m (1 item)');
+      const json = JSON.stringify(msg.blocks);
+      expect(json).toContain('View in Langfuse');
+      expect(json).toContain('*Threshold*');
+      expect(json).toContain('https://lf.example/project/proj-1/observations?filter=');
+    });
+  });
+});
