@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig } from '../config/index.js';
 import { LangfuseError } from '../langfuse/client.js';
+import { checkMonitors } from '../monitors/check.js';
 import { createBufferedLogger } from '../ops/logger.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import { PATHS } from '../sources/index.js';
@@ -239,6 +240,7 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
     ok = false;
     lines.push(`✘ sinks: ${(err as Error).message}`);
   }
+  lines.push(...checkMonitors(config.database, config.monitors));
   if (config.httpPort !== null) {
     const p = await checkPort(config, db.daemonRunning);
     ok &&= p.ok;

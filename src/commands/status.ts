@@ -6,6 +6,7 @@
 import type { BridgeConfig } from '../config/index.js';
 import type { SinkState } from '../delivery/states.js';
 import { DatabaseError } from '../errors.js';
+import { formatMonitorStatus, monitorStatuses, type MonitorStatus } from '../monitors/index.js';
 import { ago, agoIso, until } from '../ops/ago.js';
 import { SOURCE_STREAMS, sweepIntervalMs, type SourceName } from '../poll/index.js';
 import type { QueueStatus } from '../queue/index.js';
@@ -83,6 +84,8 @@ export interface StatusReport {
   recentDead: Array<{ eventId: string; sink: string; type: string; attempts: number; deadAt: string; lastError: string | null }>;
   /** Per project: how often polls run, as the daemon last recorded it. */
   pollPace: PollPace[];
+  /** Each monitor's severity, last value and last evaluation. */
+  monitors: MonitorStatus[];
   /** What needs a human; `status --check` exits 1 when this is not empty. */
   attention: string[];
   /** Redis mode: per-sink job counts from the queues. */
@@ -234,6 +237,7 @@ export function readStatus(store: Store, config: BridgeConfig): StatusReport {
     deadLast24h,
     recentDead: store.deadLetters(null, null, 10).map((x) => ({ ...x, deadAt: new Date(x.deadAt).toISOString() })),
     pollPace: pollPaces(store),
+    monitors: monitorStatuses(store, config.monitors),
     attention,
   };
 }
@@ -294,6 +298,7 @@ export function formatStatus(r: StatusReport): string {
         (p.limitedByCeiling ? `: the request ceiling of ${p.ceiling} calls a minute holds ${p.callsPerPoll} calls a poll every ${p.effectiveIntervalSeconds} s at most` : ''),
     );
   }
+  lines.push(...formatMonitorStatus(r.monitors ?? [], (iso) => agoIso(iso, now)));
   if (r.oldestPendingAt) lines.push(`\noldest pending delivery since ${r.oldestPendingAt} (${agoIso(r.oldestPendingAt, now)})`);
   if (r.backfills.length) {
     lines.push('\nbackfills in progress or interrupted:');

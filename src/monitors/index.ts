@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/index.js';
-import type { FactFilter, MonitorStateRow, WindowAggregate } from '../store/monitors.js';
+import type { FactFilter, WindowAggregate } from '../store/monitors.js';
 import { dueWindowEnd, notifies, reportedValue, severityOf } from './evaluate.js';
 import { buildMonitorEvent, type MonitorEvent } from './events.js';
 import { factsHorizonMs, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
@@ -19,6 +19,7 @@ import { factsHorizonMs, type MonitorSeverity, type MonitorSource, type MonitorS
 export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
 export { factsOf } from './facts.js';
 export { isMonitorEvent } from './events.js';
+export { formatMonitorStatus, monitorStatuses, type MonitorStatus } from './status.js';
 
 /** The poll cursor ("source" in the cursors table) that holds each monitor source's items. */
 const CURSOR_SOURCE: Record<MonitorSource, string> = { traces: 'observations', generations: 'observations', observations: 'observations', scores: 'scores' };
@@ -219,41 +220,4 @@ export class MonitorRunner {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
-}
-
-/** What `status`, `/api/v1/monitors` and the console show of each monitor. */
-export interface MonitorStatus {
-  projectId: string;
-  monitor: string;
-  severity: MonitorSeverity;
-  value: number | null;
-  samples: number;
-  windowEnd: string | null;
-  lastEvaluation: string | null;
-  configured: boolean;
-}
-
-export function monitorStatuses(store: Store, monitors: readonly MonitorSpec[]): MonitorStatus[] {
-  let rows: MonitorStateRow[];
-  try {
-    rows = store.monitors.states();
-  } catch {
-    rows = []; // a database of an older schema, read-only: no monitor has run on it
-  }
-  const names = new Set(monitors.map((m) => m.name));
-  const out: MonitorStatus[] = rows.map((r) => ({
-    projectId: r.project,
-    monitor: r.monitor,
-    severity: r.severity,
-    value: r.value,
-    samples: r.samples,
-    windowEnd: r.windowEndMs === null ? null : new Date(r.windowEndMs).toISOString(),
-    lastEvaluation: r.evaluatedAt === null ? null : new Date(r.evaluatedAt).toISOString(),
-    configured: names.has(r.monitor),
-  }));
-  // Configured monitors not evaluated yet show too.
-  for (const m of monitors) {
-    if (!out.some((o) => o.monitor === m.name)) out.push({ projectId: '', monitor: m.name, severity: 'ok', value: null, samples: 0, windowEnd: null, lastEvaluation: null, configured: true });
-  }
-  return out;
 }

@@ -122,7 +122,7 @@ export async function handleApi(deps: ConsoleDeps, req: http.IncomingMessage, re
     if (path === '/api/v1/status' && get) {
       sendJson(res, 200, await deps.status());
     } else if (path === '/api/v1/monitors' && get) {
-      sendJson(res, 200, { monitors: [] });
+      sendJson(res, 200, { monitors: (await deps.status()).monitors ?? [] });
     } else if (path === '/api/v1/deliveries' && get) {
       sendJson(res, 200, listDeliveries(deps.store, deliveryFilter(url.searchParams)));
     } else if (path.startsWith('/api/v1/events/') && get) {

@@ -104,10 +104,23 @@ function extras(o: object, known: string[]): string {
   return parts.length ? `<div class="extras">${parts.join(' ')}</div>` : '';
 }
 
-const KNOWN_REPORT = ['database', 'at', 'daemon', 'streams', 'sinks', 'backfills', 'oldestPendingAt', 'deadLast24h', 'recentDead', 'pollPace', 'attention', 'queues', 'queueLines'];
+const KNOWN_REPORT = ['database', 'at', 'daemon', 'streams', 'sinks', 'backfills', 'oldestPendingAt', 'deadLast24h', 'recentDead', 'pollPace', 'monitors', 'attention', 'queues', 'queueLines'];
 const KNOWN_STREAM = ['project', 'source', 'streams', 'cursor', 'behindSeconds', 'lastPollAt', 'lastPollAgeSeconds', 'lastOkAt', 'lastOutcome', 'lastError', 'sweepBehindSeconds', 'lastSweepDoneAt'];
 const KNOWN_SINK = ['name', 'state', 'pausedUntil', 'queued', 'delivering', 'retrying', 'delivered', 'dead', 'lastSuccessAt', 'lastErrorAt', 'lastError', 'nextRetryAt', 'deadByReason'];
 
+
+/** Each monitor: severity, last value against its threshold, last evaluation. */
+function monitorSection(rows: StatusReport['monitors']): string {
+  if (!rows.length) return '<p class="empty">No monitors configured.</p>';
+  const tone = { ok: 'delivered', warning: 'retrying', alert: 'dead' } as const;
+  const body = rows
+    .map(
+      (m) => `<tr data-monitor="${esc(m.monitor)}"><td>${esc(m.monitor)}${m.projectId ? `<div class="muted">${esc(m.projectId)}</div>` : ''}</td><td>${badge(m.severity, tone[m.severity])}</td>
+<td class="num">${esc(m.valueText)}</td><td>${esc(`${m.op} ${m.alert}${m.warning !== null ? ` (warning ${m.warning})` : ''}`)}</td><td>${esc(m.window)}</td><td>${time(m.lastEvaluation)}${m.configured ? '' : ' <span class="muted">removed</span>'}</td></tr>`,
+    )
+    .join('');
+  return `<div class="scroll"><table><thead><tr><th>Monitor</th><th>Severity</th><th>Value</th><th>Threshold</th><th>Window</th><th>Last evaluation</th></tr></thead><tbody>${body}</tbody></table></div>`;
+}
 
 /** The daemon, what needs a human, the poll pace and backfills: the head of `status`. */
 function daemonAndAttention(report: Partial<StatusReport>, now: number): string {
@@ -193,7 +206,7 @@ ${chart('Deliveries per minute', hour.delivered, hour.minutes, 'c-delivered', 'd
 ${chart('Failures per minute', hour.failed, hour.minutes, 'c-failed', 'failed attempts')}
 </div></section>
 <section><h2>Dead letters</h2>${deadSection}</section>
-<section><h2>Monitors</h2><p class="empty">No monitors configured.</p></section>`;
+<section><h2>Monitors</h2>${monitorSection(report.monitors ?? [])}</section>`;
   return layout('Overview', 'Overview', body, signOut);
 }
 

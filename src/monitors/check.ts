@@ -1,0 +1,43 @@
+/**
+ * `check`: each monitor evaluated once on the data already kept, read only, one line each with the
+ * value it would report. A firing monitor is not a failed check: the line says its severity.
+ */
+import { existsSync } from 'node:fs';
+import { Store } from '../store/index.js';
+import { severityOf } from './evaluate.js';
+import { dueWindow, measureWindow } from './index.js';
+import { formatMonitorValue, metricWords } from './notify.js';
+import type { MonitorSpec } from './spec.js';
+
+export function checkMonitors(database: string, monitors: readonly MonitorSpec[], now = Date.now()): string[] {
+  if (!monitors.length) return [];
+  if (!existsSync(database)) return monitors.map((m) => `✔ monitor ${m.name}: no data yet (\`langfuse-bridge run\` records what monitors read)`);
+  let store: Store;
+  try {
+    store = new Store(database, { readonly: true });
+  } catch {
+    // The database line above says what is wrong with it.
+    return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (the database cannot be read)`);
+  }
+  try {
+    const projects = [...new Set(store.allCursors().map((c) => c.project))];
+    const lines: string[] = [];
+    for (const m of monitors) {
+      if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing polled on this database)`);
+      for (const project of projects) {
+        // The window `run` would evaluate next; before the first poll, the one ending now.
+        const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;
+        const { aggregate, value } = measureWindow(store, project, m, end);
+        const previous = store.monitors.getState(project, m.name)?.severity ?? 'ok';
+        const severity = severityOf(m, value, previous);
+        const shown = `${metricWords(m)} ${formatMonitorValue(m, value)} (${m.op} ${formatMonitorValue(m, m.alert)} alerts)`;
+        lines.push(`✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}`);
+      }
+    }
+    return lines;
+  } catch (err) {
+    return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (${(err as Error).message})`);
+  } finally {
+    store.close();
+  }
+}
