@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 // built apart (tsconfig.demo.json) so that nothing of it ships.
 import { runDaemon } from '../dist/commands/run.js';
 import { loadConfig } from '../dist/config/index.js';
+import { compileMonitors } from '../dist/monitors/index.js';
 import { createLogger } from '../dist/ops/logger.js';
 import { LangfuseSimulator } from './simulator.js';
 
@@ -26,6 +27,9 @@ const EVENT_COLORS: Record<string, string> = {
   'generation.updated': '35',
   'score.created': '33',
   'score.updated': '33',
+  'monitor.alert': '41;97',
+  'monitor.warning': '43;30',
+  'monitor.resolved': '42;30',
 };
 
 /** One readable line per event; the full JSON is what a webhook receiver gets. */
@@ -45,6 +49,11 @@ function describe(line: string): string {
         what = `${d.model ?? '?'} ${u?.totalTokens ?? 0} tokens${typeof d.totalCost === 'number' ? ` $${d.totalCost.toFixed(5)}` : ''}${d.level !== 'DEFAULT' ? ` level=${d.level}` : ''}`;
         break;
       }
+      case 'monitor.alert':
+      case 'monitor.warning':
+      case 'monitor.resolved':
+        what = `${d.monitor}: ${d.metric} ${typeof d.value === 'number' ? Number(d.value.toPrecision(3)) : 'no data'} over ${d.window} (${d.samples} items; alert ${d.op} ${d.threshold})`;
+        break;
       default:
         what = `${d.name ?? ''} = ${JSON.stringify(d.value)}`;
     }
@@ -122,6 +131,17 @@ async function main(): Promise<void> {
       BRIDGE_HTTP_HOST: '127.0.0.1',
     },
   });
+  // A monitor with a short window, and a scripted incident it catches: from 20 s to 45 s after the
+  // start, every trace fails. It fires within a minute and resolves once the burst leaves its window.
+  config.monitors = compileMonitors(
+    [{ name: 'demo-error-rate', source: 'traces', metric: 'errorRate', window: '30s', every: '10s', delay: '5s', op: '>', alert: 0.5, minSamples: 3, sinks: ['slack', 'stdout'] }],
+    { sinks: config.sinks.map((s) => s.name), streams: config.streams },
+  );
+  const incident = setInterval(() => {
+    const t = Date.now() - now;
+    if (t >= 20_000 && t < 45_000) sim.generate({ from: new Date(Date.now() - 500), to: new Date(), traces: 1, errorRate: 1 });
+    if (t >= 45_000) clearInterval(incident);
+  }, 500);
   const logger = createLogger(process.env.LOG_LEVEL ?? 'fatal');
   const pretty = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -136,10 +156,12 @@ async function main(): Promise<void> {
   );
   const handle = await runDaemon(config, logger, { stdout: pretty });
   const consoleUrl = await handle.opsUrl;
-  if (consoleUrl) process.stdout.write(`${paint('1;32', 'console')}: ${consoleUrl}/  (deliveries, dead letters, replay; a flaky webhook receiver dead-letters one event in eight)\n\n`);
+  if (consoleUrl) process.stdout.write(`${paint('1;32', 'console')}: ${consoleUrl}/  (deliveries, dead letters, replay, monitors; a flaky webhook receiver dead-letters one event in eight)\n\n`);
+  process.stdout.write(`${paint('2', 'monitor demo-error-rate: error rate of traces over 30 s above 50 %; a scripted incident 20-45 s in fires it, and it resolves about a minute later')}\n\n`);
   const stop = (): void => {
     process.stdout.write('\nstopping…\n');
     stopTrickle();
+    clearInterval(incident);
     handle.stop();
   };
   process.once('SIGINT', stop);
