@@ -20,10 +20,11 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
     return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (the database cannot be read)`);
   }
   try {
-    const projects = [...new Set(store.allCursors().map((c) => c.project))];
+    // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor).
+    const projects = [...new Set([...store.allCursors().map((c) => c.project), ...store.monitors.factProjects()])];
     const lines: string[] = [];
     for (const m of monitors) {
-      if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing polled on this database)`);
+      if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing read into this database)`);
       for (const project of projects) {
         // The window `run` would evaluate next; before the first poll, the one ending now.
         const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;

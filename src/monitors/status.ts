@@ -18,11 +18,13 @@ export interface MonitorStatus {
   op: string;
   alert: number;
   warning: number | null;
+  /** `> 5 %`, with the warning threshold when there is one: `> 5 % (warning 2 %)`. */
+  thresholdText: string;
   window: string;
   samples: number;
   windowEnd: string | null;
   lastEvaluation: string | null;
-  /** False for a monitor that left the config and has not been resolved yet. */
+  /** False for a state left by a monitor that is not in this config (`run` resolves it at its next start if it fires). */
   configured: boolean;
 }
 
@@ -38,6 +40,7 @@ function statusOf(spec: MonitorSpec, projectId: string, r: MonitorStateRow | nul
     op: spec.op,
     alert: spec.alert,
     warning: spec.warning,
+    thresholdText: `${spec.op} ${formatMonitorValue(spec, spec.alert)}${spec.warning !== null ? ` (warning ${formatMonitorValue(spec, spec.warning)})` : ''}`,
     window: spec.windowText,
     samples: r?.samples ?? 0,
     windowEnd: r?.windowEndMs == null ? null : new Date(r.windowEndMs).toISOString(),
@@ -69,12 +72,11 @@ export function monitorStatuses(store: Store, monitors: readonly MonitorSpec[]):
 export function formatMonitorStatus(rows: readonly MonitorStatus[], ago: (iso: string | null) => string): string[] {
   if (!rows.length) return [];
   const several = new Set(rows.map((r) => r.projectId).filter(Boolean)).size > 1;
-  const lines = ['', 'MONITOR                SEVERITY  VALUE         THRESHOLD     WINDOW  LAST EVALUATION'];
+  const lines = ['', 'MONITOR                SEVERITY  VALUE         THRESHOLD                 WINDOW  LAST EVALUATION'];
   for (const r of rows) {
-    const threshold = `${r.op} ${r.alert}${r.warning !== null ? ` (${r.warning})` : ''}`;
     const name = `${r.monitor}${several && r.projectId ? ` (${r.projectId})` : ''}`;
-    lines.push(`${name.padEnd(22)} ${r.severity.padEnd(8)}  ${r.valueText.padEnd(12)}  ${threshold.padEnd(12)}  ${r.window.padEnd(6)}  ${r.lastEvaluation ? `${ago(r.lastEvaluation)}, ${r.samples} item(s)` : 'not yet'}`);
-    if (!r.configured) lines.push('  removed from the config: resolved at the next start of `run`');
+    lines.push(`${name.padEnd(22)} ${r.severity.padEnd(8)}  ${r.valueText.padEnd(12)}  ${r.thresholdText.padEnd(24)}  ${r.window.padEnd(6)}  ${r.lastEvaluation ? `${ago(r.lastEvaluation)}, ${r.samples} item(s)` : 'not yet'}`);
+    if (!r.configured) lines.push('  not in this config: if it still fires, `run` resolves it at its next start');
   }
   return lines;
 }

@@ -235,6 +235,18 @@ export class MonitorTables {
     return n;
   }
 
+  /** The projects facts are kept for, one index probe each (a skip scan of the key). */
+  factProjects(): string[] {
+    return this.db
+      .prepare(
+        `WITH RECURSIVE p(project) AS (SELECT MIN(project) FROM monitor_facts
+           UNION ALL SELECT (SELECT MIN(project) FROM monitor_facts WHERE project > p.project) FROM p WHERE p.project IS NOT NULL)
+         SELECT project FROM p WHERE project IS NOT NULL`,
+      )
+      .pluck()
+      .all() as string[];
+  }
+
   getState(project: string, monitor: string): MonitorStateRow | null {
     const r = this.s.stateGet.get(project, monitor) as Record<string, unknown> | undefined;
     return r ? stateOf(r) : null;

@@ -116,7 +116,7 @@ function monitorSection(rows: StatusReport['monitors']): string {
   const body = rows
     .map(
       (m) => `<tr data-monitor="${esc(m.monitor)}"><td>${esc(m.monitor)}${m.projectId ? `<div class="muted">${esc(m.projectId)}</div>` : ''}</td><td>${badge(m.severity, tone[m.severity])}</td>
-<td class="num">${esc(m.valueText)}</td><td>${esc(`${m.op} ${m.alert}${m.warning !== null ? ` (warning ${m.warning})` : ''}`)}</td><td>${esc(m.window)}</td><td>${time(m.lastEvaluation)}${m.configured ? '' : ' <span class="muted">removed</span>'}</td></tr>`,
+<td class="num">${esc(m.valueText)}</td><td>${esc(m.thresholdText)}</td><td>${esc(m.window)}</td><td>${time(m.lastEvaluation)}${m.configured ? '' : ' <span class="muted">not in the config</span>'}</td></tr>`,
     )
     .join('');
   return `<div class="scroll"><table><thead><tr><th>Monitor</th><th>Severity</th><th>Value</th><th>Threshold</th><th>Window</th><th>Last evaluation</th></tr></thead><tbody>${body}</tbody></table></div>`;
