@@ -15,6 +15,7 @@ import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner
 import type { MonitorEvent } from '../src/monitors/events.js';
 import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
 import { createLogger } from '../src/ops/logger.js';
+import { Metrics } from '../src/ops/metrics.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
 
@@ -295,6 +296,18 @@ describe('monitors', () => {
     // The generation and its trace of 5 minutes ago stay; those of 3 days ago are gone.
     expect(store.db.prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
     expect(woke).toEqual([1]);
+  });
+
+  it('/metrics exports each monitor\'s value and severity per project', async () => {
+    const m = spec({ name: 'gen-count', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 1, warning: 0 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    evaluateMonitor(store, P, m, '');
+    const metrics = new Metrics();
+    metrics.bindStore(store);
+    const text = await metrics.render();
+    expect(text).toContain('bridge_monitor_value{project="proj-1",monitor="gen-count"} 1');
+    expect(text).toContain('bridge_monitor_severity{project="proj-1",monitor="gen-count"} 1');
   });
 
   describe('Slack and PagerDuty', () => {

@@ -90,7 +90,7 @@ describe('monitors', () => {
       expect(events.map((e) => e.event)).toEqual(['monitor.alert', 'monitor.resolved']);
       expect(events[0]!.data).toMatchObject({ projectId: 'demo-project', monitor: 'rag-errors', severity: 'alert', previousSeverity: 'ok', threshold: 0.3, op: '>', metric: 'errorRate', window: '10s' });
       expect(events[1]!.data).toMatchObject({ severity: 'ok', previousSeverity: 'alert' });
-      expect(Number(events[0]!.data.samples)).toBeGreaterThanOrEqual(40);
+      expect(Number(events[0]!.data.samples)).toBeGreaterThanOrEqual(ERRORS.minSamples);
 
       const st = (await statusJson(env)) as unknown as { monitors: Array<{ monitor: string; severity: string; lastEvaluation: string | null }> };
       expect(st.monitors).toMatchObject([{ monitor: 'rag-errors', severity: 'ok' }]);
@@ -98,6 +98,30 @@ describe('monitors', () => {
       expect(check.stdout).toMatch(/✔ monitor rag-errors: error rate [\d.]+ % \(> 30 % alerts\) over 10s to \S+, \d+ item\(s\): ok/);
     } finally {
       trickling = false;
+      await Promise.allSettled([sim.stop(), hook.stop(), pd.stop()]);
+      tmp.cleanup();
+    }
+  }, 90_000);
+
+  it('backfill records what monitors read but evaluates nothing; check then evaluates a full window from it', async () => {
+    const [sim, hook, pd] = await Promise.all([startSim({ generation: 'v4' }), startReceiver(), startReceiver()]);
+    const tmp = tempDir();
+    try {
+      const env = bridgeEnv({ langfuseUrl: sim.url, database: path.join(tmp.dir, 'b.db') });
+      // An hour ago: a burst of errors among healthy generations.
+      const from = Date.now() - 3_600_000;
+      for (let i = 0; i < 60; i++) addGeneration(sim, i % 2 ? 'ERROR' : 'DEFAULT', from + i * 1000);
+      const hourly = { ...ERRORS, window: '1d', every: '1m', delay: '0s', minSamples: 1 };
+      const file = configFile(tmp.dir, hook, pd, [hourly]);
+      const p = await runCli(['backfill', '--from', new Date(from - 60_000).toISOString(), '--alerts', '--config', file], env, 60_000);
+      expect(p.exit?.code, p.describe()).toBe(0);
+      expect(pd.requests).toEqual([]);
+      expect(hook.requests).toEqual([]);
+      const status = await runCli(['status', '--json', '--config', file], env, 20_000);
+      expect((JSON.parse(status.stdout) as { monitors: unknown[] }).monitors).toMatchObject([{ monitor: 'rag-errors', lastEvaluation: null }]);
+      const check = await runCli(['check', '--config', file], env, 30_000);
+      expect(check.stdout).toMatch(/✔ monitor rag-errors: error rate 50 % \(> 30 % alerts\) over 1d to \S+, 60 item\(s\): alert/);
+    } finally {
       await Promise.allSettled([sim.stop(), hook.stop(), pd.stop()]);
       tmp.cleanup();
     }
