@@ -8,7 +8,6 @@ import { Dispatcher } from '../src/delivery/index.js';
 import { excerpt, RESPONSE_EXCERPT_BYTES } from '../src/delivery/attempts.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { createWebhookSink } from '../src/sinks/webhook.js';
-import { eventDetail, listDeliveries, replayDeliveries } from '../src/store/console.js';
 import { Store } from '../src/store/index.js';
 import { tempDir, webhookSecret } from './helpers/cli.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
@@ -58,9 +57,9 @@ describe('attempt log', () => {
     });
     store.enqueue([event('evt_a1', 'trace-1')]);
     start(5);
-    await waitFor(() => listDeliveries(store, {}).items[0]?.status === 'delivered', 15_000);
+    await waitFor(() => store.listDeliveries({}).items[0]?.status === 'delivered', 15_000);
     await dispatcher!.stop(1000);
-    const ev = eventDetail(store, 'evt_a1')!;
+    const ev = store.eventDetail('evt_a1')!;
     const attempts = ev.sinks[0]!.attempts;
     expect(attempts.map((a) => a.outcome)).toEqual(['retrying', 'retrying', 'delivered']);
     expect(attempts.map((a) => a.statusCode)).toEqual([503, 503, 202]);
@@ -77,7 +76,7 @@ describe('attempt log', () => {
       expect(Date.parse(a.at)).toBeGreaterThan(Date.now() - 60_000);
     }
     // The delivery log's item reflects the last attempt.
-    const item = listDeliveries(store, { traceId: 'trace-1' }).items[0]!;
+    const item = store.listDeliveries({ traceId: 'trace-1' }).items[0]!;
     expect(item).toMatchObject({ eventId: 'evt_a1', status: 'delivered', attempts: 3, lastStatusCode: 202, lastError: null, traceId: 'trace-1' });
   });
 
@@ -86,10 +85,10 @@ describe('attempt log', () => {
     store.enqueue([event('evt_d1', 'trace-d'), event('evt_ok', 'trace-ok')]);
     rx.setResponder((req) => (req.body.includes('evt_ok') ? { status: 200, body: 'ok' } : undefined));
     start(2);
-    await waitFor(() => listDeliveries(store, {}).items.every((d) => d.status === 'dead' || d.status === 'delivered'), 15_000);
+    await waitFor(() => store.listDeliveries({}).items.every((d) => d.status === 'dead' || d.status === 'delivered'), 15_000);
     await dispatcher!.stop(1000);
     dispatcher = null;
-    const dead = eventDetail(store, 'evt_d1')!.sinks[0]!;
+    const dead = store.eventDetail('evt_d1')!.sinks[0]!;
     expect(dead.status).toBe('dead');
     expect(dead.attempts.map((a) => [a.outcome, a.statusCode, a.response])).toEqual([
       ['retrying', 500, '{"error":"ticket system down"}'],
@@ -100,17 +99,17 @@ describe('attempt log', () => {
     const later = Date.now() + 40 * 86_400_000;
     const pruned = store.prune(30, later);
     expect(pruned.attempts).toBe(1);
-    expect(eventDetail(store, 'evt_ok')).toBeNull();
-    expect(eventDetail(store, 'evt_d1')!.sinks[0]!.attempts).toHaveLength(2);
+    expect(store.eventDetail('evt_ok')).toBeNull();
+    expect(store.eventDetail('evt_d1')!.sinks[0]!.attempts).toHaveLength(2);
 
     // Replayed: the new attempt is appended to the history.
     rx.setMode({ status: 200, body: 'fine now' });
-    expect(replayDeliveries(store, { deliveries: [{ eventId: 'evt_d1', sink: 'hook' }] })).toBe(1);
+    expect(store.replayDeliveries({ deliveries: [{ eventId: 'evt_d1', sink: 'hook' }] })).toBe(1);
     start(2);
-    await waitFor(() => eventDetail(store, 'evt_d1')!.sinks[0]!.status === 'delivered', 15_000);
+    await waitFor(() => store.eventDetail('evt_d1')!.sinks[0]!.status === 'delivered', 15_000);
     await dispatcher!.stop(1000);
     dispatcher = null;
-    expect(eventDetail(store, 'evt_d1')!.sinks[0]!.attempts.map((a) => a.outcome)).toEqual(['retrying', 'dead', 'delivered']);
+    expect(store.eventDetail('evt_d1')!.sinks[0]!.attempts.map((a) => a.outcome)).toEqual(['retrying', 'dead', 'delivered']);
   });
 
   it('cuts an answer at 256 bytes without splitting a character', () => {

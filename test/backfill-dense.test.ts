@@ -8,6 +8,7 @@ import { Poller } from '../src/poll/index.js';
 import { FIRST_SLICE_MS, nextSliceMs } from '../src/poll/slices.js';
 import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -57,7 +58,7 @@ describe('a backfill over data far denser than its first slice', () => {
       },
     });
     // Every trace and generation once.
-    const count = (type: string): number => (store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE type = ?`).get(type) as { n: number }).n;
+    const count = (type: string): number => (sqlite(store).prepare(`SELECT COUNT(*) AS n FROM events WHERE type = ?`).get(type) as { n: number }).n;
     expect(count('trace.created')).toBe(120);
     expect(count('generation.created')).toBe(120);
     expect(r.inserted).toBe(240);

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Poller } from '../src/poll/index.js';
 import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -30,7 +31,7 @@ describe('an interrupted backfill and the traces it held back', () => {
     const sinks = [memorySink('mem')];
     const opts = { sinks, enqueue: { origin: 'backfill:test' }, resumeKey: 'backfill:test' };
     const createdFor = (traceId: string): Array<{ level: string }> =>
-      (store.db.prepare(`SELECT body FROM events WHERE type = 'trace.created'`).all() as Array<{ body: string }>)
+      (sqlite(store).prepare(`SELECT body FROM events WHERE type = 'trace.created'`).all() as Array<{ body: string }>)
         .map((r) => JSON.parse(r.body) as { data: { traceId: string; level: string } })
         .filter((e) => e.data.traceId === traceId)
         .map((e) => ({ level: e.data.level }));
@@ -49,7 +50,7 @@ describe('an interrupted backfill and the traces it held back', () => {
     expect(createdFor(early.id)).toEqual([{ level: 'DEFAULT' }]);
     expect(createdFor(late.id)).toEqual([]); // held back, not yet reported
     // The rerun starts no later than the held trace's first observation.
-    expect(Number(store.getMeta('backfill:test:observations'))).toBeLessThanOrEqual(F + HOUR - 5 * 60_000);
+    expect(store.meta.resumePoint('backfill:test', 'observations')).toBeLessThanOrEqual(F + HOUR - 5 * 60_000);
 
     // Second pass: the same command again.
     await new Poller(store, client, config, sinks, log).backfill(F, F + 3 * HOUR, opts);

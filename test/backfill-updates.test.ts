@@ -10,6 +10,7 @@ import { Poller } from '../src/poll/index.js';
 import type { Store } from '../src/store/index.js';
 import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,11 +23,11 @@ async function world(generation: ApiGeneration, env: Record<string, string> = {}
   return w;
 }
 
-const types = (store: Store): string[] => (store.db.prepare('SELECT type FROM events ORDER BY seq').all() as Array<{ type: string }>).map((r) => r.type);
+const types = (store: Store): string[] => (sqlite(store).prepare('SELECT type FROM events ORDER BY seq').all() as Array<{ type: string }>).map((r) => r.type);
 /** What a dispatcher would do: every open delivery succeeds. */
-const deliverAll = (store: Store): void => void store.db.prepare(`UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE status = 'queued'`).run(Date.now());
+const deliverAll = (store: Store): void => void sqlite(store).prepare(`UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE status = 'queued'`).run(Date.now());
 const queuedFor = (store: Store, origin: string): string[] =>
-  (store.db.prepare('SELECT e.type FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE o.origin = ? ORDER BY o.seq').all(origin) as Array<{ type: string }>).map((r) => r.type);
+  (sqlite(store).prepare('SELECT e.type FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE o.origin = ? ORDER BY o.seq').all(origin) as Array<{ type: string }>).map((r) => r.type);
 
 describe('a backfill and the changes it finds', () => {
   it('sends score.updated for a score whose value changed outside the lookback', async () => {
@@ -45,7 +46,7 @@ describe('a backfill and the changes it finds', () => {
     sim.updateScore(score.id, { value: 0.9 });
     await new Poller(store, client, config, sinks, log).backfill(t0 - HOUR, Date.now(), { sinks, enqueue: { origin: 'backfill:b' } });
     expect(queuedFor(store, 'backfill:b')).toEqual(['score.updated']);
-    const body = JSON.parse((store.db.prepare(`SELECT body FROM events WHERE type = 'score.updated'`).get() as { body: string }).body) as { id: string; data: { value: number }; timestamp: string };
+    const body = JSON.parse((sqlite(store).prepare(`SELECT body FROM events WHERE type = 'score.updated'`).get() as { body: string }).body) as { id: string; data: { value: number }; timestamp: string };
     expect(body.data.value).toBe(0.9);
     expect(body.timestamp).toBe(sim.getScore(score.id)!.updatedAt);
     deliverAll(store);
@@ -68,7 +69,7 @@ describe('a backfill and the changes it finds', () => {
     const poller = new Poller(store, client, config, sinks, log);
     await poller.backfill(t0 - HOUR, Date.now(), { sinks, enqueue: { origin: 'backfill:b' } });
     expect(queuedFor(store, 'backfill:b')).toEqual(['generation.updated']);
-    const id = (store.db.prepare(`SELECT id FROM events WHERE type = 'generation.updated'`).get() as { id: string }).id;
+    const id = (sqlite(store).prepare(`SELECT id FROM events WHERE type = 'generation.updated'`).get() as { id: string }).id;
     expect(id).toBe(eventId(poller.projectId!, 'generation.updated', gen.id, sim.getObservation(gen.id)!.updatedAt));
   });
 });

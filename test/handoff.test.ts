@@ -8,6 +8,7 @@ import { silentLogger } from '../src/ops/logger.js';
 import type { Sink } from '../src/sinks/types.js';
 import { OWNER, Store, type NewEvent } from '../src/store/index.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const log = silentLogger();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -54,7 +55,7 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     const r = store.write(() => store.enqueue(events('h', 3, ['s']), {}, Date.now(), handoff));
     expect(r.inserted).toBe(3);
     // Durable before anything is sent: committed as 'delivering', owned by this process, with a lease.
-    const rows = store.db.prepare(`SELECT status, owner, attempts, lease_until FROM outbox ORDER BY seq`).all() as Array<{ status: string; owner: string; attempts: number; lease_until: number }>;
+    const rows = sqlite(store).prepare(`SELECT status, owner, attempts, lease_until FROM outbox ORDER BY seq`).all() as Array<{ status: string; owner: string; attempts: number; lease_until: number }>;
     expect(rows.map((x) => [x.status, x.owner, x.attempts])).toEqual(Array(3).fill(['delivering', OWNER, 1]));
     expect(rows.every((x) => x.lease_until > Date.now())).toBe(true);
     expect(s.got).toEqual([]);
@@ -88,7 +89,7 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     expect(room).toBeGreaterThan(0);
     const handoff = dispatcher.handoff();
     store.write(() => store.enqueue(events('r', room + 5, ['s']), {}, Date.now(), handoff));
-    const byStatus = store.db.prepare(`SELECT status, COUNT(*) AS n FROM outbox GROUP BY status`).all() as Array<{ status: string; n: number }>;
+    const byStatus = sqlite(store).prepare(`SELECT status, COUNT(*) AS n FROM outbox GROUP BY status`).all() as Array<{ status: string; n: number }>;
     expect(Object.fromEntries(byStatus.map((x) => [x.status, x.n]))).toEqual({ delivering: room, queued: 5 });
     expect(dispatcher.roomFor('s')).toBe(0); // fell behind: new rows go through the outbox queue
     handoff.handOver();
@@ -105,7 +106,7 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     const other = new Dispatcher(store, [s], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20, origin: 'backfill:x' });
     await startCaughtUp(other);
     store.write(() => store.enqueue(events('o', 2, ['s']), { origin: 'live' }, Date.now(), other.handoff()));
-    expect((store.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status = 'queued'`).get() as { n: number }).n).toBe(2);
+    expect((sqlite(store).prepare(`SELECT COUNT(*) AS n FROM outbox WHERE status = 'queued'`).get() as { n: number }).n).toBe(2);
   });
 
   it('rows handed to a process that died are taken back at the next start', async () => {
@@ -113,7 +114,7 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     const { store } = setup([s]);
     // As a killed process leaves them: committed claimed, never delivered.
     store.write(() => store.enqueue(events('d', 2, ['s'])));
-    store.db.prepare(`UPDATE outbox SET status = 'delivering', attempts = 1, owner = ?, lease_until = ?`).run(`${OWNER.split(':')[0]}:999999999:dead`, Date.now() + 600_000);
+    sqlite(store).prepare(`UPDATE outbox SET status = 'delivering', attempts = 1, owner = ?, lease_until = ?`).run(`${OWNER.split(':')[0]}:999999999:dead`, Date.now() + 600_000);
     const next = new Dispatcher(store, [s], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: log, idleMs: 20 });
     next.start();
     cleanups.push(() => next.stop(500));
@@ -137,11 +138,11 @@ describe('a delivery that waited in memory for most of its lease', () => {
     return { store, sink, release, dispatcher };
   }
   const leaseOf = (store: Store, id: string): { owner: string; lease_until: number } =>
-    store.db.prepare(`SELECT owner, lease_until FROM outbox WHERE event_id = ?`).get(id) as { owner: string; lease_until: number };
+    sqlite(store).prepare(`SELECT owner, lease_until FROM outbox WHERE event_id = ?`).get(id) as { owner: string; lease_until: number };
 
   it('is not sent when another process took it back meanwhile', async () => {
     const { store, sink, release, dispatcher } = await twoWaiting();
-    store.db.prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w1'`).run();
+    sqlite(store).prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w1'`).run();
     const realNow = Date.now.bind(Date);
     const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 300_000); // most of the lease has passed
     try {
@@ -216,7 +217,7 @@ describe('a sink that takes deliveries in groups', () => {
     // Each row gets its own jittered retry time, so the second attempts may come in several groups.
     expect(sink.groups[0]).toEqual(ids('f', 10));
     expect(sink.groups.slice(1).flat().sort()).toEqual(ids('f', 10).sort());
-    const attempts = store.db.prepare(`SELECT DISTINCT attempts, status FROM outbox`).all();
+    const attempts = sqlite(store).prepare(`SELECT DISTINCT attempts, status FROM outbox`).all();
     expect(attempts).toEqual([{ attempts: 2, status: 'delivered' }]);
   });
 
@@ -246,7 +247,7 @@ describe('a sink that takes deliveries in groups', () => {
     store.write(() => store.enqueue(events('w', 300, ['g']), {}, Date.now(), handoff));
     handoff.handOver();
     await until(() => sink.groups.length === 1); // the first group in flight, the second waiting behind it
-    store.db.prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w299'`).run();
+    sqlite(store).prepare(`UPDATE outbox SET owner = 'elsewhere:1:x' WHERE event_id = 'w299'`).run();
     const realNow = Date.now.bind(Date);
     const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 300_000); // most of the lease has passed
     try {

@@ -10,6 +10,7 @@ import { Poller } from '../src/poll/index.js';
 import type { Store } from '../src/store/index.js';
 import { HOUR, backfillWorld, iso, log } from './helpers/backfill.js';
 import { memorySink } from './helpers/memory-sink.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -29,7 +30,7 @@ interface Ev {
   data: { traceId: string; level: string; statusMessage: string | null };
 }
 const eventsOf = (store: Store, traceId: string): Ev[] =>
-  (store.db.prepare(`SELECT body FROM events ORDER BY seq`).all() as Array<{ body: string }>).map((r) => JSON.parse(r.body) as Ev).filter((e) => e.data.traceId === traceId && e.event.startsWith('trace.'));
+  (sqlite(store).prepare(`SELECT body FROM events ORDER BY seq`).all() as Array<{ body: string }>).map((r) => JSON.parse(r.body) as Ev).filter((e) => e.data.traceId === traceId && e.event.startsWith('trace.'));
 
 describe('a legacy trace whose timestamp moved past its observations', () => {
   it('is reported at the level of its older observations by a live poll, reading the trace after the head', async () => {
@@ -63,7 +64,7 @@ describe('a legacy trace whose timestamp moved past its observations', () => {
     expect(paths.indexOf('/api/public/observations')).toBeLessThan(byId[0]!);
     expect(client.stats.calls).toBe(sim.requests.filter((r) => !r.path.startsWith('/api/public/health')).length + 1);
     // No generation event for an observation outside the window; the plain trace as always.
-    expect((store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'generation.created' AND body LIKE ?`).get(`%${err.id}%`) as { n: number }).n).toBe(0);
+    expect((sqlite(store).prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'generation.created' AND body LIKE ?`).get(`%${err.id}%`) as { n: number }).n).toBe(0);
     expect(eventsOf(store, plain.id).map((e) => `${e.event} ${e.data.level}`)).toEqual(['trace.created WARNING', 'trace.updated WARNING']);
 
     // The next poll sees the trace again (it is still in the window): nothing more, no further read.

@@ -18,6 +18,7 @@ import { createLogger } from '../src/ops/logger.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const P = 'proj-1';
 const MIN = 60_000;
@@ -94,7 +95,7 @@ describe('monitors', () => {
   const record = (batch: Parameters<typeof factsOf>[0]): void => store.write(() => store.monitors.putFacts(P, factsOf(batch)));
   const polledTo = (ms: number, source = 'observations'): void => store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
   const outbox = (): Array<{ event_id: string; sink: string; body: string; type: string }> =>
-    store.db.prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
+    sqlite(store).prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
 
   describe('config', () => {
     const base = { name: 'rag-errors', source: 'traces', metric: 'errorRate', window: '15m', op: '>', alert: 0.05, sinks: ['stdout'] };
@@ -294,7 +295,7 @@ describe('monitors', () => {
     expect(done).toHaveLength(1);
     expect(runner.tick()).toHaveLength(0);
     // The generation and its trace of 5 minutes ago stay; those of 3 days ago are gone.
-    expect(store.db.prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
+    expect(sqlite(store).prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
     expect(woke).toEqual([1]);
   });
 

@@ -17,6 +17,7 @@ import { Poller } from '../src/poll/index.js';
 import { Store } from '../src/store/index.js';
 import { memorySink } from './helpers/memory-sink.js';
 import { delay, waitFor } from './helpers/wait.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const log = silentLogger();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -130,16 +131,16 @@ describe('outbox and dispatcher', () => {
     enqueue(store, 3, ['s']);
     const day = 86_400_000;
     const old = Date.now() - 40 * day;
-    store.db.prepare(`UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = 'e0'`).run(old);
-    store.db.prepare(`UPDATE outbox SET status = 'dead', dead_at = ? WHERE event_id = 'e1'`).run(old);
-    store.db.prepare(`UPDATE events SET created_at = ?`).run(old);
+    sqlite(store).prepare(`UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = 'e0'`).run(old);
+    sqlite(store).prepare(`UPDATE outbox SET status = 'dead', dead_at = ? WHERE event_id = 'e1'`).run(old);
+    sqlite(store).prepare(`UPDATE events SET created_at = ?`).run(old);
     store.putSeen('p', { kind: 'trace', id: 'old', version: null, level: 1, created: 1, detail: null }, old);
     store.putSeen('p', { kind: 'trace', id: 'new', version: null, level: 1, created: 1, detail: null });
     expect(store.prune(30)).toEqual({ outbox: 1, events: 1, seen: 1, attempts: 0 });
     expect(store.counts().get('s')).toMatchObject({ delivered: 0, dead: 1, queued: 1 });
     expect(store.getSeen('p', 'trace', 'new')).toBeDefined();
     expect(store.getSeen('p', 'trace', 'old')).toBeUndefined();
-    expect(Number(store.getMeta('pruned_before'))).toBeGreaterThan(old);
+    expect(store.meta.prunedBefore()).toBeGreaterThan(old);
   });
 
   it('an attempt slower than its lease keeps its row: another process does not take it back and send it again', async () => {
@@ -166,10 +167,11 @@ describe('outbox and dispatcher', () => {
     const other = await promisify(execFile)(process.execPath, [
       '--input-type=module',
       '-e',
-      `const { Store } = await import(${JSON.stringify(built)}); const s = new Store(${JSON.stringify(file)});
-       const recovered = s.recoverStalled();
-       const row = s.db.prepare('SELECT status, lease_until FROM outbox').get();
-       console.log(JSON.stringify({ recovered, status: row.status, leaseAhead: row.lease_until > Date.now() })); s.close();`,
+      `const { Store } = await import(${JSON.stringify(built)}); const { default: Database } = await import('better-sqlite3');
+       const s = new Store(${JSON.stringify(file)}); const recovered = s.recoverStalled(); s.close();
+       const raw = new Database(${JSON.stringify(file)}, { readonly: true });
+       const row = raw.prepare('SELECT status, lease_until FROM outbox').get(); raw.close();
+       console.log(JSON.stringify({ recovered, status: row.status, leaseAhead: row.lease_until > Date.now() }));`,
     ]);
     // It found the row in flight, its lease renewed into the future, and left it alone.
     expect(JSON.parse(other.stdout) as unknown).toEqual({ recovered: 0, status: 'delivering', leaseAhead: true });
@@ -186,7 +188,7 @@ describe('outbox and dispatcher', () => {
     cleanups.push(() => store.close());
     enqueue(store, 2, ['s']);
     // Pretend a process on this host, long gone, claimed them.
-    store.db.prepare(`UPDATE outbox SET status = 'delivering', owner = ?, lease_until = ?`).run(`${hostname()}:999999:x`, Date.now() + 3_600_000);
+    sqlite(store).prepare(`UPDATE outbox SET status = 'delivering', owner = ?, lease_until = ?`).run(`${hostname()}:999999:x`, Date.now() + 3_600_000);
     expect(store.recoverStalled()).toBe(2);
     expect(store.counts().get('s')).toMatchObject({ retrying: 2, delivering: 0 });
   });
@@ -271,7 +273,7 @@ describe('polling against the simulated Langfuse', () => {
     }
     expect(polls).toBeGreaterThan(1);
     expect(store.getCursor(poller.projectId!, 'observations').lastSweepDoneAt).not.toBeNull();
-    const traces = store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'trace.created'`).get() as { n: number };
+    const traces = sqlite(store).prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'trace.created'`).get() as { n: number };
     expect(traces.n).toBe(600);
   });
 
@@ -285,12 +287,12 @@ describe('polling against the simulated Langfuse', () => {
     sim.addScore({ id: 'late-score', traceId: t.id, name: 'acc', dataType: 'NUMERIC', value: 0.1, timestamp: ts });
     await poller.pollOnce();
     // Not yet: the poll read only what is newer than its cursor.
-    expect((store.db.prepare(`SELECT COUNT(*) AS n FROM events WHERE body LIKE '%late-%'`).get() as { n: number }).n).toBe(0);
+    expect((sqlite(store).prepare(`SELECT COUNT(*) AS n FROM events WHERE body LIKE '%late-%'`).get() as { n: number }).n).toBe(0);
     dueForSweep(store, poller.projectId!, 'observations');
     dueForSweep(store, poller.projectId!, 'scores');
     await poller.pollOnce();
     await poller.pollOnce();
-    const rows = store.db.prepare(`SELECT type, body FROM events ORDER BY type`).all() as Array<{ type: string; body: string }>;
+    const rows = sqlite(store).prepare(`SELECT type, body FROM events ORDER BY type`).all() as Array<{ type: string; body: string }>;
     const late = rows.filter((r) => r.body.includes('late-'));
     expect(late.map((r) => r.type).sort()).toEqual(['generation.created', 'score.created', 'trace.created', 'trace.updated']);
   });
@@ -306,7 +308,7 @@ describe('polling against the simulated Langfuse', () => {
     await poller.pollOnce();
     dueForSweep(store, poller.projectId!, 'observations');
     await poller.pollOnce(); // a late-data sweep must not reach past the start either
-    const bodies = (store.db.prepare('SELECT body FROM events').all() as Array<{ body: string }>).map((r) => r.body).join('\n');
+    const bodies = (sqlite(store).prepare('SELECT body FROM events').all() as Array<{ body: string }>).map((r) => r.body).join('\n');
     expect(bodies).toContain('after-obs');
     expect(bodies).not.toContain('before');
   });
@@ -364,7 +366,7 @@ describe('polling against the simulated Langfuse', () => {
     sim.addObservation({ traceId: 'tr', id: 'ob', type: 'GENERATION', startTime: ts, level: 'WARNING' });
     sim.addScore({ id: 'sc', traceId: 'tr', name: 'ok', dataType: 'BOOLEAN', value: true, timestamp: ts });
     await poller.pollOnce();
-    const bodies = (store.db.prepare(`SELECT body FROM events`).all() as Array<{ body: string }>).map((r) => JSON.parse(r.body));
+    const bodies = (sqlite(store).prepare(`SELECT body FROM events`).all() as Array<{ body: string }>).map((r) => JSON.parse(r.body));
     expect(bodies.map((b) => b.event).sort()).toEqual(['generation.created', 'score.created', 'trace.created', 'trace.updated']);
     expect(bodies.find((b) => b.event === 'score.created').data).toMatchObject({ value: true, stringValue: 'True', dataType: 'BOOLEAN' });
   });

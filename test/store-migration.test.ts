@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../src/store/migrations.js';
 import { OWNER, Store } from '../src/store/index.js';
+import { sqlite } from './helpers/sqlite.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -50,7 +51,7 @@ describe('schema 3: the outbox keyed by event write order', () => {
     const upgrades: Array<[number, number]> = [];
     const store = new Store(schema2Database(), { onUpgrade: (from, to) => upgrades.push([from, to]) });
     cleanups.push(() => store.close());
-    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(sqlite(store).pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(upgrades).toEqual(Array.from({ length: MIGRATIONS.length - 2 }, (_, i) => [i + 2, i + 3]));
     expect(store.counts().get('hook')).toEqual({ queued: 1, retrying: 1, delivering: 1, delivered: 1, dead: 0 });
     expect(store.counts().get('slack')).toMatchObject({ dead: 1 });
@@ -76,14 +77,14 @@ describe('schema 3: the outbox keyed by event write order', () => {
     const store = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db'), { onUpgrade: (from) => upgrades.push(from) });
     cleanups.push(() => store.close());
     expect(upgrades).toEqual([]);
-    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(sqlite(store).pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
   });
 
   it('keeps (event, sink) unique and finds rows by event without a random-order index', () => {
     const store = new Store(schema2Database());
     cleanups.push(() => store.close());
-    const indexes = store.db.prepare(`SELECT name FROM pragma_index_list('outbox') WHERE "unique" = 1`).all() as Array<{ name: string }>;
-    const columns = indexes.map((i) => (store.db.prepare(`SELECT name FROM pragma_index_info(?)`).all(i.name) as Array<{ name: string }>).map((c) => c.name).join(','));
+    const indexes = sqlite(store).prepare(`SELECT name FROM pragma_index_list('outbox') WHERE "unique" = 1`).all() as Array<{ name: string }>;
+    const columns = indexes.map((i) => (sqlite(store).prepare(`SELECT name FROM pragma_index_info(?)`).all(i.name) as Array<{ name: string }>).map((c) => c.name).join(','));
     expect(columns).toEqual(['event_seq,sink']);
     // Redelivery and adoption find the existing row by its event.
     const again = store.write(() => store.enqueue([{ id: 'evt_0', type: 'trace.created', ts: '', body: 'x', sinks: ['hook'] }], { redeliver: true, origin: 'backfill:y' }));
@@ -93,7 +94,7 @@ describe('schema 3: the outbox keyed by event write order', () => {
     expect(store.pending('backfill:y')).toBe(2);
     // A new event is numbered after the migrated ones.
     store.write(() => store.enqueue([{ id: 'evt_new', type: 'trace.created', ts: '', body: '{}', sinks: ['hook'] }]));
-    expect(store.db.prepare(`SELECT seq FROM events WHERE id = 'evt_new'`).pluck().get()).toBe(6);
+    expect(sqlite(store).prepare(`SELECT seq FROM events WHERE id = 'evt_new'`).pluck().get()).toBe(6);
   });
 
   it('leaves the same schema as a new database, and gives back the space the upgrade took', () => {
@@ -102,10 +103,10 @@ describe('schema 3: the outbox keyed by event write order', () => {
     cleanups.push(() => upgraded.close());
     const fresh = new Store(join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db'));
     cleanups.push(() => fresh.close());
-    const schema = (s: Store): unknown => s.db.prepare(`SELECT type, name, sql FROM sqlite_schema ORDER BY type, name`).all();
+    const schema = (s: Store): unknown => sqlite(s).prepare(`SELECT type, name, sql FROM sqlite_schema ORDER BY type, name`).all();
     expect(schema(upgraded)).toEqual(schema(fresh));
     // Both went through the same last migration: check that it rebuilt every index the queries use.
-    const indexes = (table: string): string[] => (upgraded.db.prepare(`SELECT name FROM pragma_index_list(?) WHERE origin = 'c' ORDER BY name`).all(table) as Array<{ name: string }>).map((r) => r.name);
+    const indexes = (table: string): string[] => (sqlite(upgraded).prepare(`SELECT name FROM pragma_index_list(?) WHERE origin = 'c' ORDER BY name`).all(table) as Array<{ name: string }>).map((r) => r.name);
     expect(indexes('outbox')).toEqual(['outbox_dead', 'outbox_delivered', 'outbox_due', 'outbox_open']);
     expect(indexes('events')).toEqual(['events_age']);
     expect(statSync(`${file}-wal`).size).toBe(0);
@@ -115,7 +116,7 @@ describe('schema 3: the outbox keyed by event write order', () => {
     const store = new Store(schema2Database());
     cleanups.push(() => store.close());
     // The outbox insert of schema 2, as an older process would still run it.
-    const older = store.db.prepare(
+    const older = sqlite(store).prepare(
       `INSERT OR IGNORE INTO outbox (event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES ('evt_4', 'hook', 'queued', 0, 0, 0, 0, 'live')`,
     );
     expect(() => older.run()).toThrow(/upgraded by a newer langfuse-bridge/);
@@ -142,8 +143,8 @@ describe('schema 3: the outbox keyed by event write order', () => {
 
     const store = new Store(file);
     cleanups.push(() => store.close());
-    expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(sqlite(store).pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(store.counts().get('hook')).toEqual({ queued: 1, retrying: 1, delivering: 1, delivered: 100_001, dead: 0 });
-    expect(store.db.prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(100_005);
+    expect(sqlite(store).prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(100_005);
   }, 60_000);
 });

@@ -33,7 +33,7 @@ describe('files the bridge creates', () => {
     const file = path.join(tmp.dir, 'new', 'nested', 'bridge.db');
     const store = new Store(file);
     stores.push(store);
-    store.setMeta('k', 'v');
+    store.meta.setPrunedBefore(1); // any write
     for (const f of [file, `${file}-wal`, `${file}-shm`]) {
       expect(existsSync(f), f).toBe(true);
       expect(octal(mode(f)), f).toBe('0600');

@@ -124,10 +124,9 @@ export async function runScale() {
     .sort((a, b) => a - b);
   const dir = tempDir('scale');
   const file = join(dir, 'bridge.db');
-  const store = new Store(file);
   // What-if only (the bridge does not do this): extra pragmas on the Store's own connection.
   const whatIf = (process.env.BENCH_SCALE_PRAGMAS ?? '').split(';').map((x) => x.trim()).filter(Boolean);
-  for (const p of whatIf) store.db.pragma(p);
+  const store = new Store(file, { pragmas: whatIf });
   if (whatIf.length) log(`scale: what-if pragmas on the Store's connection: ${whatIf.join('; ')}`);
   const points = [];
   try {

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Store } from '../../dist/store/index.js';
 import { compileMonitors, factsOf, measureWindow } from '../../dist/monitors/index.js';
 
@@ -17,6 +18,8 @@ const TRACE_NAMES = ['rag-query', 'agent-run', 'summarize', 'classify'];
 const dir = mkdtempSync(join(tmpdir(), 'bridge-monitors-bench-'));
 const file = join(dir, 'b.db');
 const store = new Store(file);
+// Checkpoints and table sizes on a connection of its own: the Store keeps its connection to itself.
+const db = new Database(file);
 const project = 'bench-project';
 const end = Math.floor(Date.now() / 60_000) * 60_000;
 const start = end - DAY;
@@ -55,7 +58,7 @@ function generation(i) {
 }
 
 const size = () => ['', '-wal'].reduce((n, s) => { try { return n + statSync(file + s).size; } catch { return n; } }, 0);
-store.db.pragma('wal_checkpoint(TRUNCATE)');
+db.pragma('wal_checkpoint(TRUNCATE)');
 const before = size();
 
 // Recording: as the poller does, one transaction per slice of 1,000 items.
@@ -68,12 +71,12 @@ for (let i = 0; i < ITEMS; i += SLICE) {
   store.write(() => store.monitors.putFacts(project, facts));
 }
 const record = process.cpuUsage(cpu0);
-store.db.pragma('wal_checkpoint(TRUNCATE)');
+db.pragma('wal_checkpoint(TRUNCATE)');
 const grown = size() - before;
-const rows = store.db.prepare('SELECT kind, COUNT(*) AS n FROM monitor_facts GROUP BY kind').all();
+const rows = db.prepare('SELECT kind, COUNT(*) AS n FROM monitor_facts GROUP BY kind').all();
 let tableBytes = null;
 try {
-  tableBytes = store.db.prepare("SELECT name, SUM(pgsize) AS bytes FROM dbstat WHERE name LIKE 'monitor_facts%' GROUP BY name").all();
+  tableBytes = db.prepare("SELECT name, SUM(pgsize) AS bytes FROM dbstat WHERE name LIKE 'monitor_facts%' GROUP BY name").all();
 } catch {
   /* dbstat not compiled in */
 }
@@ -116,5 +119,6 @@ if (tableBytes) console.log(`  by b-tree: ${tableBytes.map((t) => `${t.name} ${m
 console.log('evaluation of one 24 h window (SQL aggregate, nothing held in memory):');
 for (const l of lines) console.log(l);
 console.log(`memory: RSS ${mb(rssBefore)} before the evaluations, ${mb(rssPeak)} at most during them`);
+db.close();
 store.close();
 rmSync(dir, { recursive: true, force: true });

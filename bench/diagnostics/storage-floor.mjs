@@ -12,6 +12,7 @@
 //   DIAG_JSON=1           also print the medians as one JSON line (for bench/benchmarks/ingest.mjs)
 // Usage: node bench/diagnostics/storage-floor.mjs
 import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, int, removeDir, tempDir } from '../lib/index.mjs';
@@ -43,8 +44,11 @@ function fill(store, n) {
       store.enqueue(part.map((id) => ({ id: `evt_${id}`, type: 'trace.created', ts: '', body: BODY, sinks: ['stdout'] })), {}, now);
     });
   }
-  store.db.exec(`UPDATE outbox SET status = 'delivered', delivered_at = created_at`);
-  store.db.pragma('wal_checkpoint(TRUNCATE)');
+  // Its own connection: the Store keeps its connection to itself.
+  const db = new Database(store.file);
+  db.exec(`UPDATE outbox SET status = 'delivered', delivered_at = created_at`);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
 }
 
 function run(ids) {

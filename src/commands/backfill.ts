@@ -108,7 +108,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
   const dispatcher = queue
     ? new queue.QueueDelivery(store, sinks, config, logger, { origin, reconcileMs: 1_000 })
     : new Dispatcher(store, sinks, { retry: config.retry, logger, origin });
-  const prunedBefore = Number(store.getMeta('pruned_before') ?? 0);
+  const prunedBefore = store.meta.prunedBefore();
   const retentionCut = Date.now() - config.retentionDays * 86_400_000;
   if (o.fromMs < Math.max(prunedBefore, retentionCut) && !o.redeliver) {
     logger.warn({ retentionDays: config.retentionDays }, 'the range reaches past the retention: events older than that were forgotten and may be delivered again');
@@ -158,7 +158,7 @@ export async function runBackfill(config: BridgeConfig, logger: Logger, o: Backf
     }
     await dispatcher.drain(o.signal);
     // Finished: a later run of the same command reads the whole range again.
-    store.db.prepare('DELETE FROM meta WHERE key LIKE ?').run(`${origin}:%`);
+    store.meta.forgetResumePoints(origin);
   } finally {
     await dispatcher.stop(2_000);
     await closeSinks(all);

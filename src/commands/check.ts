@@ -179,9 +179,9 @@ function daemonNote(d: DaemonRecord | null): string {
 /** A file of an older schema, which `run` upgrades: read only through its key/value table. */
 function olderDatabase(file: string): DatabaseCheck {
   try {
-    const { version, getMeta } = peekDatabase(file, ['daemon']);
-    const d = readDaemon({ getMeta });
-    return { ok: true, line: `✔ database ${file}: schema ${version}, \`langfuse-bridge run\` upgrades it to ${SCHEMA_VERSION}${daemonNote(d)}`, daemonRunning: daemonState(d) === 'running' };
+    const peek = peekDatabase(file);
+    const d = readDaemon(peek);
+    return { ok: true, line: `✔ database ${file}: schema ${peek.version}, \`langfuse-bridge run\` upgrades it to ${SCHEMA_VERSION}${daemonNote(d)}`, daemonRunning: daemonState(d) === 'running' };
   } catch (err) {
     return { ok: false, line: `✘ ${(databaseProblem(err, file) ?? (err as Error)).message}`, daemonRunning: false };
   }

@@ -18,8 +18,6 @@ export interface PollPace {
   at: string;
 }
 
-const PACE_KEY = 'poll-pace:';
-
 /** `recorded`: per project, the pace last written, so that an unchanged one is not written again every poll. */
 export function recordPollPace(store: Store, metrics: Metrics, poller: Poller, config: BridgeConfig, starts: number[], recorded: Map<string, string>): PollPace {
   const measured = starts.length >= 2 ? Math.round((starts[starts.length - 1]! - starts[0]!) / (starts.length - 1) / 100) / 10 : null;
@@ -36,7 +34,7 @@ export function recordPollPace(store: Store, metrics: Metrics, poller: Poller, c
   // Written when it changes (the measured interval to the second), not every poll.
   const changed = `${pace.effectiveIntervalSeconds}/${pace.ceiling}/${pace.callsPerPoll}/${pace.measuredIntervalSeconds === null ? '' : Math.round(pace.measuredIntervalSeconds)}`;
   if (recorded.get(pace.project) !== changed) {
-    store.setMeta(`${PACE_KEY}${pace.project}`, JSON.stringify(pace));
+    store.meta.setPollPace(pace.project, pace);
     recorded.set(pace.project, changed);
   }
   metrics.setPollPace(pace);
@@ -45,14 +43,5 @@ export function recordPollPace(store: Store, metrics: Metrics, poller: Poller, c
 
 /** What the daemon last recorded of each project's poll pace (none from a database that never ran one). */
 export function pollPaces(store: Store): PollPace[] {
-  const rows = store.db.prepare('SELECT value FROM meta WHERE key >= ? AND key < ? ORDER BY key').all(PACE_KEY, `${PACE_KEY}\uffff`) as Array<{ value: string }>;
-  const out: PollPace[] = [];
-  for (const r of rows) {
-    try {
-      out.push(JSON.parse(r.value) as PollPace);
-    } catch {
-      /* not ours */
-    }
-  }
-  return out;
+  return store.meta.pollPaces() as PollPace[];
 }

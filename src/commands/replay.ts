@@ -21,7 +21,7 @@ export function replay(config: BridgeConfig, sink: string | null, sinceMs: numbe
     }
     // History pages nobody: Slack and PagerDuty dead letters go out again only when --sink names them.
     const alerting = alertingSinkNames(config);
-    const dead = (store.db.prepare(`SELECT DISTINCT sink FROM outbox WHERE status = 'dead'`).all() as Array<{ sink: string }>).map((r) => r.sink);
+    const dead = store.deadSinks();
     const left = dead.filter((name) => alerting.has(name));
     if (left.length) logger?.info({ sinks: left }, 'dead letters of alert sinks are replayed only when --sink names them');
     return dead.filter((name) => !alerting.has(name)).reduce((n, name) => n + store.replay(name, sinceMs), 0);

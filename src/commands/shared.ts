@@ -123,7 +123,7 @@ export function resolveSinks(all: Sink[], sinkName: string | null, alerts: boole
 export function runningDaemon(file: string): DaemonRecord | null {
   if (file === ':memory:' || !existsSync(file)) return null;
   try {
-    const d = readDaemon(peekDatabase(file, ['daemon']));
+    const d = readDaemon(peekDatabase(file));
     return daemonState(d) === 'running' ? d : null;
   } catch {
     return null; // opening it for writing says what is wrong with it

@@ -193,15 +193,11 @@ export function readStatus(store: Store, config: BridgeConfig): StatusReport {
     if (b.since === null || o.since < Date.parse(b.since)) b.since = new Date(o.since).toISOString();
   }
   const openOrigins = [...backfills.keys()].sort((a, b) => b.length - a.length);
-  for (const m of store.metaWithPrefix('backfill:')) {
-    const cut = m.key.lastIndexOf(':');
-    const resumeKey = m.key.slice(0, cut);
-    const source = m.key.slice(cut + 1);
+  for (const { resumeKey, source, ms } of store.meta.resumePoints()) {
     // A project's resume key is its backfill's origin and `:<project>`.
     const origin = openOrigins.find((o) => resumeKey.startsWith(`${o}:`)) ?? resumeKey;
     const project = resumeKey.slice(origin.length + 1);
-    const ms = Number(m.value);
-    if (Number.isFinite(ms)) entry(origin).readUpTo[project ? `${project}/${source}` : source] = new Date(ms).toISOString();
+    entry(origin).readUpTo[project ? `${project}/${source}` : source] = new Date(ms).toISOString();
   }
   const deadLast24h = store.deadSince(now - 86_400_000);
 

@@ -32,7 +32,7 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
     throw err;
   }
   const skipped = sinkName ? [] : all.filter((s) => s.alerting);
-  const projectId = store.getMeta(`project:${config.langfuse.publicKey}`) ?? 'test-project';
+  const projectId = store.meta.projectId(config.langfuse.publicKey) ?? 'test-project';
   const ev = testEvent(projectId);
   const origin = `test:${ev.id}`;
   store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets.map((s) => s.name) }], { origin }));
@@ -49,7 +49,7 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
   });
   for (const s of skipped) results.push(`- ${s.name}: not sent (${s.kind} alerts real people; send it one with --sink ${s.name})`);
   // A test event is not a real one: leave no dead letter behind for `replay`.
-  store.db.prepare('DELETE FROM outbox WHERE origin = ?').run(origin);
+  store.forgetOrigin(origin);
   await closeSinks(all);
   store.close();
   return { ok: results.every((r) => !r.startsWith('✘')), results };

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { StatusReport } from '../commands/status.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../delivery/states.js';
 import type { Store } from '../store/index.js';
-import { eventDetail, listDeliveries, replayDeliveries, type DeliveryFilter, type ReplayRequest } from '../store/console.js';
+import type { DeliveryFilter, ReplayRequest } from '../store/console.js';
 
 export interface ConsoleDeps {
   store: Store;
@@ -124,16 +124,16 @@ export async function handleApi(deps: ConsoleDeps, req: http.IncomingMessage, re
     } else if (path === '/api/v1/monitors' && get) {
       sendJson(res, 200, { monitors: (await deps.status()).monitors ?? [] });
     } else if (path === '/api/v1/deliveries' && get) {
-      sendJson(res, 200, listDeliveries(deps.store, deliveryFilter(url.searchParams)));
+      sendJson(res, 200, deps.store.listDeliveries(deliveryFilter(url.searchParams)));
     } else if (path.startsWith('/api/v1/events/') && get) {
       const id = decodeURIComponent(path.slice('/api/v1/events/'.length));
-      const ev = eventDetail(deps.store, id);
+      const ev = deps.store.eventDetail(id);
       if (!ev) throw new ApiError(404, `no event ${id} in this database (pruned after BRIDGE_RETENTION_DAYS, or never written)`);
       sendJson(res, 200, ev);
     } else if (path === '/api/v1/replay') {
       if (method !== 'POST') throw new ApiError(405, 'replay is a POST');
       const r = parseReplay(await readJson(req), deps.sinkNames());
-      const replayed = replayDeliveries(deps.store, r);
+      const replayed = deps.store.replayDeliveries(r);
       deps.logger.info(
         {
           replayed,

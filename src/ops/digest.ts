@@ -23,24 +23,7 @@ export interface Digest {
 export function buildDigest(store: Store, sinceMs: number, untilMs: number): Digest {
   const since = new Date(sinceMs).toISOString();
   const until = new Date(untilMs).toISOString();
-  const models = store.db
-    .prepare(
-      `SELECT COALESCE(json_extract(body, '$.data.model'), 'unknown') AS model, COUNT(*) AS generations,
-              COALESCE(SUM(json_extract(body, '$.data.usage.totalTokens')), 0) AS tokens, COALESCE(SUM(json_extract(body, '$.data.totalCost')), 0) AS cost
-       FROM events WHERE type = 'generation.created' AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY cost DESC, generations DESC`,
-    )
-    .all(since, until) as Digest['models'];
-  const errors = store.db
-    .prepare(`SELECT COUNT(*) AS n FROM events WHERE type = 'trace.updated' AND json_extract(body, '$.data.level') = 'ERROR' AND ts >= ? AND ts < ?`)
-    .get(since, until) as { n: number };
-  const lowScores = store.db
-    .prepare(
-      `SELECT json_extract(body, '$.data.name') AS name, COUNT(*) AS count FROM events
-       WHERE type = 'score.created' AND json_extract(body, '$.data.dataType') = 'NUMERIC' AND json_extract(body, '$.data.value') < 0.5 AND ts >= ? AND ts < ?
-       GROUP BY 1 ORDER BY 2 DESC`,
-    )
-    .all(since, until) as Digest['lowScores'];
-  return { since, until, models, errorTraces: errors.n, lowScores };
+  return { since, until, models: store.usageByModel(since, until), errorTraces: store.errorTraces(since, until), lowScores: store.lowScores(since, until) };
 }
 
 export function digestMessage(d: Digest): SlackMessage {

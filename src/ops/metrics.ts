@@ -109,7 +109,7 @@ export class Metrics implements Scrapable {
     const now = Date.now();
     this.lastPollAge.set(this.lastPollOk === null ? (now - this.startedAt) / 1000 : (now - this.lastPollOk) / 1000);
     if (this.waitSource) this.rateLimitWaits.set(this.waitSource() / 1000);
-    if (this.store?.db.open) {
+    if (this.store?.isOpen) {
       this.outboxDepth.reset();
       // Open rows only: a scrape must not scan a month of delivered rows (bridge_deliveries_total counts those).
       for (const r of this.store.openCounts()) this.outboxDepth.set({ sink: r.sink, status: r.status }, r.n);

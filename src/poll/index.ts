@@ -143,13 +143,13 @@ export class Poller {
       const body = await this.client.get<{ data?: Array<{ id?: unknown }> }>('/api/public/projects', {}, signal);
       const id = body?.data?.[0]?.id;
       if (typeof id === 'string' && id) {
-        this.store.setMeta(`project:${this.config.langfuse.publicKey}`, id);
+        this.store.meta.setProjectId(this.config.langfuse.publicKey, id);
         return id;
       }
     } catch (err) {
       if (!(err instanceof LangfuseError) || err.kind === 'auth' || err.kind === 'transient') throw err;
     }
-    return this.store.getMeta(`project:${this.config.langfuse.publicKey}`) ?? this.config.langfuse.publicKey;
+    return this.store.meta.projectId(this.config.langfuse.publicKey) ?? this.config.langfuse.publicKey;
   }
 
   private ctx(signal: AbortSignal | undefined): ReadContext {
@@ -241,7 +241,7 @@ export class Poller {
     }
     if (this.config.projectName !== undefined && this.projectId !== this.config.projectName) {
       // Rows recorded under the name while the project could not connect; its id has them now.
-      this.store.db.prepare('DELETE FROM cursors WHERE project = ? AND cursor_ms IS NULL').run(this.config.projectName);
+      this.store.forgetUnreadCursors(this.config.projectName);
     }
     // What this project's head reads need of a ceiling shared with a backfill.
     this.client.limiter.setNeed((this.callsPerPoll() * 60) / this.effectiveIntervalSeconds());
@@ -300,7 +300,7 @@ export class Poller {
   }
 
   private recordConnectFailure(sources: SourceName[], message: string): void {
-    const project = this.store.getMeta(`project:${this.config.langfuse.publicKey}`) ?? this.config.projectName!;
+    const project = this.store.meta.projectId(this.config.langfuse.publicKey) ?? this.config.projectName!;
     for (const source of sources) {
       const c = this.store.getCursor(project, source);
       this.store.putCursor({ ...c, lastPollAt: Date.now(), lastOutcome: 'error', lastError: message });
@@ -464,8 +464,8 @@ export class Poller {
     // Adaptive slices: keep each slice's rows (held in memory until it commits) near a target.
     let slice = FIRST_SLICE_MS;
     const target = opts.sliceTargetRows ?? SLICE_TARGET_ROWS;
-    const doneKey = opts.resumeKey ? `${opts.resumeKey}:${source}` : null;
-    const resumed = doneKey ? Number(this.store.getMeta(doneKey) ?? fromMs) : fromMs;
+    const resumeKey = opts.resumeKey ?? null;
+    const resumed = resumeKey ? (this.store.meta.resumePoint(resumeKey, source) ?? fromMs) : fromMs;
     if (resumed > fromMs) this.logger.info({ source, from: new Date(resumed).toISOString() }, 'resuming an interrupted backfill');
     // Traces that started near a slice's end, held back for the next slice (see holdRecentTraces).
     let held: { observations: ObservationRecord[]; traces?: TraceRecord[] } = { observations: [] };
@@ -525,7 +525,7 @@ export class Poller {
         batch = { observations: [], scores: rows as ScoreRecord[] };
       }
       add(totals, this.commit(source, batch, commitOpts));
-      if (doneKey) this.store.setMeta(doneKey, String(resumeAt));
+      if (resumeKey) this.store.meta.setResumePoint(resumeKey, source, resumeAt);
       opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
       if (next) w = next;
     }

@@ -5,9 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Attempt } from '../delivery/attempts.js';
-import { insertAttemptsByEvent } from '../delivery/attempts.js';
-import type { Store } from '../store/index.js';
+import type { Attempt, Store } from '../store/index.js';
 
 export const attemptsKey = (prefix: string): string => `${prefix}:bridge:attempts`;
 
@@ -76,6 +74,6 @@ export async function drainAttempts(client: Redis, key: string, store: Store, ma
       /* not ours */
     }
   }
-  store.write(() => insertAttemptsByEvent(store.db, rows));
+  store.recordAttempts(rows);
   return raw.length;
 }

@@ -4,9 +4,9 @@
  * (at once when it ran on this host and its process is gone). `status` reads the same record.
  */
 import os from 'node:os';
-import { OWNER, ownerIsDead, type Store } from './index.js';
-
-const KEY = 'daemon';
+import type { Store } from './index.js';
+import type { Meta } from './meta.js';
+import { OWNER, ownerIsDead } from './owner.js';
 /** A lock not renewed for this long is free. */
 export const DAEMON_LOCK_TTL_MS = 30_000;
 /** How often the daemon renews it. */
@@ -35,8 +35,8 @@ export type DaemonState =
   | 'never';
 
 /** The record, from a store or anything that reads its key/value table (a file of an older schema, say). */
-export function readDaemon(store: Pick<Store, 'getMeta'>): DaemonRecord | null {
-  const raw = store.getMeta(KEY);
+export function readDaemon(store: { meta: Pick<Meta, 'daemon'> }): DaemonRecord | null {
+  const raw = store.meta.daemon();
   if (!raw) return null;
   try {
     const r = JSON.parse(raw) as Partial<DaemonRecord>;
@@ -60,7 +60,7 @@ export function acquireDaemonLock(store: Store, version: string, now = Date.now(
     const held = readDaemon(store);
     if (held && held.owner !== OWNER && daemonState(held, now) === 'running') return { ok: false as const, holder: held };
     const mine: DaemonRecord = { owner: OWNER, pid: process.pid, host: os.hostname(), version, startedAt: now, heartbeatAt: now, expiresAt: now + DAEMON_LOCK_TTL_MS, stoppedAt: null };
-    store.setMeta(KEY, JSON.stringify(mine));
+    store.meta.setDaemon(JSON.stringify(mine));
     return { ok: true as const };
   });
 }
@@ -70,7 +70,7 @@ export function renewDaemonLock(store: Store, now = Date.now()): boolean {
   return store.write(() => {
     const held = readDaemon(store);
     if (!held || held.owner !== OWNER || held.stoppedAt !== null) return false;
-    store.setMeta(KEY, JSON.stringify({ ...held, heartbeatAt: now, expiresAt: now + DAEMON_LOCK_TTL_MS }));
+    store.meta.setDaemon(JSON.stringify({ ...held, heartbeatAt: now, expiresAt: now + DAEMON_LOCK_TTL_MS }));
     return true;
   });
 }
@@ -79,6 +79,6 @@ export function renewDaemonLock(store: Store, now = Date.now()): boolean {
 export function releaseDaemonLock(store: Store, now = Date.now()): void {
   store.write(() => {
     const held = readDaemon(store);
-    if (held?.owner === OWNER) store.setMeta(KEY, JSON.stringify({ ...held, heartbeatAt: now, expiresAt: now, stoppedAt: now }));
+    if (held?.owner === OWNER) store.meta.setDaemon(JSON.stringify({ ...held, heartbeatAt: now, expiresAt: now, stoppedAt: now }));
   });
 }

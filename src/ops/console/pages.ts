@@ -5,7 +5,7 @@
 import type { StatusReport } from '../../commands/status.js';
 import { deliveryFilter, type ConsoleDeps } from '../api.js';
 import { DELIVERY_STATUSES } from '../../delivery/states.js';
-import { deliveredSince, eventDetail, lastHour, listDeliveries, type DeliveryItem } from '../../store/console.js';
+import type { DeliveryItem } from '../../store/console.js';
 import { VERSION } from '../../version.js';
 import { agoIso, until } from '../ago.js';
 
@@ -163,9 +163,9 @@ function sinkFacts(s: Partial<StatusReport['sinks'][number]>, now: number): stri
 }
 
 export function renderOverview(deps: ConsoleDeps, report: StatusReport, signOut: boolean, now = Date.now()): string {
-  const delivered24 = deliveredSince(deps.store, now - 86_400_000);
-  const hour = lastHour(deps.store, now);
-  const dead = listDeliveries(deps.store, { status: 'dead', limit: 50 });
+  const delivered24 = deps.store.deliveredSince(now - 86_400_000);
+  const hour = deps.store.lastHour(now);
+  const dead = deps.store.listDeliveries({ status: 'dead', limit: 50 });
 
   const streamRows = report.streams.length
     ? report.streams
@@ -212,7 +212,7 @@ ${chart('Failures per minute', hour.failed, hour.minutes, 'c-failed', 'failed at
 
 export function renderDeliveries(deps: ConsoleDeps, q: URLSearchParams, signOut: boolean, problem?: string): string {
   const f = deliveryFilter(q);
-  const page = listDeliveries(deps.store, f);
+  const page = deps.store.listDeliveries(f);
   const sinks = deps.sinkNames();
   const option = (v: string, cur: string | null | undefined, label = v): string => `<option value="${esc(v)}"${v === (cur ?? '') ? ' selected' : ''}>${esc(label)}</option>`;
   const next = new URLSearchParams();
@@ -243,7 +243,7 @@ function prettyBody(body: string): string {
 }
 
 export function renderEvent(deps: ConsoleDeps, id: string, signOut: boolean): { found: boolean; html: string } {
-  const ev = eventDetail(deps.store, id);
+  const ev = deps.store.eventDetail(id);
   if (!ev) {
     return { found: false, html: layout('Not found', '', `<h1>Event not found</h1><p>No event <code>${esc(id)}</code> in this database: pruned after BRIDGE_RETENTION_DAYS, or never written.</p>`, signOut) };
   }
