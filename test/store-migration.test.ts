@@ -148,3 +148,41 @@ describe('schema 3: the outbox keyed by event write order', () => {
     expect(sqlite(store).prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(100_005);
   }, 60_000);
 });
+
+describe('the outbox row keeps what the router decided (its route)', () => {
+  const ROUTE_VERSION = MIGRATIONS.findIndex((m) => m.includes('ADD COLUMN route'));
+
+  /** A database as the schema before the route column left it: a queued and a dead Slack row. */
+  function beforeRoutesDatabase(): string {
+    const file = join(mkdtempSync(join(tmpdir(), 'bridge-migrate-')), 'b.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    for (const m of MIGRATIONS.slice(0, ROUTE_VERSION)) db.exec(m);
+    db.pragma(`user_version = ${ROUTE_VERSION}`);
+    const now = Date.now();
+    const ev = db.prepare('INSERT INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)');
+    const ob = db.prepare(`INSERT INTO outbox (event_seq, event_id, sink, status, attempts, next_at, last_error, created_at, updated_at, dead_at) VALUES (?, ?, 'slack', ?, ?, ?, ?, ?, ?, ?)`);
+    for (let i = 1; i <= 2; i++) ev.run(`evt_${i}`, 'trace.updated', '', JSON.stringify({ id: `evt_${i}` }), now);
+    ob.run(1, 'evt_1', 'queued', 0, now - 1, null, now, now, null);
+    ob.run(2, 'evt_2', 'dead', 3, now - 1, 'HTTP 500', now, now, now);
+    db.close();
+    return file;
+  }
+
+  it('upgrades with every row kept and no decision for the rows written before; new rows store theirs', () => {
+    const upgrades: Array<[number, number]> = [];
+    const store = new Store(beforeRoutesDatabase(), { onUpgrade: (from, to) => upgrades.push([from, to]) });
+    cleanups.push(() => store.close());
+    expect(upgrades[0]).toEqual([ROUTE_VERSION, ROUTE_VERSION + 1]);
+    expect(store.counts().get('slack')).toMatchObject({ queued: 1, dead: 1 });
+    // Rows from before carry no decision: their sink decides at delivery, as it did.
+    expect(store.claim('slack', 10, 60_000).map((c) => [c.eventId, c.route])).toEqual([['evt_1', null]]);
+    expect(store.replay('slack', null)).toBe(1);
+    expect(store.claim('slack', 10, 60_000).map((c) => [c.eventId, c.route])).toEqual([['evt_2', null]]);
+
+    const route = '[{"rule":"error-traces","action":"trigger","dedupKey":"k","severity":"error","mode":"once","label":"error trace"}]';
+    store.write(() => store.enqueue([{ id: 'evt_3', type: 'trace.updated', ts: '', body: '{"id":"evt_3"}', sinks: ['slack', 'hook'], routes: { slack: route } }]));
+    expect(store.claim('slack', 10, 60_000).map((c) => [c.eventId, c.route])).toEqual([['evt_3', route]]);
+    expect(store.claim('hook', 10, 60_000).map((c) => [c.eventId, c.route])).toEqual([['evt_3', null]]);
+  });
+});

@@ -181,4 +181,10 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (project, monitor)
   ) WITHOUT ROWID;
   `,
+  `
+  -- What the router decided an alert sink sends for the row's event (compact JSON, src/rules/route.ts),
+  -- so that a retry or a replay sends that and not what the rules in force later would say. Rows
+  -- written before have none and are decided at delivery, as they were.
+  ALTER TABLE outbox ADD COLUMN route TEXT;
+  `,
 ];

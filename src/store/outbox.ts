@@ -15,6 +15,8 @@ export interface NewEvent {
   body: string;
   /** The sinks this event goes to. */
   sinks: string[];
+  /** What the router decided a sink sends, by sink name (src/rules/route.ts); stored with its row. */
+  routes?: Readonly<Record<string, string>>;
 }
 
 export interface ClaimedDelivery {
@@ -25,6 +27,8 @@ export interface ClaimedDelivery {
   attempts: number;
   body: string;
   type: string;
+  /** What the router decided this sink sends (NewEvent.routes); null when it decided nothing for it. */
+  route: string | null;
   /** Until when this process holds the row; another may take it back after that. */
   leaseUntil: number;
 }
@@ -74,17 +78,18 @@ const EVENT_SEQ = 'SELECT seq FROM events WHERE id = ?';
 const EVENT_BODY = 'SELECT body, type FROM events WHERE id = ?';
 const EVENT_TYPE = 'SELECT type FROM events WHERE id = ?';
 const EVENT_BODIES = 'SELECT seq, body, type FROM events WHERE seq IN (SELECT value FROM json_each(?))';
-const INSERT = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, created_at, updated_at, origin) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`;
-const INSERT_CLAIMED = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin) VALUES (?, ?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?)`;
-const ADOPT = `UPDATE outbox SET origin = ? WHERE event_seq = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`;
-const REQUEUE = `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
+const INSERT = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, created_at, updated_at, origin, route) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)`;
+const INSERT_CLAIMED = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin, route) VALUES (?, ?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?, ?)`;
+// A pass that takes over or resends a row sends what it decided itself.
+const ADOPT = `UPDATE outbox SET origin = ?, route = ? WHERE event_seq = ? AND sink = ? AND status IN ('queued', 'retrying') AND origin <> ?`;
+const REQUEUE = `UPDATE outbox SET status = 'queued', attempts = 0, next_at = ?, updated_at = ?, origin = ?, route = ?, last_error = NULL, delivered_at = NULL, dead_at = NULL
   WHERE event_seq = ? AND sink = ? AND status IN ('delivered', 'dead') AND origin <> ?`;
 const CLAIM = `UPDATE outbox SET status = 'delivering', attempts = attempts + 1, owner = @owner, lease_until = @leaseUntil, updated_at = @now
   WHERE seq IN (
     SELECT seq FROM outbox
     WHERE sink = @sink AND status IN ('queued', 'retrying') AND next_at <= @now AND (@origin IS NULL OR origin = @origin)
     ORDER BY next_at, seq LIMIT @limit)
-  RETURNING seq, event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt`;
+  RETURNING seq, event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt, route`;
 const DONE_MANY = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = NULL
   WHERE seq IN (SELECT value FROM json_each(@seqs)) AND status = 'delivering' AND owner = @owner`;
 const RETRY = `UPDATE outbox SET status = 'retrying', next_at = @nextAt, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @error
@@ -122,23 +127,24 @@ export class Outbox {
       const fresh = put.changes > 0;
       const eventSeq = fresh ? Number(put.lastInsertRowid) : (sql.pluck(EVENT_SEQ).get(ev.id) as number);
       for (const sink of ev.sinks) {
+        const route = ev.routes?.[sink] ?? null;
         const lease = handoff && fresh ? handoff.leaseUntil(sink, now) : null;
         if (lease !== null) {
-          const r = sql.prepare(INSERT_CLAIMED).run(eventSeq, ev.id, sink, now, OWNER, lease, now, now, origin);
+          const r = sql.prepare(INSERT_CLAIMED).run(eventSeq, ev.id, sink, now, OWNER, lease, now, now, origin, route);
           if (r.changes) {
             res.inserted++;
-            handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type, leaseUntil: lease });
+            handoff!.claimed({ seq: Number(r.lastInsertRowid), eventId: ev.id, sink, attempts: 1, body: ev.body, type: ev.type, route, leaseUntil: lease });
             continue;
           }
-        } else if (sql.prepare(INSERT).run(eventSeq, ev.id, sink, now, now, now, origin).changes) {
+        } else if (sql.prepare(INSERT).run(eventSeq, ev.id, sink, now, now, now, origin, route).changes) {
           res.inserted++;
           handoff?.queued(sink);
           continue;
         }
         // Once per pass: a row this pass already sent again is not sent a third time.
-        if (opts.redeliver && sql.prepare(REQUEUE).run(now, now, origin, eventSeq, sink, origin).changes) res.requeued++;
+        if (opts.redeliver && sql.prepare(REQUEUE).run(now, now, origin, route, eventSeq, sink, origin).changes) res.requeued++;
         // Still pending from an earlier, interrupted pass: this pass takes it over and waits for it.
-        else if (origin !== 'live' && sql.prepare(ADOPT).run(origin, eventSeq, sink, origin).changes) res.requeued++;
+        else if (origin !== 'live' && sql.prepare(ADOPT).run(origin, route, eventSeq, sink, origin).changes) res.requeued++;
         else {
           res.skipped++;
           continue;
@@ -175,6 +181,7 @@ export class Outbox {
         attempts: number;
         nextAt: number;
         seq: number;
+        route: string | null;
       }>;
       // RETURNING gives rows in storage order; hand them out in the order they were written.
       rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
@@ -184,7 +191,7 @@ export class Outbox {
       const out: ClaimedDelivery[] = [];
       for (const r of rows) {
         const ev = bodies.get(r.eventSeq);
-        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type, leaseUntil: now + leaseMs });
+        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type, route: r.route, leaseUntil: now + leaseMs });
       }
       return out;
     });

@@ -22,6 +22,8 @@ export interface RelayRow {
   attempts: number;
   body: string;
   type: string;
+  /** What the router decided this sink sends (the outbox row's route); the job carries it. */
+  route: string | null;
 }
 
 export interface RelayOutcome {
@@ -39,8 +41,8 @@ const TAKE = `UPDATE outbox SET status = 'delivering', owner = '${REDIS_OWNER}',
     SELECT seq FROM outbox
     WHERE sink IN (SELECT value FROM json_each(@sinks)) AND status IN ('queued', 'retrying') AND (@origin IS NULL OR origin = @origin)
     ORDER BY next_at, seq LIMIT @limit)
-  RETURNING event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt, seq`;
-const RELAYED = `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq
+  RETURNING event_seq AS eventSeq, event_id AS eventId, sink, attempts, next_at AS nextAt, seq, route`;
+const RELAYED = `SELECT o.event_id AS eventId, o.sink, o.next_at AS gen, o.attempts, e.body, e.type, o.route FROM outbox o JOIN events e ON e.seq = o.event_seq
   WHERE o.status IN ('queued', 'retrying', 'delivering') AND o.status = 'delivering' AND o.owner = '${REDIS_OWNER}' AND (@origin IS NULL OR o.origin = @origin)
     AND (@sink IS NULL OR o.sink > @sink OR (o.sink = @sink AND o.event_id > @eventId))
   ORDER BY o.sink, o.event_id LIMIT @limit`;
@@ -71,13 +73,14 @@ export class Relay {
         attempts: number;
         nextAt: number;
         seq: number;
+        route: string | null;
       }>;
       rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
       const bodies = this.outbox.bodiesBySeq(rows.map((r) => r.eventSeq));
       const out: RelayRow[] = [];
       for (const r of rows) {
         const ev = bodies.get(r.eventSeq);
-        if (ev) out.push({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: ev.body, type: ev.type });
+        if (ev) out.push({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: ev.body, type: ev.type, route: r.route });
       }
       return out;
     });
