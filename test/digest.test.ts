@@ -6,8 +6,6 @@ import { loadConfig } from '../src/config/index.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { buildDigest, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';
-import { compileRules } from '../src/rules/index.js';
-import { alertsFor } from '../src/rules/route.js';
 import { createSlackSink } from '../src/sinks/slack/index.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
@@ -57,10 +55,13 @@ describe('daily digest', () => {
     const receiver = await startReceiver();
     cleanups.push(() => receiver.stop());
     receiver.failNext(500, 1);
-    const rules = compileRules(null, [{ name: 'slack', type: 'slack' }]);
+    // The digest comes with its message made: nothing is decided about it at delivery.
+    const decideNow = (): never => {
+      throw new Error('the digest was decided about at delivery');
+    };
     const slack = createSlackSink(
       { type: 'slack', name: 'slack', url: receiver.url, events: ['*'], timeoutSeconds: 2 },
-      { alerts: (e) => alertsFor(e, { name: 'slack', kind: 'slack' }, rules), unrouted: false, langfuseBaseUrl: 'http://langfuse.test', alertBurst: 20, userAgent: 'langfuse-bridge/test', minPostGapMs: 0 },
+      { decideNow, unrouted: false, langfuseBaseUrl: 'http://langfuse.test', alertBurst: 20, userAgent: 'langfuse-bridge/test', minPostGapMs: 0 },
     );
     cleanups.push(() => slack.close?.());
     const hook = memorySink('hook');

@@ -73,7 +73,7 @@ function event(type: EventType): AnyBridgeEvent {
 }
 
 function delivery(e: AnyBridgeEvent, attempt = 1): Delivery {
-  return { eventId: e.id, eventType: e.event, body: JSON.stringify(e), event: e, attempt };
+  return { eventId: e.id, eventType: e.event, body: JSON.stringify(e), event: e, route: null, attempt };
 }
 
 const signal = new AbortController().signal;

@@ -66,6 +66,19 @@ describe('hand-off of new rows to a dispatcher that has caught up', () => {
     expect(store.counts().get('s')).toMatchObject({ delivered: 3, delivering: 0, queued: 0 });
   });
 
+  it('hands over what the router decided each sink sends, as a claim reads it', async () => {
+    const s = memorySink('s');
+    const { store, dispatcher } = setup([s]);
+    await startCaughtUp(dispatcher);
+    const route = '[{"rule":"r","action":"trigger","dedupKey":"k","severity":"error","mode":"once","label":"error trace"}]';
+    const handoff = dispatcher.handoff();
+    store.write(() => store.enqueue([{ ...events('d', 1, ['s'])[0]!, routes: { s: route } }], {}, Date.now(), handoff));
+    handoff.handOver();
+    await dispatcher.drain();
+    expect(s.got.map((d) => [d.eventId, d.route])).toEqual([['d0', route]]);
+    expect(sqlite(store).prepare(`SELECT route FROM outbox`).pluck().all()).toEqual([route]);
+  });
+
   it('a transaction that rolls back hands nothing over', async () => {
     const s = memorySink('s');
     const { store, dispatcher } = setup([s]);

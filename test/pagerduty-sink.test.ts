@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PagerDutySinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
-import { alertsFor, routeEvent } from '../src/rules/route.js';
+import { alertsFor, encodeRoute, routeEvent } from '../src/rules/route.js';
 import { createPagerDutySink } from '../src/sinks/pagerduty.js';
 import type { Delivery } from '../src/sinks/types.js';
 
@@ -88,15 +88,19 @@ function score(id: string, over: Partial<ScoreData> = {}): AnyBridgeEvent {
   };
 }
 
-function delivery(event: AnyBridgeEvent): Delivery {
-  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, attempt: 1 };
+/** A delivery as the outbox hands it over: with what the rules decided when the event was routed. */
+function delivery(event: AnyBridgeEvent, rules: unknown[] | null = null): Delivery {
+  const route = encodeRoute(alertsFor(event, { name: 'pagerduty', kind: 'pagerduty' }, compileRules(rules, SINKS)));
+  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, route, attempt: 1 };
 }
 
 function pdSink(url: string, rules: unknown[] | null = null) {
   const cfg: PagerDutySinkConfig = { type: 'pagerduty', name: 'pagerduty', routingKey: ROUTING_KEY, eventsUrl: url, events: ['*'], timeoutSeconds: 2 };
   const compiled = compileRules(rules, SINKS);
   return createPagerDutySink(cfg, {
-    alerts: (event) => alertsFor(event, { name: cfg.name, kind: 'pagerduty' }, compiled),
+    decideNow: () => {
+      throw new Error('a delivery with a decision is decided again');
+    },
     unrouted: compiled.unroutedSinks.includes(cfg.name),
     langfuseBaseUrl: BASE,
     userAgent: 'langfuse-bridge/0.1.0',
@@ -111,7 +115,7 @@ describe('PagerDuty sink', () => {
     const sink = pdSink(rx.url);
     expect(sink).toMatchObject({ kind: 'pagerduty', alerting: true, concurrency: 1, minIntervalMs: 0 });
     const event = trace('evt_1');
-    const routed = (e: AnyBridgeEvent) => routeEvent(e, [sink], compileRules(null, SINKS));
+    const routed = (e: AnyBridgeEvent) => routeEvent(e, [sink], compileRules(null, SINKS)).sinks;
     expect(routed(event)).toEqual([sink.name]);
     expect(routed(trace('evt_2', { level: 'WARNING' }))).toEqual([]);
     expect(routed(score('evt_3'))).toEqual([]); // low scores go to Slack only by default
@@ -143,10 +147,11 @@ describe('PagerDuty sink', () => {
 
   it('keeps the dedup_key of one trace across events, so a repeat updates the incident', async () => {
     const rx = await receiver();
-    const sink = pdSink(rx.url, [{ name: 'degraded', when: { level: 'WARNING' }, sinks: ['pagerduty'] }]);
-    await sink.deliver(delivery(trace('evt_warn', { level: 'WARNING' })), signal);
-    await sink.deliver(delivery(trace('evt_err', { level: 'ERROR' })), signal);
-    await sink.deliver(delivery(trace('evt_other', { traceId: 't-2' })), signal);
+    const rules = [{ name: 'degraded', when: { level: 'WARNING' }, sinks: ['pagerduty'] }];
+    const sink = pdSink(rx.url, rules);
+    await sink.deliver(delivery(trace('evt_warn', { level: 'WARNING' }), rules), signal);
+    await sink.deliver(delivery(trace('evt_err', { level: 'ERROR' }), rules), signal);
+    await sink.deliver(delivery(trace('evt_other', { traceId: 't-2' }), rules), signal);
     const keys = rx.received.map((r) => r.json.dedup_key);
     expect(keys[0]).toBe(keys[1]);
     expect(keys[2]).not.toBe(keys[0]);
@@ -155,11 +160,12 @@ describe('PagerDuty sink', () => {
 
   it('resolves a score incident when a later score on the same trace recovers', async () => {
     const rx = await receiver();
-    const sink = pdSink(rx.url, [
+    const rules = [
       { name: 'faithfulness', when: { scoreName: 'faithfulness', scoreBelow: 0.5 }, sinks: ['pagerduty'], severity: 'critical', resolveWhen: { scoreAtLeast: 0.8 } },
-    ]);
-    await sink.deliver(delivery(score('evt_low')), signal);
-    await sink.deliver(delivery(score('evt_ok', { value: 0.9 })), signal);
+    ];
+    const sink = pdSink(rx.url, rules);
+    await sink.deliver(delivery(score('evt_low'), rules), signal);
+    await sink.deliver(delivery(score('evt_ok', { value: 0.9 }), rules), signal);
     const [trigger, resolve] = rx.received.map((r) => r.json);
     expect(trigger).toMatchObject({ event_action: 'trigger', dedup_key: 'langfuse-bridge:proj-1:trace:t-1:score:faithfulness' });
     expect(trigger?.payload.severity).toBe('critical');

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SlackSinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
-import { alertsFor, routeEvent } from '../src/rules/route.js';
+import { alertsFor, encodeRoute, routeEvent } from '../src/rules/route.js';
 import { buildSlackMessage, buildSlackSummary } from '../src/sinks/slack/format.js';
 import { createSlackSink, type SlackSink } from '../src/sinks/slack/index.js';
 import type { Delivery } from '../src/sinks/types.js';
@@ -89,15 +89,19 @@ function score(over: Partial<ScoreData> = {}, type: 'score.created' | 'score.upd
   };
 }
 
+/** A delivery as the outbox hands it over: with what the default rules decided when the event was routed. */
 function delivery(event: AnyBridgeEvent, attempt = 1): Delivery {
-  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, attempt };
+  const route = encodeRoute(alertsFor(event, { name: 'slack', kind: 'slack' }, compileRules(null, SINKS)));
+  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, route, attempt };
 }
 
 function slackSink(url: string, extra: { alertBurst?: number; now?: () => number; summaryRetry?: { attempts: number; baseMs: number }; rules?: unknown[] | null } = {}) {
   const cfg: SlackSinkConfig = { type: 'slack', name: 'slack', url, events: ['*'], timeoutSeconds: 2 };
   const rules = compileRules(extra.rules ?? null, SINKS);
   const sink = createSlackSink(cfg, {
-    alerts: (event) => alertsFor(event, { name: cfg.name, kind: 'slack' }, rules),
+    decideNow: () => {
+      throw new Error('a delivery with a decision is decided again');
+    },
     unrouted: rules.unroutedSinks.includes(cfg.name),
     langfuseBaseUrl: BASE,
     alertBurst: extra.alertBurst ?? 20,
@@ -146,7 +150,7 @@ describe('Slack sink', () => {
     const rx = await receiver();
     const sink = slackSink(rx.url);
     expect(sink).toMatchObject({ kind: 'slack', alerting: true, concurrency: 1, minIntervalMs: 1000 });
-    const routed = (event: AnyBridgeEvent) => routeEvent(event, [sink], compileRules(null, SINKS));
+    const routed = (event: AnyBridgeEvent) => routeEvent(event, [sink], compileRules(null, SINKS)).sinks;
     expect(routed(trace())).toEqual(['slack']);
     expect(routed(trace(2, { level: 'DEFAULT' }))).toEqual([]);
     expect(routed(score({ value: 0.9 }))).toEqual([]);

@@ -73,7 +73,7 @@ function scoreEvent(): AnyBridgeEvent {
 }
 function delivery(n: number): Delivery {
   const event = traceEvent(n);
-  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, attempt: 1 };
+  return { eventId: event.id, eventType: event.event, body: JSON.stringify(event), event, route: null, attempt: 1 };
 }
 const never = new AbortController().signal;
 

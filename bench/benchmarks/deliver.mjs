@@ -81,7 +81,7 @@ export async function runDeliver() {
       const t = performance.now();
       await pool(count, concurrency, async (i) => {
         const e = events[i];
-        const r = await sink.deliver({ eventId: e.id, eventType: e.type, body: e.body, event: e.event, attempt: 1 }, signal);
+        const r = await sink.deliver({ eventId: e.id, eventType: e.type, body: e.body, event: e.event, route: null, attempt: 1 }, signal);
         if (!r.ok) throw new Error(`sink: ${r.reason}`);
       });
       const ms = performance.now() - t;

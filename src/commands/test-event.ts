@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import { testEvent } from '../events/index.js';
+import { routeTo } from '../rules/route.js';
 import type { Sink } from '../sinks/types.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import { onDatabase, openStore, resolveSinks } from './shared.js';
@@ -35,7 +36,7 @@ export async function sendTestEvent(config: BridgeConfig, logger: Logger, sinkNa
   const projectId = store.meta.projectId(config.langfuse.publicKey) ?? 'test-project';
   const ev = testEvent(projectId);
   const origin = `test:${ev.id}`;
-  store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets.map((s) => s.name) }], { origin }));
+  store.write(() => store.enqueue([{ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), ...routeTo(ev, targets, config.rules) }], { origin }));
   const dispatcher = new Dispatcher(store, targets, { retry: { maxAttempts: 1, baseSeconds: 1 }, logger, origin, idleMs: 50, replayable: false });
   dispatcher.start();
   await dispatcher.drain();

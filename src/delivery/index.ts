@@ -35,6 +35,7 @@ class RowDelivery implements Delivery {
   readonly eventId: string;
   readonly eventType: string;
   readonly body: string;
+  readonly route: string | null;
   readonly attempt: number;
   private parsed: AnyBridgeEvent | undefined;
 
@@ -42,6 +43,7 @@ class RowDelivery implements Delivery {
     this.eventId = row.eventId;
     this.eventType = row.type;
     this.body = row.body;
+    this.route = row.route;
     this.attempt = row.attempts;
   }
 

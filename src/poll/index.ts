@@ -185,8 +185,8 @@ export class Poller {
       else events = detectScores(batch.scores, seen, d);
       const rows: NewEvent[] = [];
       for (const ev of events) {
-        const targets = routeEvent(ev, opts.sinks, this.config.rules);
-        if (targets.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), sinks: targets });
+        const routing = routeEvent(ev, opts.sinks, this.config.rules);
+        if (routing.sinks.length) rows.push({ id: ev.id, type: ev.event, ts: ev.timestamp, body: JSON.stringify(ev), ...routing });
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);
       // What monitors aggregate, with the slice (live or backfill): see src/monitors/.

@@ -25,6 +25,8 @@ export interface JobData {
   /** The exact body, byte for byte the same on every attempt. */
   body: string;
   type: string;
+  /** What the router decided the sink sends (the outbox row's route); absent when it decided nothing, or in a job of an older version. */
+  route?: string;
   /** Attempts made in-process before the row was handed to Redis. */
   priorAttempts?: number;
 }

@@ -199,7 +199,7 @@ export class Relay {
       const { queue } = this.sinkQueue(sink);
       await queue.addBulk(
         list.map((r) => {
-          const data: JobData = { eventId: r.eventId, sink: r.sink, body: r.body, type: r.type, ...(r.attempts ? { priorAttempts: r.attempts } : {}) };
+          const data: JobData = { eventId: r.eventId, sink: r.sink, body: r.body, type: r.type, ...(r.route !== null ? { route: r.route } : {}), ...(r.attempts ? { priorAttempts: r.attempts } : {}) };
           return {
             name: r.type,
             data,

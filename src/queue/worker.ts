@@ -196,7 +196,7 @@ export class WorkerPool {
     let result: DeliveryResult;
     try {
       const event = JSON.parse(d.body) as AnyBridgeEvent;
-      result = await sink.deliver({ eventId: d.eventId, eventType: d.type, body: d.body, event, attempt }, signal ?? new AbortController().signal);
+      result = await sink.deliver({ eventId: d.eventId, eventType: d.type, body: d.body, event, route: d.route ?? null, attempt }, signal ?? new AbortController().signal);
     } catch (err) {
       result = { ok: false, retry: true, reason: `sink failed: ${oneLine(err)}` };
     }

@@ -1,4 +1,7 @@
-/** Builds the configured sinks; Slack and PagerDuty send what the router decides from the config's rules. */
+/**
+ * Builds the configured sinks. Slack and PagerDuty send what the router decided from the rules when
+ * the event was routed; the rules in force here decide only for deliveries that carry no decision.
+ */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
@@ -19,7 +22,8 @@ export interface BuiltSinks {
 
 export async function createSinks(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<BuiltSinks> {
   const { rules } = config;
-  const alerts = (sink: { name: string; kind: string }) => (event: AnyBridgeEvent) => alertsFor(event, sink, rules);
+  // Outbox rows and Redis jobs queued before decisions were stored with them are decided at delivery, as then.
+  const decideNow = (sink: { name: string; kind: string }) => (event: AnyBridgeEvent) => alertsFor(event, sink, rules);
   // An alert sink that only monitors notify is routed too.
   const monitorSinks = new Set(config.monitors.flatMap((m) => m.sinks));
   const unrouted = rules.unroutedSinks.filter((n) => !monitorSinks.has(n));
@@ -36,7 +40,7 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
       case 'slack':
         sinks.push(
           createSlackSink(cfg, {
-            alerts: alerts({ name: cfg.name, kind: 'slack' }),
+            decideNow: decideNow({ name: cfg.name, kind: 'slack' }),
             unrouted: unrouted.includes(cfg.name),
             langfuseBaseUrl: config.langfuse.baseUrl,
             alertBurst: config.alertBurst,
@@ -48,7 +52,7 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
       case 'pagerduty':
         sinks.push(
           createPagerDutySink(cfg, {
-            alerts: alerts({ name: cfg.name, kind: 'pagerduty' }),
+            decideNow: decideNow({ name: cfg.name, kind: 'pagerduty' }),
             unrouted: unrouted.includes(cfg.name),
             langfuseBaseUrl: config.langfuse.baseUrl,
             userAgent: USER_AGENT,

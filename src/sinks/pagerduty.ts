@@ -1,12 +1,14 @@
 /**
- * PagerDuty Events API v2 sink for alerts. Rules decide which events page; each match becomes a
+ * PagerDuty Events API v2 sink for alerts. Rules decide which events page, when the event is routed
+ * (src/rules/route.ts); the decision comes with the delivery, and each alert in it becomes a
  * `trigger` (or, for rules with `resolveWhen`, a `resolve`) whose `dedup_key` is stable per project
  * and trace or score, so a repeat updates the open incident instead of paging again.
  * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
  */
 import type { PagerDutySinkConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
-import type { AlertAction, AlertMatch, Severity } from '../rules/index.js';
+import type { AlertAction, Severity } from '../rules/index.js';
+import { decodeRoute, type AlertDecision } from '../rules/route.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import { isMonitorEvent } from '../monitors/events.js';
 import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
@@ -14,8 +16,11 @@ import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFo
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkOptions {
-  /** What src/rules/route.ts decided this sink sends for an event: one trigger or resolve per dedup key. */
-  alerts(event: AnyBridgeEvent): AlertMatch[];
+  /**
+   * Decides now what to send for an event whose delivery carries no decision: a row or job queued by
+   * a version that did not store one. Every other delivery sends what was decided when it was routed.
+   */
+  decideNow(event: AnyBridgeEvent): AlertDecision[];
   /** No rule sends anything here; `validate` says so. */
   unrouted: boolean;
   langfuseBaseUrl: string;
@@ -127,7 +132,7 @@ function details(event: AnyBridgeEvent): unknown {
 /** The Events API v2 body for one match. A resolve carries no payload. */
 export function buildPagerDutyEvent(
   event: AnyBridgeEvent,
-  match: Pick<AlertMatch, 'action' | 'dedupKey' | 'severity' | 'label'>,
+  match: Pick<AlertDecision, 'action' | 'dedupKey' | 'severity' | 'label'>,
   routingKey: string,
   langfuseBaseUrl: string,
 ): PagerDutyEvent {
@@ -225,13 +230,8 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
       const event = delivery.event;
       // Monitor events come to the sinks their monitor names; a monitor's incident, not a rule's.
       if (isMonitorEvent(event)) return send(buildMonitorPagerDutyEvent(event, cfg.routingKey, opts.langfuseBaseUrl) as PagerDutyEvent, signal);
-      const matches = opts.alerts(event);
-      // A test event opens and closes an incident, so nothing stays open.
-      if (event.event === 'test') {
-        for (const m of [...matches]) matches.push({ ...m, action: 'resolve' });
-      }
       let last: DeliveryResult = { ok: true };
-      for (const m of matches) {
+      for (const m of decodeRoute(delivery.route) ?? opts.decideNow(event)) {
         last = await send(buildPagerDutyEvent(event, m, cfg.routingKey, opts.langfuseBaseUrl), signal);
         if (!last.ok) return last;
       }

@@ -8,6 +8,12 @@ export interface Delivery {
   body: string;
   /** Parsed body, for sinks that build their own message (Slack, PagerDuty, handlers). */
   event: AnyBridgeEvent;
+  /**
+   * What an alert sink sends for this event, decided when it was routed (src/rules/route.ts, compact
+   * JSON) and stored with the outbox row; null for other sinks, monitor events, the digest, and rows
+   * queued by a version that stored no decision.
+   */
+  route: string | null;
   /** 1 on the first attempt. */
   attempt: number;
 }

@@ -7,5 +7,5 @@ const noRules = compileRules(null, []);
 
 /** Whether the router sends this event to this (non-alert) sink. */
 export function takes(sink: Sink, event: AnyBridgeEvent): boolean {
-  return routeEvent(event, [sink], noRules).includes(sink.name);
+  return routeEvent(event, [sink], noRules).sinks.includes(sink.name);
 }

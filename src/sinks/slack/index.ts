@@ -1,23 +1,27 @@
 /**
- * Slack incoming-webhook sink for alerts. Rules decide which events reach it; each becomes one
- * Block Kit message (format.ts) linking to the trace in the configured Langfuse host. Slack allows
- * about one message a second per webhook: the dispatcher starts at most one delivery a second here,
- * and the few posts this sink makes on its own (burst summaries, bursts.ts) keep the same spacing
- * (post.ts).
+ * Slack incoming-webhook sink for alerts. Rules decide which events reach it, and for which rule,
+ * when the event is routed (src/rules/route.ts); the decision comes with the delivery, and each
+ * becomes one Block Kit message (format.ts) linking to the trace in the configured Langfuse host.
+ * Slack allows about one message a second per webhook: the dispatcher starts at most one delivery a
+ * second here, and the few posts this sink makes on its own (burst summaries, bursts.ts) keep the
+ * same spacing (post.ts).
  */
 import type { SlackSinkConfig } from '../../config/index.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
 import { isMonitorEvent } from '../../monitors/events.js';
 import { buildMonitorSlackMessage } from '../../monitors/notify.js';
-import type { AlertMatch } from '../../rules/index.js';
+import { decodeRoute, type AlertDecision } from '../../rules/route.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
 import { DIGEST_EVENT, buildSlackMessage, buildSlackSummary, type SlackDigest } from './format.js';
 import { createSlackPost } from './post.js';
 
 export interface SlackSinkOptions {
-  /** What src/rules/route.ts decided this sink posts for an event: the rule that triggered, if one did. */
-  alerts(event: AnyBridgeEvent): AlertMatch[];
+  /**
+   * Decides now what to post for an event whose delivery carries no decision: a row or job queued by
+   * a version that did not store one. Every other delivery posts what was decided when it was routed.
+   */
+  decideNow(event: AnyBridgeEvent): AlertDecision[];
   /** No rule sends anything here; `validate` says so. */
   unrouted: boolean;
   langfuseBaseUrl: string;
@@ -83,7 +87,7 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
       const t = now();
       await bursts.catchUp(t);
 
-      const m = opts.alerts(event)[0];
+      const m = (decodeRoute(delivery.route) ?? opts.decideNow(event))[0];
       if (!m) return { ok: true };
       const onceKey = `${m.rule}\u0000${m.dedupKey}`;
       if (m.mode === 'once') {
