@@ -72,8 +72,8 @@ export type SinkConfig =
   | HandlerSinkConfig;
 
 /** One Langfuse project of a bridge that polls several (`projects` in the config file), defaults filled in. */
-export interface ProjectConfig {
-  name: string;
+/** How to reach one Langfuse project: its keys, host, API generation and request ceiling. */
+export interface LangfuseAccess {
   publicKey: string;
   secretKey: string;
   baseUrl: string;
@@ -81,20 +81,17 @@ export interface ProjectConfig {
   maxRequestsPerMinute: number;
   /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
   maxRequestsPerMinuteSet?: boolean;
+}
+
+export interface ProjectConfig extends LangfuseAccess {
+  name: string;
   streams: Stream[];
   lookbackSeconds: number;
   startFrom: Date | null;
 }
 
 export interface BridgeConfig {
-  langfuse: {
-    publicKey: string;
-    secretKey: string;
-    baseUrl: string;
-    api: ApiMode;
-    maxRequestsPerMinute: number;
-    /** Whether maxRequestsPerMinute was set (not the default): processes sharing a database share one. */
-    maxRequestsPerMinuteSet?: boolean;
+  langfuse: LangfuseAccess & {
     /** Per-call timeout for Langfuse requests. */
     timeoutSeconds: number;
   };

@@ -33,6 +33,18 @@ export interface ClaimedDelivery {
   leaseUntil: number;
 }
 
+/** An outbox row just taken (claimed or relayed), with its event's body. */
+export interface TakenRow {
+  seq: number;
+  eventId: string;
+  sink: string;
+  attempts: number;
+  nextAt: number;
+  route: string | null;
+  body: string;
+  type: string;
+}
+
 export interface DeliveryOutcome {
   seq: number;
   eventId: string;
@@ -173,28 +185,38 @@ export class Outbox {
 
   /** Atomically takes up to `limit` due deliveries of one sink for this process. */
   claim(sink: string, limit: number, leaseMs: number, origin: string | null, now: number): ClaimedDelivery[] {
-    return this.sql.write(() => {
-      const rows = this.sql.prepare(CLAIM).all({ owner: OWNER, leaseUntil: now + leaseMs, now, sink, limit, origin }) as Array<{
-        eventSeq: number;
-        eventId: string;
-        sink: string;
-        attempts: number;
-        nextAt: number;
-        seq: number;
-        route: string | null;
-      }>;
-      // RETURNING gives rows in storage order; hand them out in the order they were written.
-      rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
-      if (rows.length === 0) return [];
-      // Every body in one statement.
-      const bodies = this.bodiesBySeq(rows.map((r) => r.eventSeq));
-      const out: ClaimedDelivery[] = [];
-      for (const r of rows) {
-        const ev = bodies.get(r.eventSeq);
-        if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, body: ev.body, type: ev.type, route: r.route, leaseUntil: now + leaseMs });
-      }
-      return out;
-    });
+    const leaseUntil = now + leaseMs;
+    return this.sql.write(() =>
+      this.takeRows(CLAIM, { owner: OWNER, leaseUntil, now, sink, limit, origin }).map((r) => ({
+        seq: r.seq,
+        eventId: r.eventId,
+        sink: r.sink,
+        attempts: r.attempts,
+        body: r.body,
+        type: r.type,
+        route: r.route,
+        leaseUntil,
+      })),
+    );
+  }
+
+  /**
+   * Runs an UPDATE … RETURNING that takes outbox rows (a claim, or the relay's hand-over) and gives them
+   * back in write order with their event bodies. Call inside a write transaction.
+   */
+  takeRows(statement: string, params: Record<string, unknown>): TakenRow[] {
+    const rows = this.sql.prepare(statement).all(params) as Array<Omit<TakenRow, 'body' | 'type'> & { eventSeq: number }>;
+    // RETURNING gives rows in storage order; hand them out in the order they were written.
+    rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
+    if (rows.length === 0) return [];
+    // Every body in one statement.
+    const bodies = this.bodiesBySeq(rows.map((r) => r.eventSeq));
+    const out: TakenRow[] = [];
+    for (const r of rows) {
+      const ev = bodies.get(r.eventSeq);
+      if (ev) out.push({ seq: r.seq, eventId: r.eventId, sink: r.sink, attempts: r.attempts, nextAt: r.nextAt, route: r.route, body: ev.body, type: ev.type });
+    }
+    return out;
   }
 
   /** Writes a batch of attempt outcomes, and their attempts, in one transaction. */

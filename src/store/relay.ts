@@ -65,25 +65,11 @@ export class Relay {
   /** Marks up to `limit` queued or retrying rows of these sinks as handed to Redis; in write order. */
   take(sinks: string[], limit: number, origin: string | null, now: number): RelayRow[] {
     if (sinks.length === 0 || limit <= 0) return [];
-    return this.sql.write(() => {
-      const rows = this.sql.prepare(TAKE).all({ now, sinks: JSON.stringify(sinks), origin, limit }) as Array<{
-        eventSeq: number;
-        eventId: string;
-        sink: string;
-        attempts: number;
-        nextAt: number;
-        seq: number;
-        route: string | null;
-      }>;
-      rows.sort((a, b) => a.nextAt - b.nextAt || a.seq - b.seq);
-      const bodies = this.outbox.bodiesBySeq(rows.map((r) => r.eventSeq));
-      const out: RelayRow[] = [];
-      for (const r of rows) {
-        const ev = bodies.get(r.eventSeq);
-        if (ev) out.push({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: ev.body, type: ev.type, route: r.route });
-      }
-      return out;
-    });
+    return this.sql.write(() =>
+      this.outbox
+        .takeRows(TAKE, { now, sinks: JSON.stringify(sinks), origin, limit })
+        .map((r) => ({ eventId: r.eventId, sink: r.sink, gen: r.nextAt, attempts: r.attempts, body: r.body, type: r.type, route: r.route })),
+    );
   }
 
   /** Rows handed to Redis and not closed yet, by (sink, event id) after `after`; for reconciling. */
