@@ -1,6 +1,7 @@
 /**
  * Failures a user causes or fixes, each with the exit code the CLI ends on. The CLI prints the message
- * as one line, without a stack trace; any other error is a bug or an outage and exits 1.
+ * as one line, without a stack trace; any other error is a bug or an outage and exits 1. And how any
+ * error is told in one line (a failed attempt's reason, a log line).
  */
 export abstract class BridgeError extends Error {
   abstract readonly exitCode: number;
@@ -41,4 +42,29 @@ export class DaemonRunningError extends BridgeError {
 export class LockLostError extends BridgeError {
   override name = 'LockLostError';
   readonly exitCode = 1;
+}
+
+/**
+ * An error as one line of text, never empty: its message's first line, or for a network failure
+ * that undici or Node wrap without saying much ("fetch failed", an AggregateError from happy-eyeballs)
+ * the cause's; else its code or name. Strings and other thrown values are shown as they are.
+ */
+export function oneLine(err: unknown): string {
+  if (err instanceof AggregateError && !err.message && err.errors[0] !== undefined) return oneLine(err.errors[0]);
+  if (err instanceof Error) {
+    const cause: unknown = err.cause;
+    if ((!err.message || err.message === 'fetch failed') && cause !== undefined) return oneLine(cause);
+    const code = (err as { code?: unknown }).code;
+    return firstLineOf(err.message).trim() || (typeof code === 'string' ? code : '') || err.name;
+  }
+  if (typeof err === 'string') return firstLineOf(err).trim() || '(empty string)';
+  try {
+    return firstLineOf(JSON.stringify(err) ?? String(err)).trim();
+  } catch {
+    return String(err);
+  }
+}
+
+function firstLineOf(s: string): string {
+  return s.split(/\r?\n/, 1)[0] ?? '';
 }

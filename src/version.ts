@@ -1,3 +1,4 @@
+/** The package's version and the User-Agent every HTTP call of the bridge sends. */
 import { readFileSync } from 'node:fs';
 
 /** The package version, read once from package.json next to dist/. */

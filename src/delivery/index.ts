@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AnyBridgeEvent } from '../events/types.js';
-import { oneLine } from '../sinks/text.js';
+import { oneLine } from '../errors.js';
 import type { Delivery, DeliveryResult, Sink } from '../sinks/types.js';
 import type { ClaimedDelivery, DeliveryOutcome, Store } from '../store/index.js';
 import { attemptOf } from './attempts.js';

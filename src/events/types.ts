@@ -1,3 +1,5 @@
+/** The events the bridge sends: their types and the shape of each one's data. */
+
 /** The event shape receivers already parse: `{id, event, timestamp, data}`. */
 export const EVENT_TYPES = [
   'trace.created',

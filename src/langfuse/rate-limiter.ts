@@ -1,3 +1,5 @@
+/** The request ceiling in front of every Langfuse call (shared by the processes on one database), and 429 pauses. */
+
 /** Who a process is to the shared ceiling: its own setting and what it does. */
 export interface LedgerOwner {
   /** BRIDGE_MAX_REQUESTS_PER_MINUTE as this process has it. */

@@ -8,7 +8,7 @@ import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { DeliveryBackend } from '../delivery/backend.js';
 import { DIGEST_EVENT, type SlackDigest, type SlackMessage } from '../sinks/slack/format.js';
-import { oneLine } from '../sinks/text.js';
+import { oneLine } from '../errors.js';
 import type { Store } from '../store/index.js';
 
 export interface Digest {

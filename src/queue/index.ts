@@ -15,9 +15,7 @@ import { PAUSE_LIMIT, connectionFor, jobIdFor, parseJobId, plainClient, queueNam
 import { Relay } from './relay.js';
 import { WorkerPool } from './worker.js';
 
-export { Relay } from './relay.js';
-export { WorkerPool, runWorker } from './worker.js';
-export { waitForRedis, RedisUnreachable, redactUrl, queueName, jobIdFor, parseJobId, deletePrefix } from './redis.js';
+export { waitForRedis } from './redis.js';
 
 export interface QueueDeliveryOptions {
   /** Only rows of this origin (a backfill's); null: all. */

@@ -12,9 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, oneLine } from '../errors.js';
 import { retryDelayMs } from '../delivery/retry.js';
-import { oneLine } from '../sinks/text.js';
 
 export type QueueSettings = BridgeConfig['queue'];
 

@@ -26,7 +26,7 @@ import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { attemptsKey, drainAttempts } from './attempts.js';
 import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
 import type { FinalStatus } from '../delivery/states.js';
-import { oneLine } from '../sinks/text.js';
+import { oneLine } from '../errors.js';
 import { Waker } from '../delivery/waker.js';
 
 export interface RelayOptions {

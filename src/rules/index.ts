@@ -75,7 +75,11 @@ export interface CompiledRules {
 /** A sink as the rules see it; `SinkConfig` objects fit. A bare name is a sink of unknown kind. */
 export type RuleSinkRef = string | { name: string; type: string };
 
-const ALERT_KINDS = new Set(['slack', 'pagerduty']);
+/** The sink kinds that page or notify people (Slack, PagerDuty): rules route to them; history reaches them only when asked. */
+export function isAlertKind(kind: string | null | undefined): boolean {
+  return kind === 'slack' || kind === 'pagerduty';
+}
+
 const LEVEL_RANK: Record<Level, number> = { DEBUG: 0, DEFAULT: 1, WARNING: 2, ERROR: 3 };
 const SCORE_EVENTS = ['score.created', 'score.updated'];
 const GENERATION_EVENTS = ['generation.created', 'generation.updated'];
@@ -313,7 +317,7 @@ function compileOne(raw: unknown, i: number, sinks: Map<string, string | null>):
       );
     }
     const kind = sinks.get(s);
-    if (kind && !ALERT_KINDS.has(kind)) {
+    if (kind && !isAlertKind(kind)) {
       throw new ConfigError(
         `${label}.sinks names ${JSON.stringify(s)}, a ${kind} sink; rules send alerts to slack and pagerduty sinks only (other sinks choose events with their own "events")`,
       );
@@ -475,7 +479,7 @@ function decide(rule: CompiledRule, event: AnyBridgeEvent): AlertAction | null {
 
 function buildRules(rules: CompiledRule[], isDefault: boolean, sinks: Map<string, string | null>): CompiledRules {
   const routed = new Set(rules.flatMap((r) => r.sinks));
-  const alertSinks = [...sinks.entries()].filter(([, kind]) => kind !== null && ALERT_KINDS.has(kind)).map(([n]) => n);
+  const alertSinks = [...sinks.entries()].filter(([, kind]) => isAlertKind(kind)).map(([n]) => n);
   const unroutedSinks = alertSinks.filter((s) => !routed.has(s));
   // A test event ("Send test event") reaches every alert sink a rule sends to.
   const testSinks = [...new Set([...rules.flatMap((r) => r.sinks), ...alertSinks])];

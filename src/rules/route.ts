@@ -9,7 +9,7 @@
  */
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { AnyBridgeEvent } from '../events/types.js';
-import type { AlertMatch, CompiledRules, Severity } from './index.js';
+import { isAlertKind, type AlertMatch, type CompiledRules, type Severity } from './index.js';
 
 /** A sink as routing sees it; `Sink` objects fit. */
 export interface RoutedSink {
@@ -51,7 +51,7 @@ export function routeTo(event: AnyBridgeEvent, sinks: readonly RoutedSink[], rul
 }
 
 function isAlertSink(s: Pick<RoutedSink, 'kind'>): boolean {
-  return s.kind === 'slack' || s.kind === 'pagerduty';
+  return isAlertKind(s.kind);
 }
 
 /** What an alert sink sends for `event` (nothing for other sinks). */

@@ -11,14 +11,13 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, oneLine } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { HandlerSinkConfig } from '../config/index.js';
 import { EVENT_TYPES } from '../events/types.js';
 import type { AnyBridgeEvent, EventType } from '../events/types.js';
 import { eventTypeForExportName } from '../handlers.js';
 import type { HandlerContext } from '../handlers.js';
-import { oneLine } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 type Fn = (this: unknown, event: AnyBridgeEvent, ctx: HandlerContext) => unknown;

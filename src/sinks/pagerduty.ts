@@ -12,7 +12,8 @@ import { decodeRoute, type AlertDecision } from '../rules/route.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import { isMonitorEvent } from '../monitors/events.js';
 import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
-import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, oneLine, truncate } from './text.js';
+import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from './text.js';
+import { oneLine } from '../errors.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkOptions {

@@ -5,7 +5,7 @@
  * A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
  */
 import type { StdoutSinkConfig } from '../config/index.js';
-import { oneLine } from './text.js';
+import { oneLine } from '../errors.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 /** A stream error with its code (EPIPE, EBADF), which says more than its message. */

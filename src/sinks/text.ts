@@ -1,6 +1,5 @@
 /**
- * Text the sinks share: an error's one line (every failed attempt's reason), cutting and first lines,
- * the numbers and links that Slack messages and PagerDuty summaries both show.
+ * Text the sinks share: cutting and first lines, the numbers and links that Slack messages and PagerDuty summaries both show.
  */
 import type { AnyBridgeEvent } from '../events/types.js';
 
@@ -16,27 +15,6 @@ export function truncate(s: string, max: number): string {
 
 export function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-/**
- * An error as one line of text, never empty: its message's first line, or for a network failure
- * that undici or Node wrap without saying much ("fetch failed", an AggregateError from happy-eyeballs)
- * the cause's; else its code or name. Strings and other thrown values are shown as they are.
- */
-export function oneLine(err: unknown): string {
-  if (err instanceof AggregateError && !err.message && err.errors[0] !== undefined) return oneLine(err.errors[0]);
-  if (err instanceof Error) {
-    const cause: unknown = err.cause;
-    if ((!err.message || err.message === 'fetch failed') && cause !== undefined) return oneLine(cause);
-    const code = (err as { code?: unknown }).code;
-    return firstLine(err.message).trim() || (typeof code === 'string' ? code : '') || err.name;
-  }
-  if (typeof err === 'string') return firstLine(err).trim() || '(empty string)';
-  try {
-    return firstLine(JSON.stringify(err) ?? String(err)).trim();
-  } catch {
-    return String(err);
-  }
 }
 
 export function formatNumber(v: number): string {

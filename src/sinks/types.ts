@@ -1,3 +1,4 @@
+/** What every sink is: the delivery it is handed, the outcome it gives back, and the Sink interface. */
 import type { AnyBridgeEvent } from '../events/types.js';
 
 /** One attempt at handing one event to one sink. */

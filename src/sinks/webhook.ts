@@ -10,7 +10,7 @@ import { createDispatcher, parseRetryAfter } from '../http.js';
 import type { WebhookSinkConfig } from '../config/index.js';
 import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';
-import { oneLine } from './text.js';
+import { oneLine } from '../errors.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface WebhookSinkOptions {
