@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../src/delivery/index.js';
-import { excerpt, RESPONSE_EXCERPT_BYTES } from '../src/delivery/attempts.js';
+import { excerpt, RESPONSE_EXCERPT_BYTES } from '../src/sinks/text.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { createWebhookSink } from '../src/sinks/webhook.js';
 import { Store } from '../src/store/index.js';

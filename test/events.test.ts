@@ -4,7 +4,7 @@ import type { Stream } from '../src/config/index.js';
 import { matchesEventPatterns } from '../src/events/patterns.js';
 import { detectObservations, detectScores, eventId, type AnyBridgeEvent, type ObservationRecord, type SeenAccess, type TraceRecord } from '../src/events/index.js';
 import { mapItems, toObservation, toScore, toTrace } from '../src/sources/map.js';
-import type { SeenRow } from '../src/store/index.js';
+import type { SeenRow } from '../src/events/index.js';
 
 const ALL: ReadonlySet<Stream> = new Set(['traces', 'generations', 'scores', 'prompts']);
 

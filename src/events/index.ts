@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Stream } from '../config/index.js';
-import type { SeenRow } from '../store/index.js';
 import { levelOf, levelRank, type ObservationRecord, type PromptVersionRecord, type ScoreRecord, type TraceRecord } from './records.js';
 import type { AnyBridgeEvent, EventType, GenerationData, ScoreData, TraceData } from './types.js';
 
@@ -23,6 +22,16 @@ export function eventId(projectId: string, type: EventType, entityId: string, ve
 export function makeEvent<T extends EventType>(type: T, id: string, timestamp: string, data: AnyBridgeEvent['data']): AnyBridgeEvent {
   // Key order is fixed here, which keeps bodies byte-identical.
   return { id, event: type, timestamp, data } as AnyBridgeEvent;
+}
+
+/** What the bridge keeps of an entity it turned into events: its version, level and the detail updates are told from. */
+export interface SeenRow {
+  kind: string;
+  id: string;
+  version: string | null;
+  level: number;
+  created: number;
+  detail: string | null;
 }
 
 /** Read/write access to seen versions, bound to one project inside one transaction. */

@@ -1,5 +1,5 @@
 /**
- * Text the sinks share: cutting and first lines, the numbers and links that Slack messages and PagerDuty summaries both show.
+ * Text the sinks share: cutting and first lines, a receiver's answer cut for the attempt log, the numbers and links that Slack messages and PagerDuty summaries both show.
  */
 import type { AnyBridgeEvent } from '../events/types.js';
 
@@ -62,4 +62,28 @@ export function langfuseUrlFor(event: AnyBridgeEvent, langfuseBaseUrl: string): 
     case 'monitor.resolved':
       return event.data.url;
   }
+}
+
+/** How much of a receiver's answer an attempt keeps (the attempt log, the console). */
+export const RESPONSE_EXCERPT_BYTES = 256;
+
+/**
+ * A receiver's answer cut to at most 256 bytes of UTF-8 (never in the middle of a character), with
+ * every value in `redact` (our secret, the headers we sent, should the receiver echo them) replaced.
+ */
+export function excerpt(raw: Buffer | string, redact: Array<string | null | undefined> = []): string | null {
+  let text = typeof raw === 'string' ? raw : raw.toString('utf8');
+  for (const r of redact) if (r && r.length >= 4) text = text.split(r).join('[redacted]');
+  if (text.length === 0) return null;
+  let buf = Buffer.from(text, 'utf8');
+  if (buf.length <= RESPONSE_EXCERPT_BYTES) return text;
+  buf = buf.subarray(0, RESPONSE_EXCERPT_BYTES);
+  // Drop a character cut in half (continuation bytes 10xxxxxx after its lead byte).
+  let end = buf.length;
+  let i = end - 1;
+  while (i > 0 && (buf[i]! & 0xc0) === 0x80) i--;
+  const lead = buf[i]!;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  if (i + need > end) end = i;
+  return buf.subarray(0, end).toString('utf8');
 }

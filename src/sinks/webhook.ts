@@ -8,9 +8,9 @@
 import type { Dispatcher } from 'undici';
 import { createDispatcher, parseRetryAfter } from '../http.js';
 import type { WebhookSinkConfig } from '../config/index.js';
-import { excerpt } from '../delivery/attempts.js';
 import { createSigner, standardSecretProblem, type Signer } from './signing.js';
 import { oneLine } from '../errors.js';
+import { excerpt } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface WebhookSinkOptions {

@@ -18,7 +18,8 @@ import { Outbox, type ClaimedDelivery, type Claimer, type DeliveryOutcome, type 
 import { prune } from './prune.js';
 import { Relay, type RelayOutcome, type RelayRow } from './relay.js';
 import { Reports, type DeadLetter, type SinkActivity } from './reports.js';
-import { Seen, type SeenRow } from './seen.js';
+import type { SeenRow } from '../events/index.js';
+import { Seen } from './seen.js';
 import { Sql } from './sql.js';
 
 export type { Attempt } from './attempts.js';
@@ -29,7 +30,6 @@ export type { ClaimedDelivery, Claimer, DeliveryOutcome, EnqueueOptions, Enqueue
 export { OWNER, ownerIsDead } from './owner.js';
 export type { RelayOutcome, RelayRow } from './relay.js';
 export type { DeadLetter, SinkActivity } from './reports.js';
-export type { SeenRow } from './seen.js';
 
 export class Store {
   readonly #db: Database.Database;

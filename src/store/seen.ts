@@ -1,14 +1,6 @@
 /** Seen versions: what the bridge already turned into events, per project, kind and entity. */
+import type { SeenRow } from '../events/index.js';
 import type { Sql } from './sql.js';
-
-export interface SeenRow {
-  kind: string;
-  id: string;
-  version: string | null;
-  level: number;
-  created: number;
-  detail: string | null;
-}
 
 const GET = 'SELECT kind, id, version, level, created, detail FROM seen WHERE project = ? AND kind = ? AND id = ?';
 const PUT = `INSERT INTO seen (project, kind, id, version, level, created, detail, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
