@@ -5,14 +5,25 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, killLiveChildren, runCli } from '../helpers/cli.js';
-import { REFUSAL, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
+import { REFUSAL, TRACE_MONITORS, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
 import { harness, type Harness } from '../helpers/harness.js';
-import { waitFor } from '../helpers/wait.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import type { MonitorStatus } from '../../src/monitors/status.js';
 import type { DeliveryItem as Item } from '../../src/store/console.js';
 
 async function json<T>(url: string, init: RequestInit = {}): Promise<{ status: number; body: T; headers: Headers }> {
   const r = await fetch(url, init);
   return { status: r.status, body: (await r.json()) as T, headers: r.headers };
+}
+
+/** The answer once `ok` holds, or the last one after `ms`: the assertions that follow then say what is wrong. */
+async function settled<T>(get: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v) || Date.now() >= deadline) return v;
+    await delay(100);
+  }
 }
 
 beforeAll(() => assertBuilt());
@@ -129,6 +140,55 @@ describe('console API without a token, on loopback', () => {
       });
     expect(await status('attacker.example')).toBe(403);
     expect(await status(`localhost:${new URL(w.url).port}`)).toBe(200);
+  });
+});
+
+describe('console API with monitors', () => {
+  let h: Harness;
+  let w: ConsoleWorld;
+  const monitors = async (): Promise<MonitorStatus[]> => (await json<{ monitors: MonitorStatus[] }>(`${w.url}/api/v1/monitors`)).body.monitors;
+  // Each test waits through the answer it checks, so a broken one fails that test, not the suite.
+  const evaluated = (all: MonitorStatus[] | undefined): boolean => all?.length === 2 && all.every((m) => m.lastEvaluation !== null && m.value === 2);
+
+  beforeAll(async () => {
+    h = await harness();
+    w = await startConsoleWorld(h, { good: 2, bad: 0, monitors: TRACE_MONITORS });
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it('/api/v1/monitors lists each monitor with its severity, value, thresholds, window and last evaluation', async () => {
+    const all = await settled(monitors, evaluated, 30_000);
+    const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as string;
+    const expected: MonitorStatus[] = [
+      { monitor: 'traces-arrive', projectId: 'demo-project', severity: 'ok', value: 2, valueText: '2', metric: 'count', of: null, op: '<', alert: 1, warning: null, thresholdText: '< 1', window: '1h', samples: 2, windowEnd: iso, lastEvaluation: iso, configured: true },
+      { monitor: 'trace-flood', projectId: 'demo-project', severity: 'alert', value: 2, valueText: '2', metric: 'count', of: null, op: '>', alert: 1, warning: 0, thresholdText: '> 1 (warning 0)', window: '1h', samples: 2, windowEnd: iso, lastEvaluation: iso, configured: true },
+    ];
+    expect(all).toEqual(expected);
+    for (const m of all) {
+      const end = Date.parse(m.windowEnd!);
+      expect(end % 10_000, 'window ends on the 10 s grid').toBe(0);
+      expect(Date.parse(m.lastEvaluation!)).toBeGreaterThanOrEqual(end);
+      expect(Date.now() - end).toBeLessThan(60_000);
+    }
+  });
+
+  it('/api/v1/status carries the monitors as `status --json` prints them', async () => {
+    // Windows are evaluated every 10 s: compare with the CLI between two equal answers of the API.
+    const api = async (): Promise<MonitorStatus[] | undefined> => (await json<{ monitors?: MonitorStatus[] }>(`${w.url}/api/v1/status`)).body.monitors;
+    const seen = await settled(
+      async () => {
+        const before = await api();
+        const p = await runCli(['status', '--json', ...w.configArgs], w.env, 20_000);
+        return { before, after: await api(), printed: (JSON.parse(p.stdout) as { monitors: MonitorStatus[] }).monitors };
+      },
+      (s) => evaluated(s.after) && JSON.stringify(s.before) === JSON.stringify(s.after),
+      40_000,
+    );
+    expect(seen.after?.map((m) => [m.monitor, m.severity, m.value])).toEqual([
+      ['traces-arrive', 'ok', 2],
+      ['trace-flood', 'alert', 2],
+    ]);
+    expect(seen.after).toEqual(seen.printed);
   });
 });
 

@@ -2,6 +2,8 @@
  * A bridge (`run`, the built CLI) with its ops server on a free port, the console's world: a simulated
  * Langfuse with a few traces and a receiver that refuses some of them for good.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { CliProcess } from './cli.js';
 import type { Harness } from './harness.js';
 import { waitFor } from './wait.js';
@@ -24,20 +26,32 @@ export interface ConsoleWorld {
   bridge: CliProcess;
   url: string;
   env: Record<string, string>;
+  /** `--config <file>` when the world has a config file (monitors), else nothing: for `status` and `check`. */
+  configArgs: string[];
   /** Trace ids whose events the receiver refuses with 500 and an answer. */
   refused: string[];
   delivered: string[];
 }
 
+/**
+ * Two monitors over the world's traces, counted over the last hour on a 10 s grid with no delay, so
+ * both are evaluated within seconds of the first poll: one healthy (`< 1` alerts), one firing (`> 1`).
+ */
+export const TRACE_MONITORS = [
+  { name: 'traces-arrive', source: 'traces', metric: 'count', window: '1h', every: '10s', delay: '0s', op: '<', alert: 1, sinks: ['webhook'] },
+  { name: 'trace-flood', source: 'traces', metric: 'count', window: '1h', every: '10s', delay: '0s', op: '>', alert: 1, warning: 0, sinks: ['webhook'] },
+];
+
 export const REFUSAL = '{"error":"ticket system unavailable","code":"E_UPSTREAM"}';
 
 /**
  * Starts `run` against h's simulator and receiver: `good` traces delivered, `bad` ones dead after two
- * attempts (the receiver answers 500 and REFUSAL), one trace named `hostileName`.
+ * attempts (the receiver answers 500 and REFUSAL), one trace named `hostileName`; `monitors` go into a
+ * config file given with `--config` (they may notify the environment's sink, named `webhook`).
  */
 export async function startConsoleWorld(
   h: Harness,
-  o: { good?: number; bad?: number; hostileName?: string; extra?: Record<string, string | undefined> } = {},
+  o: { good?: number; bad?: number; hostileName?: string; monitors?: unknown[]; extra?: Record<string, string | undefined> } = {},
 ): Promise<ConsoleWorld> {
   const t0 = Date.now() - 60_000;
   const refused: string[] = [];
@@ -61,7 +75,13 @@ export async function startConsoleWorld(
     LOG_LEVEL: 'info',
     ...o.extra,
   });
-  const bridge = h.spawn(['run'], env);
+  const configArgs: string[] = [];
+  if (o.monitors) {
+    const file = path.join(h.dir, 'bridge.json');
+    writeFileSync(file, JSON.stringify({ monitors: o.monitors }), { mode: 0o600 });
+    configArgs.push('--config', file);
+  }
+  const bridge = h.spawn(['run', ...configArgs], env);
   const url = await opsUrl(bridge);
-  return { bridge, url, env, refused, delivered };
+  return { bridge, url, env, configArgs, refused, delivered };
 }
