@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, killLiveChildren } from '../helpers/cli.js';
 import { launch, type Browser } from '../helpers/browser.js';
 import { skipWithout } from '../helpers/requirements.js';
-import { REFUSAL, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
+import { REFUSAL, TRACE_MONITORS, startConsoleWorld, type ConsoleWorld } from '../helpers/console.js';
 import { harness, type Harness } from '../helpers/harness.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -151,6 +151,53 @@ describe.skipIf(skipWithout('chromium'))('console in a browser', () => {
     await page.waitForTimeout(5_500); // one automatic refresh
     await page.close();
     expect(offBridge).toEqual([]);
+  });
+});
+
+describe.skipIf(skipWithout('chromium'))('monitors on the console overview', () => {
+  let h: Harness;
+  let w: ConsoleWorld;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    assertBuilt();
+    h = await harness();
+    w = await startConsoleWorld(h, { good: 2, bad: 0, monitors: TRACE_MONITORS });
+    browser = await launch();
+  }, 90_000);
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+    await killLiveChildren();
+  });
+
+  it('the Monitors section has a row per monitor with its severity badge, value, threshold, window and last evaluation', async () => {
+    const page = await browser.context.newPage();
+    expect((await page.goto(`${w.url}/`))?.status()).toBe(200);
+    const section = page.locator('section', { has: page.locator('h2', { hasText: /^Monitors$/ }) });
+    await expect.poll(() => section.locator('tr[data-monitor]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-monitor')))).toEqual(['traces-arrive', 'trace-flood']);
+    // Until both are evaluated the rows show no value; the page refreshes itself every 5 s.
+    await expect.poll(() => section.locator('tr[data-monitor] td:nth-child(3)').allInnerTexts(), { timeout: 30_000 }).toEqual(['2', '2']);
+    const cells = async (name: string): Promise<string[]> => (await section.locator(`tr[data-monitor="${name}"] td`).allInnerTexts()).map((t) => t.trim().replace(/\s+/g, ' '));
+    const healthy = await cells('traces-arrive');
+    expect(healthy.slice(0, 5)).toEqual(['traces-arrive demo-project', 'ok', '2', '< 1', '1h']);
+    const evaluated = await section.locator('tr[data-monitor="traces-arrive"] td').nth(5).locator('time').evaluateAll((els) => els.map((e) => Date.parse(e.getAttribute('datetime') ?? '')));
+    expect(evaluated).toHaveLength(1);
+    expect(Date.now() - evaluated[0]!).toBeLessThan(60_000);
+    expect(await section.locator('tr[data-monitor="traces-arrive"] .badge').allTextContents()).toEqual(['ok']);
+    await page.close();
+  });
+
+  it('a firing monitor shows its alert severity, set apart from a healthy one', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${w.url}/`);
+    const section = page.locator('section', { has: page.locator('h2', { hasText: /^Monitors$/ }) });
+    const firing = section.locator('tr[data-monitor="trace-flood"]');
+    await expect.poll(() => firing.locator('.badge').allTextContents(), { timeout: 30_000 }).toEqual(['alert']);
+    expect((await firing.locator('td').allTextContents()).map((t) => t.trim()).slice(2, 5)).toEqual(['2', '> 1 (warning 0)', '1h']);
+    const colour = (row: string): Promise<string> => section.locator(`tr[data-monitor="${row}"] .badge`).evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color);
+    expect(await colour('trace-flood')).not.toBe(await colour('traces-arrive'));
+    await page.close();
   });
 });
 
