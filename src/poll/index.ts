@@ -2,7 +2,8 @@
  * Polling and backfill: reads windows from the sources, turns them into events in one transaction
  * with the seen versions and the cursor, and routes each event to the sinks that want it.
  *
- * A poll reads what is newer than its cursor, and the last minute again (where most late rows land),
+ * A poll reads what is newer than its cursor, and the last minute again (where most late rows land;
+ * with monitors, their longest delay again),
  * and commits those events together with the new cursor.
  * Every sweep interval it also re-reads the lookback (the late-data sweep), newest first, with
  * whatever the request budget leaves; a sweep cut short resumes on the next poll where it stopped.
@@ -345,7 +346,12 @@ export class Poller {
     let events = 0;
     // Phase 1, the head: everything newer than the cursor and the last minute again (Langfuse makes
     // most rows queryable 15–30 s after their timestamp), committed together with the new cursor.
-    const recent = Math.min(lookback, Math.max(60_000, 2 * this.config.pollIntervalSeconds * 1000));
+    // With monitors, the longest `delay` again: a window is evaluated once the cursor passed its end
+    // plus the delay, so what became visible within the delay must be committed by then, not left to
+    // a sweep that may come later.
+    const interval = this.config.pollIntervalSeconds * 1000;
+    const monitorDelay = this.config.monitors.length ? Math.max(...this.config.monitors.map((m) => m.delayMs)) + interval : 0;
+    const recent = Math.min(lookback, Math.max(60_000, 2 * interval, monitorDelay));
     const headWindow: Window = { fromMs: c.cursorMs === null ? lookFloor : Math.max(cursorMs - recent, floor ?? -Infinity), toMs: now };
     const traces = legacyTraces ? await readTraces(headWindow) : undefined;
     const rows: Array<ObservationRecord | ScoreRecord> = [];

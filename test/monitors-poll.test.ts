@@ -1,0 +1,52 @@
+/**
+ * Monitors fed by the real Poller against the simulated Langfuse: what a window counts depends on
+ * what the poller read and committed before the window was due.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BridgeConfig } from '../src/config/index.js';
+import { compileMonitors, evaluateMonitor, type MonitorSpec } from '../src/monitors/index.js';
+import { Poller } from '../src/poll/index.js';
+import { backfillWorld, iso, log, type BackfillWorld } from './helpers/backfill.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function world(o: Parameters<typeof backfillWorld>[1] = {}): Promise<BackfillWorld> {
+  const w = await backfillWorld(5, o);
+  cleanups.push(() => w.close());
+  return w;
+}
+
+function monitor(raw: Record<string, unknown>): MonitorSpec {
+  return compileMonitors([{ name: 'm', sinks: ['stdout'], op: '>', alert: 1000, ...raw }], { sinks: ['stdout'], streams: ['traces', 'generations', 'scores'] })[0]!;
+}
+
+function withMonitors(config: BridgeConfig, monitors: MonitorSpec[]): BridgeConfig {
+  return { ...config, monitors };
+}
+
+describe('monitors fed by the poller', () => {
+  it('counts an item that became visible within the delay, even when the previous poll ran before it was visible', async () => {
+    const { sim, store, client, config } = await world({ env: { BRIDGE_POLL_INTERVAL_SECONDS: '5' } });
+    const m = monitor({ source: 'generations', metric: 'count', window: '1m', every: '10s', delay: '110s' });
+    const poller = new Poller(store, client, withMonitors(config, [m]), [], log);
+    await poller.pollOnce();
+    const project = poller.projectId!;
+    // As if the previous poll ran 25 s ago (its sweep done): an item 125 s old became visible since
+    // (100 s late, within the 110 s delay).
+    const now = Date.now();
+    const c = store.getCursor(project, 'observations');
+    store.putCursor({ ...c, cursorMs: now - 25_000, lastSweepDoneAt: now });
+    const tr = sim.addTrace({ name: 'late', timestamp: iso(now - 125_000) });
+    sim.addObservation({ traceId: tr.id, type: 'GENERATION', name: 'llm', startTime: iso(now - 125_000) });
+    await poller.pollOnce();
+    const e = evaluateMonitor(store, project, m, '')!;
+    expect(e.windowEndMs).toBeGreaterThan(now - 125_000);
+    expect(e.windowEndMs - m.windowMs).toBeLessThanOrEqual(now - 125_000);
+    expect(e.value).toBe(1);
+  });
+});
+
+
