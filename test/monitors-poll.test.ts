@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BridgeConfig } from '../src/config/index.js';
 import { compileMonitors, evaluateMonitor, type MonitorSpec } from '../src/monitors/index.js';
 import { Poller } from '../src/poll/index.js';
-import { backfillWorld, iso, log, type BackfillWorld } from './helpers/backfill.js';
+import { HOUR, backfillWorld, iso, log, type BackfillWorld } from './helpers/backfill.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -47,6 +47,17 @@ describe('monitors fed by the poller', () => {
     expect(e.windowEndMs - m.windowMs).toBeLessThanOrEqual(now - 125_000);
     expect(e.value).toBe(1);
   });
+
+  it('leaves a window starting before the first read unevaluated, until a backfill reads back that far', async () => {
+    const { store, client, config } = await world();
+    const m = monitor({ source: 'traces', metric: 'count', window: '1h', delay: '0s', op: '<', alert: 1 });
+    const poller = new Poller(store, client, withMonitors(config, [m]), [], log);
+    // A fresh database: the first poll reads the lookback (20 minutes), not the hour the window spans.
+    await poller.pollOnce();
+    const project = poller.projectId!;
+    expect(evaluateMonitor(store, project, m, '')).toBeNull();
+    expect(store.monitors.getState(project, 'm')).toBeNull();
+    await poller.backfill(Date.now() - 2 * HOUR, Date.now(), { sinks: [], enqueue: {} });
+    expect(evaluateMonitor(store, project, m, '')).toMatchObject({ value: 0, severity: 'alert' });
+  });
 });
-
-

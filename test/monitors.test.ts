@@ -93,7 +93,11 @@ describe('monitors', () => {
   });
 
   const record = (batch: Parameters<typeof factsOf>[0]): void => store.write(() => store.monitors.putFacts(P, factsOf(batch)));
-  const polledTo = (ms: number, source = 'observations'): void => store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
+  // As a poller that has read this source from long before the windows up to ms.
+  const polledTo = (ms: number, source = 'observations'): void => {
+    store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
+    store.write(() => store.monitors.noteFactsRead(P, source, 0, ms));
+  };
   const outbox = (): Array<{ event_id: string; sink: string; body: string; type: string }> =>
     sqlite(store).prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
 

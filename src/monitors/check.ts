@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Store } from '../store/index.js';
 import { severityOf } from './evaluate.js';
-import { dueWindow, measureWindow } from './index.js';
+import { cursorSource, dueWindow, factsCover, measureWindow } from './index.js';
 import { formatMonitorValue, metricWords } from './notify.js';
 import type { MonitorSpec } from './spec.js';
 
@@ -28,11 +28,17 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
       for (const project of projects) {
         // The window `run` would evaluate next; before the first poll, the one ending now.
         const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;
+        const label = `✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}`;
+        if (!factsCover(store, project, m, end)) {
+          const since = store.monitors.factsSince(project, cursorSource(m));
+          lines.push(`${label}: not evaluated yet: the ${m.windowText} window to ${new Date(end).toISOString()} starts before what was read${since === null ? '' : ` (facts kept since ${new Date(since).toISOString()})`}; \`langfuse-bridge backfill\` reads further back`);
+          continue;
+        }
         const { aggregate, value } = measureWindow(store, project, m, end);
         const previous = store.monitors.getState(project, m.name)?.severity ?? 'ok';
         const severity = severityOf(m, value, previous);
         const shown = `${metricWords(m)} ${formatMonitorValue(m, value)} (${m.op} ${formatMonitorValue(m, m.alert)} alerts)`;
-        lines.push(`✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}`);
+        lines.push(`${label}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}`);
       }
     }
     return lines;

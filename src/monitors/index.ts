@@ -38,6 +38,10 @@ export function filterOf(spec: MonitorSpec): FactFilter {
   return { kind: 'observation', ...(spec.source === 'generations' ? { type: 'GENERATION' } : {}), ...where };
 }
 
+export function cursorSource(spec: Pick<MonitorSpec, 'source'>): string {
+  return CURSOR_SOURCE[spec.source];
+}
+
 function matchesProject(spec: MonitorSpec, projectId: string): boolean {
   const patterns = spec.where.project;
   if (!patterns) return true;
@@ -47,6 +51,16 @@ function matchesProject(spec: MonitorSpec, projectId: string): boolean {
 /** The window a monitor would be evaluated on now in a project, or null when none is due yet. */
 export function dueWindow(store: Store, projectId: string, spec: MonitorSpec): number | null {
   return dueWindowEnd(spec, store.getCursor(projectId, CURSOR_SOURCE[spec.source]).cursorMs);
+}
+
+/**
+ * Whether the facts kept cover the whole window: not before the first read of this project (a new
+ * database, an upgrade, a new project, BRIDGE_START_FROM), unless a backfill read back that far. A
+ * partial window is not due: evaluated, a `count <` or `sum` monitor would fire on it.
+ */
+export function factsCover(store: Store, projectId: string, spec: MonitorSpec, windowEndMs: number): boolean {
+  const since = store.monitors.factsSince(projectId, cursorSource(spec));
+  return since !== null && since <= windowEndMs - spec.windowMs;
 }
 
 export interface Evaluation {
@@ -76,6 +90,7 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
   const end = dueWindow(store, projectId, spec);
   const before = store.monitors.getState(projectId, spec.name);
   if (end === null || (before?.windowEndMs !== null && before?.windowEndMs !== undefined && before.windowEndMs >= end)) return null;
+  if (!factsCover(store, projectId, spec, end)) return null;
   // The aggregate is read outside the write transaction: the window is closed, nothing changes it.
   const { aggregate, value } = measureWindow(store, projectId, spec, end);
   return store.write(() => {

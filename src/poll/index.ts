@@ -170,7 +170,11 @@ export class Poller {
   }
 
   /** Detects events for a batch and writes them, their seen versions and (optionally) the cursor at once. */
-  commit(source: SourceName, batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] }, opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow }): CommitResult {
+  commit(
+    source: SourceName,
+    batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] },
+    opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow; /** The time range this commit completes (head reads, backfill passes). */ covered?: Window },
+  ): CommitResult {
     const project = this.projectId!;
     const store = this.store;
     let events: AnyBridgeEvent[] = [];
@@ -191,7 +195,11 @@ export class Poller {
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);
       // What monitors aggregate, with the slice (live or backfill): see src/monitors/.
-      if (!('prompts' in batch)) store.monitors.putFacts(project, factsOf(batch, Date.now() - factsHorizonMs(this.config.monitors)));
+      if (!('prompts' in batch)) {
+        const horizon = Date.now() - factsHorizonMs(this.config.monitors);
+        store.monitors.putFacts(project, factsOf(batch, horizon));
+        if (opts.covered) store.monitors.noteFactsRead(project, source, Math.max(opts.covered.fromMs, horizon), opts.covered.toMs);
+      }
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });
@@ -369,6 +377,7 @@ export class Poller {
     const head = legacyTraces ? await this.withTraceContext(batchOf(rows, traces), signal) : batchOf(rows, traces);
     events += this.commit(source, head, {
       ...live,
+      covered: headWindow,
       cursor: { ...c, cursorMs: now, sweepFloorMs: sweep.floorMs, sweepPosMs: sweep.posMs, sweepStartedAt: sweep.startedAt, lastSweepDoneAt },
     }).events;
     if (sweep.posMs === null || sweep.floorMs === null) return events;
@@ -530,7 +539,8 @@ export class Poller {
       } else {
         batch = { observations: [], scores: rows as ScoreRecord[] };
       }
-      add(totals, this.commit(source, batch, commitOpts));
+      // The pass has read everything from its start up to here (earlier slices, or a resumed run's).
+      add(totals, this.commit(source, batch, { ...commitOpts, covered: { fromMs, toMs: resumeAt } }));
       if (resumeKey) this.store.meta.setResumePoint(resumeKey, source, resumeAt);
       opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
       if (next) w = next;

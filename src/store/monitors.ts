@@ -5,6 +5,7 @@
  * notification). Windows are aggregated here in SQL, so evaluating a day of 100,000 items holds
  * none of them in memory. Facts are clustered by time: a window is one range scan.
  */
+import type { Meta } from './meta.js';
 import type { Sql } from './sql.js';
 
 export type FactKind = 'trace' | 'observation' | 'score';
@@ -156,7 +157,26 @@ const STATE_PUT = `INSERT INTO monitor_state (project, monitor, severity, value,
 const STATE_DELETE = 'DELETE FROM monitor_state WHERE project = ? AND monitor = ?';
 
 export class MonitorTables {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly meta: Meta,
+  ) {}
+
+  /**
+   * Must run inside write(), with the facts of [fromMs, toMs): keeps the one range of time facts are
+   * complete for. A range touching it extends it (the head reads, a backfill reaching it); one past
+   * it with a gap starts it again; one wholly before it says nothing about what lies between.
+   */
+  noteFactsRead(project: string, source: string, fromMs: number, toMs: number): void {
+    const r = this.meta.factsRead(project, source);
+    if (r && fromMs <= r.until && toMs >= r.since) this.meta.setFactsRead(project, source, { since: Math.min(r.since, fromMs), until: Math.max(r.until, toMs) });
+    else if (!r || fromMs > r.until) this.meta.setFactsRead(project, source, { since: fromMs, until: toMs });
+  }
+
+  /** From when this project's facts of this poll source are complete; null: none kept yet. */
+  factsSince(project: string, source: string): number | null {
+    return this.meta.factsRead(project, source)?.since ?? null;
+  }
 
   /** Must run inside the store's write(): the facts of one committed slice, in its transaction. */
   putFacts(project: string, facts: readonly Fact[]): void {
