@@ -178,6 +178,7 @@ async function startDaemon(
     store,
     monitors: config.monitors,
     sinkNames: sinks.map((s) => s.name),
+    alertSinks: config.sinks.filter((s) => s.type === 'pagerduty' || s.type === 'slack').map((s) => s.name),
     projects: () => projects.flatMap((p) => (p.poller.projectId ? [{ projectId: p.poller.projectId, langfuseBaseUrl: p.config.langfuse.baseUrl }] : [])),
     defaultLangfuseBaseUrl: config.langfuse.baseUrl,
     logger,

@@ -82,10 +82,20 @@ export function measureWindow(store: Store, projectId: string, spec: MonitorSpec
 }
 
 /**
+ * Must run inside write(). On alert sinks (one incident per monitor: PagerDuty, Slack) the monitor's
+ * older notifications still waiting are superseded: a trigger still retrying must not be sent after
+ * the resolve that follows it, which would leave the incident open.
+ */
+function queueNotification(store: Store, event: MonitorEvent, sinks: readonly string[], alertSinks: readonly string[], now: number): void {
+  for (const sink of sinks) if (alertSinks.includes(sink)) store.monitors.supersedeNotifications(event.data.projectId, event.data.monitor, sink, event.id, now);
+  store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: [...sinks] }], {}, now);
+}
+
+/**
  * Evaluates a monitor's latest due window in one project, if it has not been evaluated yet, and
  * writes the state and any notification in one transaction. Returns null when nothing was due.
  */
-export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now()): Evaluation | null {
+export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now(), alertSinks: readonly string[] = []): Evaluation | null {
   if (!matchesProject(spec, projectId)) return null;
   const end = dueWindow(store, projectId, spec);
   const before = store.monitors.getState(projectId, spec.name);
@@ -103,7 +113,7 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
     let event: MonitorEvent | null = null;
     if (notify) {
       event = buildMonitorEvent({ projectId, spec, severity, previousSeverity: previous, value, samples: aggregate.samples, windowEndMs: end, recent, langfuseBaseUrl });
-      store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: spec.sinks }]);
+      queueNotification(store, event, spec.sinks, alertSinks, now);
     }
     store.monitors.putState({
       project: projectId,
@@ -125,7 +135,14 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
  * Monitors that left the config: one still firing is resolved once (to the sinks it notified that
  * still exist), and its state is forgotten either way. Returns the resolve events queued.
  */
-export function resolveRemoved(store: Store, monitors: readonly MonitorSpec[], sinkNames: readonly string[], langfuseBaseUrlOf: (projectId: string) => string, now = Date.now()): MonitorEvent[] {
+export function resolveRemoved(
+  store: Store,
+  monitors: readonly MonitorSpec[],
+  sinkNames: readonly string[],
+  langfuseBaseUrlOf: (projectId: string) => string,
+  now = Date.now(),
+  alertSinks: readonly string[] = [],
+): MonitorEvent[] {
   const names = new Set(monitors.map((m) => m.name));
   const gone = store.monitors.states().filter((s) => !names.has(s.monitor));
   if (!gone.length) return [];
@@ -150,7 +167,7 @@ export function resolveRemoved(store: Store, monitors: readonly MonitorSpec[], s
           langfuseBaseUrl: langfuseBaseUrlOf(s.project),
           removed: true,
         });
-        if (sinks.length) store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks }]);
+        if (sinks.length) queueNotification(store, event, sinks, alertSinks, now);
         events.push(event);
       }
       store.monitors.deleteState(s.project, s.monitor);
@@ -163,6 +180,8 @@ export interface MonitorRunnerOptions {
   store: Store;
   monitors: readonly MonitorSpec[];
   sinkNames: readonly string[];
+  /** The sinks that keep one incident per monitor (PagerDuty, Slack): see queueNotification. */
+  alertSinks?: readonly string[];
   /** The projects being polled, with their Langfuse host; a project whose id is not known yet is left out. */
   projects(): Array<{ projectId: string; langfuseBaseUrl: string }>;
   /** For links of monitors resolved before their project is connected. */
@@ -188,7 +207,7 @@ export class MonitorRunner {
 
   start(): void {
     const urls = new Map(this.o.projects().map((p) => [p.projectId, p.langfuseBaseUrl]));
-    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl);
+    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl, Date.now(), this.o.alertSinks);
     for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, 'monitor removed from the config while firing: resolved');
     if (resolved.length) this.o.onQueued?.(resolved);
     const smallest = Math.min(...this.o.monitors.map((m) => m.everyMs), 60_000);
@@ -204,7 +223,7 @@ export class MonitorRunner {
     try {
       for (const p of this.o.projects()) {
         for (const spec of this.o.monitors) {
-          const e = evaluateMonitor(this.o.store, p.projectId, spec, p.langfuseBaseUrl, now);
+          const e = evaluateMonitor(this.o.store, p.projectId, spec, p.langfuseBaseUrl, now, this.o.alertSinks);
           if (!e) continue;
           done.push(e);
           this.o.onEvaluated?.(e);

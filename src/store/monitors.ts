@@ -155,6 +155,13 @@ const STATE_PUT = `INSERT INTO monitor_state (project, monitor, severity, value,
     window_end_ms = excluded.window_end_ms, evaluated_at = excluded.evaluated_at, notified_at_ms = excluded.notified_at_ms,
     recent = excluded.recent, spec = excluded.spec`;
 const STATE_DELETE = 'DELETE FROM monitor_state WHERE project = ? AND monitor = ?';
+/** A sink's notifications of one monitor in one project not yet taken for sending (few: the due index by sink). */
+const OPEN_NOTIFICATIONS = `SELECT o.seq FROM outbox o JOIN events e ON e.seq = o.event_seq
+  WHERE o.sink = ? AND o.status IN ('queued', 'retrying') AND e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
+    AND json_extract(e.body, '$.data.projectId') = ? AND json_extract(e.body, '$.data.monitor') = ?`;
+const SUPERSEDE = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @note
+  WHERE seq = @seq AND status IN ('queued', 'retrying')`;
+const SUPERSEDE_ATTEMPT = `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response) VALUES (?, ?, 0, 'delivered', NULL, ?, NULL)`;
 
 export class MonitorTables {
   constructor(
@@ -256,6 +263,24 @@ export class MonitorTables {
   /** Must run inside write(), with the notification it decides, if any: see MonitorRunner. */
   putState(s: MonitorStateRow): void {
     this.sql.prepare(STATE_PUT).run({ ...s, recent: JSON.stringify(s.recent) });
+  }
+
+  /**
+   * Must run inside write(), with the newer notification queued: closes this sink's older
+   * notifications of the monitor that are still waiting (a trigger retrying while the monitor already
+   * recovered), so the newer one cannot be overtaken by them. They are closed unsent, and say so in
+   * their last error and their attempt log. Returns how many.
+   */
+  supersedeNotifications(project: string, monitor: string, sink: string, byEventId: string, now = Date.now()): number {
+    const seqs = this.sql.pluck(OPEN_NOTIFICATIONS).all(sink, project, monitor) as number[];
+    const note = `superseded by ${byEventId} before it was sent: not sent`;
+    let n = 0;
+    for (const seq of seqs) {
+      if (!this.sql.prepare(SUPERSEDE).run({ seq, now, note }).changes) continue;
+      this.sql.prepare(SUPERSEDE_ATTEMPT).run(seq, now, note);
+      n++;
+    }
+    return n;
   }
 
   deleteState(project: string, monitor: string): void {
