@@ -129,6 +129,23 @@ describe('monitors', () => {
       expect(configErrorOf(() => load([{ ...base, colour: 'red' }]))).toMatch(/has unknown key "colour"; known keys: name, source/);
     });
 
+    it('checks the source stream against every project the monitor applies to', () => {
+      const f = join(dir, 'p.json');
+      const projects = [
+        { name: 'chat', publicKey: 'pk1', secretKey: 'sk1' },
+        { name: 'evals', publicKey: 'pk2', secretKey: 'sk2', streams: ['scores'] },
+      ];
+      const withProjects = (monitor: Record<string, unknown>): ReturnType<typeof loadConfig> => {
+        writeFileSync(f, JSON.stringify({ projects, monitors: [monitor] }), { mode: 0o600 });
+        return loadConfig({ env: {}, configFile: f });
+      };
+      expect(configErrorOf(() => withProjects(base))).toBe(
+        'monitors[0] ("rag-errors").source is "traces", whose items come with the traces stream, which project "evals" does not poll (projects[1].streams: scores); add traces there or limit the monitor with where.project',
+      );
+      expect(withProjects({ ...base, where: { project: 'chat' } }).monitors).toHaveLength(1);
+      expect(withProjects({ ...base, source: 'scores', metric: 'count' }).monitors).toHaveLength(1);
+    });
+
     it('is typed field by field in the JSON Schema', () => {
       const schema = configJsonSchema() as { properties: { monitors: { items: { properties: Record<string, { description?: string; enum?: string[] }> } } } };
       const props = schema.properties.monitors.items.properties;

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import type { z } from 'zod';
-import { compileMonitors, type MonitorSpec } from '../monitors/spec.js';
+import { checkMonitorStreams, compileMonitors, type MonitorSpec } from '../monitors/spec.js';
 import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
@@ -291,6 +291,7 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     projects: [],
   };
   if (fromFile) config.projects = projectConfigsFromFile(rawProjects, fromFile, config, opts.requireKeys !== false);
+  checkMonitorStreams(config.monitors, config.projects);
   return config;
 }
 

@@ -14,7 +14,7 @@ import type { Store } from '../store/index.js';
 import type { FactFilter, WindowAggregate } from '../store/monitors.js';
 import { dueWindowEnd, notifies, reportedValue, severityOf } from './evaluate.js';
 import { buildMonitorEvent, type MonitorEvent } from './events.js';
-import { factsHorizonMs, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
+import { factsHorizonMs, globMatch, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
 
 export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
 export { factsOf } from './facts.js';
@@ -44,8 +44,7 @@ export function cursorSource(spec: Pick<MonitorSpec, 'source'>): string {
 
 function matchesProject(spec: MonitorSpec, projectId: string): boolean {
   const patterns = spec.where.project;
-  if (!patterns) return true;
-  return patterns.some((p) => (p.includes('*') ? new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(projectId) : p === projectId));
+  return !patterns || patterns.some((p) => globMatch(p, projectId));
 }
 
 /** The window a monitor would be evaluated on now in a project, or null when none is due yet. */

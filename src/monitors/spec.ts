@@ -280,6 +280,31 @@ export function compileMonitors(raw: readonly unknown[] | undefined, ctx: Monito
   return out;
 }
 
+/**
+ * With several projects, each polls its own streams: a monitor's stream must be polled by every
+ * project it applies to: all of them, or those whose config name `where.project` matches (project
+ * ids are known only once connected).
+ */
+export function checkMonitorStreams(monitors: readonly MonitorSpec[], projects: ReadonlyArray<{ name: string; streams: readonly string[] }>): void {
+  monitors.forEach((m, i) => {
+    const stream = SOURCE_STREAM[m.source];
+    const patterns = m.where.project;
+    const applies = (name: string): boolean => !patterns || patterns.some((p) => globMatch(p, name));
+    projects.forEach((p, j) => {
+      if (!applies(p.name) || p.streams.includes(stream)) return;
+      throw new ConfigError(
+        `monitors[${i}] (${JSON.stringify(m.name)}).source is ${JSON.stringify(m.source)}, whose items come with the ${stream} stream, which project ${JSON.stringify(p.name)} does not poll (projects[${j}].streams: ${p.streams.join(',')}); add ${stream} there or limit the monitor with where.project`,
+      );
+    });
+  });
+}
+
+/** A `*` pattern (the monitors' where.project, traceName, ...) against a name. */
+export function globMatch(pattern: string, name: string): boolean {
+  if (!pattern.includes('*')) return pattern === name;
+  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(name);
+}
+
 /** How long the facts are kept: the longest window plus its delay, and never less than a day. */
 export function factsHorizonMs(monitors: readonly MonitorSpec[]): number {
   return Math.max(86_400_000, ...monitors.map((m) => m.windowMs + m.delayMs + m.everyMs));
