@@ -299,6 +299,25 @@ export function checkMonitorStreams(monitors: readonly MonitorSpec[], projects: 
   });
 }
 
+/** The events a monitor sends: alert and resolved always, warning when it has a warning threshold. */
+export function monitorEventTypes(m: Pick<MonitorSpec, 'warning'>): string[] {
+  return m.warning === null ? ['monitor.alert', 'monitor.resolved'] : ['monitor.alert', 'monitor.warning', 'monitor.resolved'];
+}
+
+/**
+ * A monitor's sinks must take its events: a sink's `events` leaving them out (at config load), or a
+ * handler module with no handler for them (once it is loaded), would drop or dead-letter every one.
+ * `problem` says, for a sink and the event types it must take, why it does not, or null.
+ */
+export function checkMonitorSinks(monitors: readonly MonitorSpec[], problem: (sink: string, types: string[]) => string | null): void {
+  monitors.forEach((m, i) => {
+    for (const sink of m.sinks) {
+      const why = problem(sink, monitorEventTypes(m));
+      if (why) throw new ConfigError(`monitors[${i}] (${JSON.stringify(m.name)}).sinks names ${JSON.stringify(sink)}, ${why}`);
+    }
+  });
+}
+
 /** A `*` pattern (the monitors' where.project, traceName, ...) against a name. */
 export function globMatch(pattern: string, name: string): boolean {
   if (!pattern.includes('*')) return pattern === name;
