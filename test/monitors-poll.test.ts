@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BridgeConfig } from '../src/config/index.js';
-import { compileMonitors, evaluateMonitor, type MonitorSpec } from '../src/monitors/index.js';
+import { compileMonitors, evaluateMonitor, measureWindow, type MonitorSpec } from '../src/monitors/index.js';
 import { Poller } from '../src/poll/index.js';
 import { HOUR, backfillWorld, iso, log, type BackfillWorld } from './helpers/backfill.js';
 
@@ -60,4 +60,27 @@ describe('monitors fed by the poller', () => {
     await poller.backfill(Date.now() - 2 * HOUR, Date.now(), { sinks: [], enqueue: {} });
     expect(evaluateMonitor(store, project, m, '')).toMatchObject({ value: 0, severity: 'alert' });
   });
+
+  it.each(['v2', 'v3'] as const)('on a legacy server (%s), filters generations and observations by the name, environment and tags of their trace', async (generation) => {
+    const { sim, store, client, config } = await world({ generation });
+    const poller = new Poller(store, client, config, [], log);
+    const t = Date.now() - 5 * 60_000;
+    const rag = sim.addTrace({ name: 'rag-query', environment: 'production', tags: ['rag'], timestamp: iso(t) });
+    sim.addObservation({ traceId: rag.id, type: 'GENERATION', name: 'llm', startTime: iso(t + 1000) });
+    const other = sim.addTrace({ name: 'chat', environment: 'staging', timestamp: iso(t) });
+    sim.addObservation({ traceId: other.id, type: 'GENERATION', name: 'llm', startTime: iso(t + 2000) });
+    await poller.pollOnce();
+    const project = poller.projectId!;
+    const count = (where: Record<string, unknown>, source = 'generations'): number => measureWindow(store, project, monitor({ source, metric: 'count', window: '1h', where }), t + 30 * 60_000).aggregate.samples;
+    expect(count({})).toBe(2);
+    expect(count({ traceName: 'rag-*' })).toBe(1);
+    expect(count({ tags: ['rag'] })).toBe(1);
+    expect(count({ traceName: 'chat' }, 'observations')).toBe(1);
+    // v2 knows no environments at all (neither traces nor observations carry one).
+    if (generation === 'v3') {
+      expect(count({ environment: 'production' })).toBe(1);
+      expect(count({ traceName: 'chat', environment: 'staging' }, 'observations')).toBe(1);
+    }
+  });
 });
+

@@ -49,8 +49,34 @@ function scoreValue(s: ScoreRecord): number | null {
   return null;
 }
 
-/** Facts of this batch; items beyond the horizon (older than any window reads) are left out. */
-export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
+/** A trace's own fields, as far as known. */
+export interface TraceFields {
+  name: string | null;
+  environment: string | null;
+  tags: string[] | null;
+}
+
+/**
+ * Facts of this batch; items beyond the horizon (older than any window reads) are left out. On
+ * legacy servers observations do not carry their trace's name, environment and tags: they are taken
+ * from the batch's listed traces, else from `traceOf` (what earlier reads learnt of the trace).
+ */
+export function factsOf(batch: FactBatch, sinceMs = 0, traceOf: (traceId: string) => TraceFields | null = () => null): Fact[] {
+  const listed = new Map<string, TraceFields>();
+  for (const tr of batch.traces ?? []) listed.set(tr.id, { name: tr.name ?? null, environment: tr.environment ?? null, tags: tr.tags?.length ? tr.tags : null });
+  const known = new Map<string, TraceFields | null>();
+  const fieldsOf = (traceId: string): TraceFields | null => {
+    if (!known.has(traceId)) known.set(traceId, listed.get(traceId) ?? traceOf(traceId));
+    return known.get(traceId) ?? null;
+  };
+  const fill = (f: Fact, traceId: string): void => {
+    if (f.name !== null && f.environment !== null && f.tags?.length) return;
+    const t = fieldsOf(traceId);
+    if (!t) return;
+    f.name ??= t.name;
+    f.environment ??= t.environment;
+    if (!f.tags?.length && t.tags?.length) f.tags = t.tags;
+  };
   const out: Fact[] = [];
   const traces = new Map<string, Fact>();
   const trace = (id: string, tsMs: number): Fact => {
@@ -83,6 +109,7 @@ export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
   for (const o of batch.observations ?? []) {
     const f = observationFact(o);
     if (!f) continue;
+    fill(f, o.traceId);
     seeTrace(o, f);
     if (f.tsMs >= sinceMs) out.push(f);
   }
@@ -92,6 +119,7 @@ export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
   }
   for (const t of traces.values()) {
     if (t.tsMs < sinceMs) continue;
+    fill(t, t.id);
     t.latency = t.endMs !== null && t.endMs >= t.tsMs ? (t.endMs - t.tsMs) / 1000 : null;
     out.push(t);
   }

@@ -14,6 +14,7 @@ import {
   detectObservations,
   detectPrompts,
   detectScores,
+  seenTraceFields,
   type AnyBridgeEvent,
   type DetectOptions,
   type ObservationRecord,
@@ -197,7 +198,8 @@ export class Poller {
       // What monitors aggregate, with the slice (live or backfill): see src/monitors/.
       if (!('prompts' in batch)) {
         const horizon = Date.now() - factsHorizonMs(this.config.monitors);
-        store.monitors.putFacts(project, factsOf(batch, horizon));
+        // Detection above recorded what this batch says of each trace; legacy observations need it.
+        store.monitors.putFacts(project, factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId))));
         if (opts.covered) store.monitors.noteFactsRead(project, source, Math.max(opts.covered.fromMs, horizon), opts.covered.toMs);
       }
       if (opts.cursor) store.putCursor(opts.cursor);
