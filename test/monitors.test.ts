@@ -98,6 +98,13 @@ describe('monitors', () => {
     store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
     store.write(() => store.monitors.noteFactsRead(P, source, 0, ms));
   };
+  // As a poll of the running process: a successful one, after the runner started.
+  const polledByThisProcess = (ms: number, source = 'observations'): void => {
+    polledTo(ms, source);
+    store.putCursor({ ...store.getCursor(P, source), lastOkAt: Date.now() + 1 });
+  };
+  const runnerOf = (monitors: MonitorSpec[]): MonitorRunner =>
+    new MonitorRunner({ store, monitors, sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], defaultLangfuseBaseUrl: '', logger: createLogger('silent') });
   const outbox = (): Array<{ event_id: string; sink: string; body: string; type: string }> =>
     sqlite(store).prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
 
@@ -247,10 +254,18 @@ describe('monitors', () => {
   });
 
   it('a lagging poller delays evaluation rather than raising no-data', () => {
-    const m = spec({ source: 'generations', metric: 'count', window: '5m', op: '<', alert: 1, delay: '1m' });
+    const m = spec({ source: 'generations', metric: 'avg', of: 'latency', window: '5m', every: '5m', delay: '1m', alert: 100, noData: 'alert' });
+    record({ observations: [obs(T0 - 4 * MIN), ...[1, 2, 3, 4].map((i) => obs(T0 + i * MIN))] });
     expect(evaluateMonitor(store, P, m, '')).toBeNull();
-    polledTo(T0);
-    expect(evaluateMonitor(store, P, m, '')!.windowEndMs).toBe(T0 - MIN);
+    // Polled up to just short of the end of [T0, T0+5m) plus the delay: that window waits.
+    polledTo(T0 + 5 * MIN + 59_000);
+    expect(evaluateMonitor(store, P, m, '')).toMatchObject({ windowEndMs: T0, value: 1, severity: 'ok' });
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+    expect(store.monitors.getState(P, 'm')).toMatchObject({ windowEndMs: T0, severity: 'ok' });
+    // Once past it, the window is evaluated on its items: no no-data alert was raised meanwhile.
+    polledTo(T0 + 6 * MIN);
+    expect(evaluateMonitor(store, P, m, '')).toMatchObject({ windowEndMs: T0 + 5 * MIN, value: 1, severity: 'ok', event: null, aggregate: { samples: 4 } });
+    expect(outbox()).toEqual([]);
   });
 
   it('handles no data as configured: ok, keep, alert; a count of nothing is 0', () => {
@@ -309,15 +324,54 @@ describe('monitors', () => {
   it('the runner evaluates every project on its tick, wakes delivery and prunes facts beyond the horizon', () => {
     const m = spec({ source: 'generations', metric: 'count', window: '10m', delay: '0s', alert: 0 });
     record({ observations: [obs(Date.now() - 3 * 86_400_000), obs(Date.now() - 5 * MIN)] });
-    polledTo(Date.now());
     const woke: number[] = [];
     const runner = new MonitorRunner({ store, monitors: [m], sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], defaultLangfuseBaseUrl: '', logger: createLogger('silent'), onQueued: (e) => woke.push(e.length) });
+    polledByThisProcess(Date.now());
     const done = runner.tick();
     expect(done).toHaveLength(1);
     expect(runner.tick()).toHaveLength(0);
     // The generation and its trace of 5 minutes ago stay; those of 3 days ago are gone.
     expect(sqlite(store).prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
     expect(woke).toEqual([1]);
+  });
+
+  it('the runner evaluates a project only once this process has polled it: a cursor left by the previous run may be stale', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    store.putCursor({ ...store.getCursor(P, 'observations'), lastOkAt: Date.now() - 1000 });
+    const runner = runnerOf([m]);
+    expect(runner.tick()).toEqual([]);
+    polledByThisProcess(T0 + MIN);
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + MIN]);
+  });
+
+  it('while running, evaluates every window when every is shorter than a poll; after a start, only the latest', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '10s', every: '10s', delay: '0s', alert: 0 });
+    for (let i = 0; i < 12; i++) record({ observations: [obs(T0 + i * 10_000 + 1000)] });
+    const runner = runnerOf([m]);
+    polledByThisProcess(T0 + 30_000);
+    // The first evaluation of this process: the latest window only (downtime).
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + 30_000]);
+    // A poll every 30 s moves the cursor past three windows: each is evaluated.
+    polledByThisProcess(T0 + 60_000);
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + 40_000, T0 + 50_000, T0 + 60_000]);
+    expect(store.monitors.getState(P, 'm')!.recent).toEqual([1, 1, 1, 1]);
+  });
+
+  it('prunes facts counted back from where the polls are, for every project facts are kept for', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1h', alert: 1000 });
+    // A lagging poller: its windows still need facts from before a day ago.
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + 10 * MIN);
+    // A project not connected now (say, removed from the config) keeps no facts beyond the horizon.
+    store.write(() => store.monitors.putFacts('gone', factsOf({ observations: [obs(Date.now() - 3 * 86_400_000)] })));
+    runnerOf([m]).tick();
+    const left = sqlite(store).prepare('SELECT project, kind FROM monitor_facts ORDER BY project, kind').all();
+    expect(left).toEqual([
+      { project: P, kind: 'observation' },
+      { project: P, kind: 'trace' },
+    ]);
   });
 
   it('/metrics exports each monitor\'s value and severity per project', async () => {

@@ -90,16 +90,40 @@ function queueNotification(store: Store, event: MonitorEvent, sinks: readonly st
   store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: [...sinks] }], {}, now);
 }
 
+/** How many missed windows one evaluation catches up on while running; beyond that, the latest only. */
+const CATCH_UP = 60;
+
 /**
  * Evaluates a monitor's latest due window in one project, if it has not been evaluated yet, and
  * writes the state and any notification in one transaction. Returns null when nothing was due.
  */
 export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now(), alertSinks: readonly string[] = []): Evaluation | null {
-  if (!matchesProject(spec, projectId)) return null;
+  return evaluateDue(store, projectId, spec, langfuseBaseUrl, { now, alertSinks }).at(-1) ?? null;
+}
+
+/**
+ * Evaluates the due windows not evaluated yet, oldest first: with `catchUp` (a running daemon, whose
+ * `every` may be shorter than a poll) each window after the last one evaluated, so none is skipped;
+ * without it (the first evaluation after a start: downtime) only the latest.
+ */
+export function evaluateDue(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, o: { now?: number; alertSinks?: readonly string[]; catchUp?: boolean } = {}): Evaluation[] {
+  if (!matchesProject(spec, projectId)) return [];
   const end = dueWindow(store, projectId, spec);
-  const before = store.monitors.getState(projectId, spec.name);
-  if (end === null || (before?.windowEndMs !== null && before?.windowEndMs !== undefined && before.windowEndMs >= end)) return null;
-  if (!factsCover(store, projectId, spec, end)) return null;
+  const last = store.monitors.getState(projectId, spec.name)?.windowEndMs ?? null;
+  if (end === null || (last !== null && last >= end)) return [];
+  const ends: number[] = [];
+  if (o.catchUp && last !== null && end - last <= CATCH_UP * spec.everyMs) for (let e = last + spec.everyMs; e < end; e += spec.everyMs) ends.push(e);
+  ends.push(end);
+  const out: Evaluation[] = [];
+  for (const e of ends) {
+    if (!factsCover(store, projectId, spec, e)) continue;
+    const done = evaluateWindow(store, projectId, spec, e, langfuseBaseUrl, o.now ?? Date.now(), o.alertSinks ?? []);
+    if (done) out.push(done);
+  }
+  return out;
+}
+
+function evaluateWindow(store: Store, projectId: string, spec: MonitorSpec, end: number, langfuseBaseUrl: string, now: number, alertSinks: readonly string[]): Evaluation | null {
   // The aggregate is read outside the write transaction: the window is closed, nothing changes it.
   const { aggregate, value } = measureWindow(store, projectId, spec, end);
   return store.write(() => {
@@ -201,6 +225,10 @@ export class MonitorRunner {
   private timer: NodeJS.Timeout | null = null;
   private lastPrune = 0;
   private failing = false;
+  /** Project and monitor pairs evaluated by this process: later evaluations catch up on missed windows. */
+  private readonly running = new Set<string>();
+  /** A cursor moved by an earlier process may be stale: a project is evaluated once polled by this one. */
+  private readonly startedAt = Date.now();
 
   constructor(private readonly o: MonitorRunnerOptions) {}
 
@@ -222,20 +250,23 @@ export class MonitorRunner {
     try {
       for (const p of this.o.projects()) {
         for (const spec of this.o.monitors) {
-          const e = evaluateMonitor(this.o.store, p.projectId, spec, p.langfuseBaseUrl, now, this.o.alertSinks);
-          if (!e) continue;
-          done.push(e);
-          this.o.onEvaluated?.(e);
-          if (e.event) {
-            queued.push(e.event);
-            this.o.logger.info({ monitor: spec.name, projectId: p.projectId, severity: e.severity, value: e.value, windowEnd: new Date(e.windowEndMs).toISOString() }, `monitor ${e.event.event}`);
+          if ((this.o.store.getCursor(p.projectId, cursorSource(spec)).lastOkAt ?? 0) < this.startedAt) continue;
+          const key = `${p.projectId}\u0000${spec.name}`;
+          const evaluated = evaluateDue(this.o.store, p.projectId, spec, p.langfuseBaseUrl, { now, alertSinks: this.o.alertSinks, catchUp: this.running.has(key) });
+          if (evaluated.length) this.running.add(key);
+          for (const e of evaluated) {
+            done.push(e);
+            this.o.onEvaluated?.(e);
+            if (e.event) {
+              queued.push(e.event);
+              this.o.logger.info({ monitor: spec.name, projectId: p.projectId, severity: e.severity, value: e.value, windowEnd: new Date(e.windowEndMs).toISOString() }, `monitor ${e.event.event}`);
+            }
           }
         }
       }
       if (now - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = now;
-        const horizon = now - factsHorizonMs(this.o.monitors);
-        const pruned = this.o.store.write(() => this.o.projects().reduce((n, p) => n + this.o.store.monitors.pruneFacts(p.projectId, horizon), 0));
+        const pruned = this.prune(now);
         if (pruned) this.o.logger.debug({ facts: pruned }, 'pruned monitor facts older than the longest window');
       }
       if (this.failing) this.o.logger.info('monitor evaluation works again');
@@ -247,6 +278,19 @@ export class MonitorRunner {
     }
     if (queued.length) this.o.onQueued?.(queued);
     return done;
+  }
+
+  /**
+   * Forgets facts older than the longest window needs, for every project facts are kept for (one
+   * not connected now included), counted back from where its polls are (a lagging poller's windows
+   * still need theirs), or from now for a project only backfilled.
+   */
+  private prune(now: number): number {
+    const store = this.o.store;
+    const polledTo = new Map<string, number>();
+    for (const c of store.allCursors()) if (c.cursorMs !== null) polledTo.set(c.project, Math.min(polledTo.get(c.project) ?? now, c.cursorMs));
+    const keep = factsHorizonMs(this.o.monitors);
+    return store.write(() => store.monitors.factProjects().reduce((n, project) => n + store.monitors.pruneFacts(project, Math.min(now, polledTo.get(project) ?? now) - keep), 0));
   }
 
   stop(): void {
