@@ -177,6 +177,18 @@ describe('monitors', () => {
     expect(measureWindow(store, P, lat, T0 + 60 * MIN).value).toBe(121);
   });
 
+  it('counts tokens as rules do: the total, else prompt + completion, else usageDetails.total', () => {
+    record({
+      observations: [
+        obs(T0 + 1000, { totalTokens: 15 }),
+        obs(T0 + 2000, { totalTokens: null, promptTokens: 10, completionTokens: 5 }),
+        obs(T0 + 3000, { totalTokens: null, promptTokens: null, completionTokens: null, usageDetails: { total: 7 } }),
+      ],
+    });
+    const m = spec({ source: 'generations', metric: 'sum', of: 'totalTokens', window: '1h', alert: 1000 });
+    expect(measureWindow(store, P, m, T0 + 60 * MIN).aggregate).toEqual({ value: 37, samples: 3 });
+  });
+
   it('computes exact percentiles, means of scores (BOOLEAN as 1/0) and filters with the rule conditions', () => {
     record({ observations: Array.from({ length: 100 }, (_, i) => obs(T0 + i * 1000, { endTime: new Date(T0 + i * 1000 + (i + 1) * 100).toISOString(), model: i % 2 ? 'gpt-4o' : 'gpt-4o-mini' })) });
     const p95 = (model: string): MonitorSpec => spec({ source: 'generations', metric: 'p95', of: 'latency', window: '1h', alert: 8, where: { model } });

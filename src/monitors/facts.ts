@@ -4,6 +4,7 @@
  * what earlier slices knew by the store's upsert).
  */
 import { levelRank, type ObservationRecord, type ScoreRecord, type TraceRecord } from '../events/records.js';
+import { totalTokens } from '../rules/index.js';
 import type { Fact } from '../store/monitors.js';
 
 export interface FactBatch {
@@ -38,7 +39,7 @@ function observationFact(o: ObservationRecord): Fact | null {
     level: levelRank(o.level),
     latency: end !== null && end >= start ? (end - start) / 1000 : null,
     cost: o.totalCost,
-    tokens: o.totalTokens,
+    tokens: totalTokens({ usage: { promptTokens: o.promptTokens, completionTokens: o.completionTokens, totalTokens: o.totalTokens }, usageDetails: o.usageDetails }),
     value: null,
   };
 }

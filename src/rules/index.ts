@@ -357,7 +357,8 @@ function levelAtLeast(level: Level | null | undefined, min: 'WARNING' | 'ERROR')
   return level !== null && level !== undefined && (LEVEL_RANK[level] ?? 0) >= LEVEL_RANK[min];
 }
 
-function totalTokens(g: GenerationData): number | null {
+/** A generation's total tokens: as reported, else prompt + completion, else usageDetails.total (rules and monitors alike). */
+export function totalTokens(g: Pick<GenerationData, 'usage' | 'usageDetails'>): number | null {
   const u = g.usage;
   if (u && typeof u.totalTokens === 'number') return u.totalTokens;
   if (u && (typeof u.promptTokens === 'number' || typeof u.completionTokens === 'number')) return (u.promptTokens ?? 0) + (u.completionTokens ?? 0);
