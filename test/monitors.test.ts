@@ -116,6 +116,11 @@ describe('monitors', () => {
       return loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', ...env }, configFile: f });
     };
 
+    it('accepts any zero delay', () => {
+      for (const delay of ['0', '0s', '0m', '0h', ' 00m ']) expect(load([{ ...base, delay }]).monitors[0]!.delayMs).toBe(0);
+      expect(configErrorOf(() => load([{ ...base, delay: '-1m' }]))).toMatch(/\.delay must be a duration/);
+    });
+
     it('fills in the contract defaults', () => {
       const [m] = load([base]).monitors;
       expect(m).toMatchObject({ everyMs: MIN, delayMs: 2 * MIN, windowMs: 15 * MIN, minSamples: 1, noData: 'ok', renotifyMinutes: null, warning: null, of: null });

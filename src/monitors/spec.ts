@@ -69,6 +69,8 @@ export function parseDuration(text: string): number | null {
 }
 
 const duration = z.string().regex(/^\s*[1-9]\d*(s|m|h|d)\s*$/);
+/** `0`, `0s`, `0m`, ...: no delay. */
+const ZERO = /^\s*0+(s|m|h|d)?\s*$/;
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const monitorSchema = z
@@ -96,7 +98,7 @@ export const monitorSchema = z
     of: z.enum(MEASURES).optional(),
     window: duration,
     every: duration.optional(),
-    delay: z.union([duration, z.literal('0s'), z.literal('0')]).optional(),
+    delay: z.union([duration, z.string().regex(ZERO)]).optional(),
     op: z.enum(OPS),
     alert: z.number(),
     warning: z.number().optional(),
@@ -130,7 +132,7 @@ export const MONITOR_FIELDS: Record<string, string> = {
   of: `one of ${MEASURES.join(', ')} (latency in seconds)`,
   window: 'a duration such as "30s", "15m", "1h", "1d"',
   every: 'a duration such as "1m" (default 1m): windows end on a grid of it',
-  delay: 'a duration such as "2m" (default 2m): how long after its end a window waits for late data',
+  delay: 'a duration such as "2m", or 0 (default 2m): how long after its end a window waits for late data',
   op: `one of ${OPS.join(', ')}`,
   alert: 'a number: the threshold that fires an alert',
   warning: 'a number: the threshold that fires a warning',
@@ -258,7 +260,7 @@ function compileOne(raw: unknown, i: number, ctx: MonitorContext): MonitorSpec {
     windowText: m.window.trim(),
     windowMs: parseDuration(m.window)!,
     everyMs: parseDuration(m.every ?? '1m')!,
-    delayMs: delay === '0' || delay.trim() === '0s' ? 0 : parseDuration(delay)!,
+    delayMs: ZERO.test(delay) ? 0 : parseDuration(delay)!,
     op: m.op,
     alert: m.alert,
     warning: m.warning ?? null,
