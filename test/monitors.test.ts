@@ -329,6 +329,22 @@ describe('monitors', () => {
     expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:hook']);
   });
 
+  it('resolves a monitor edited while firing where it no longer notifies: on the sinks it dropped, or everywhere when it no longer applies to the project', () => {
+    const firing = spec({ name: 'firing', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0 }, ['hook', 'slack']);
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    evaluateMonitor(store, P, firing, 'https://lf.example');
+    const fewerSinks = { ...firing, sinks: ['hook'] };
+    const first = resolveRemoved(store, [fewerSinks], ['hook', 'slack'], () => 'https://lf.example');
+    expect(first.map((e) => [e.event, e.data.monitor, e.data.removed])).toEqual([['monitor.resolved', 'firing', undefined]]);
+    expect(resolveRemoved(store, [fewerSinks], ['hook', 'slack'], () => 'https://lf.example')).toEqual([]);
+    expect(store.monitors.getState(P, 'firing')).toMatchObject({ severity: 'alert' });
+    const elsewhere = { ...fewerSinks, where: { project: ['other-project'] } };
+    expect(resolveRemoved(store, [elsewhere], ['hook', 'slack'], () => 'https://lf.example')).toHaveLength(1);
+    expect(store.monitors.getState(P, 'firing')).toBeNull();
+    expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:slack', 'monitor.resolved:hook']);
+  });
+
   it('a monitor added later evaluates a full window at once from the facts already kept', () => {
     record({ observations: Array.from({ length: 60 }, (_, i) => obs(T0 + i * MIN, { level: i % 4 === 0 ? 'ERROR' : 'DEFAULT' })) });
     polledTo(T0 + 62 * MIN);

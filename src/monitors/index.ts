@@ -155,8 +155,11 @@ function evaluateWindow(store: Store, projectId: string, spec: MonitorSpec, end:
 }
 
 /**
- * Monitors that left the config: one still firing is resolved once (to the sinks it notified that
- * still exist), and its state is forgotten either way. Returns the resolve events queued.
+ * Incidents the config no longer leads to: a monitor removed while firing is resolved once (to the
+ * sinks it notified that still exist) and its state forgotten; one edited while firing so that it no
+ * longer applies to the project likewise; one edited to other sinks is resolved on the sinks it
+ * dropped (the state keeps the monitor as last evaluated, its sinks included). Returns the resolve
+ * events queued.
  */
 export function resolveRemoved(
   store: Store,
@@ -166,37 +169,48 @@ export function resolveRemoved(
   now = Date.now(),
   alertSinks: readonly string[] = [],
 ): MonitorEvent[] {
-  const names = new Set(monitors.map((m) => m.name));
-  const gone = store.monitors.states().filter((s) => !names.has(s.monitor));
-  if (!gone.length) return [];
+  const byName = new Map(monitors.map((m) => [m.name, m]));
+  const stale = store.monitors.states().filter((s) => {
+    const spec = byName.get(s.monitor);
+    return !spec || (s.severity !== 'ok' && (!matchesProject(spec, s.project) || droppedSinks(s, spec).length > 0));
+  });
+  if (!stale.length) return [];
   return store.write(() => {
     const events: MonitorEvent[] = [];
-    for (const s of gone) {
+    for (const s of stale) {
       const current = store.monitors.getState(s.project, s.monitor);
       if (!current) continue;
+      const spec = byName.get(s.monitor);
+      const gone = !spec || !matchesProject(spec, s.project);
+      const old = JSON.parse(current.spec) as MonitorSpec;
+      const sinks = (gone ? old.sinks : droppedSinks(current, spec)).filter((n) => sinkNames.includes(n));
       if (current.severity !== 'ok') {
-        const spec = JSON.parse(current.spec) as MonitorSpec;
-        const sinks = spec.sinks.filter((n) => sinkNames.includes(n));
-        const windowEndMs = current.windowEndMs ?? Math.floor(now / spec.everyMs) * spec.everyMs;
         const event = buildMonitorEvent({
           projectId: s.project,
-          spec,
+          spec: old,
           severity: 'ok',
           previousSeverity: current.severity,
           value: current.value,
           samples: current.samples,
-          windowEndMs,
+          windowEndMs: current.windowEndMs ?? Math.floor(now / old.everyMs) * old.everyMs,
           recent: current.recent,
           langfuseBaseUrl: langfuseBaseUrlOf(s.project),
-          removed: true,
+          removed: !spec,
         });
         if (sinks.length) queueNotification(store, event, sinks, alertSinks, now);
         events.push(event);
       }
-      store.monitors.deleteState(s.project, s.monitor);
+      if (gone) store.monitors.deleteState(s.project, s.monitor);
+      else store.monitors.putState({ ...current, spec: JSON.stringify(spec) });
     }
     return events;
   });
+}
+
+/** The sinks a firing monitor notified that its edited version no longer names. */
+function droppedSinks(state: { spec: string }, spec: MonitorSpec): string[] {
+  const old = JSON.parse(state.spec) as Pick<MonitorSpec, 'sinks'>;
+  return old.sinks.filter((n) => !spec.sinks.includes(n));
 }
 
 export interface MonitorRunnerOptions {
@@ -235,7 +249,7 @@ export class MonitorRunner {
   start(): void {
     const urls = new Map(this.o.projects().map((p) => [p.projectId, p.langfuseBaseUrl]));
     const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl, Date.now(), this.o.alertSinks);
-    for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, 'monitor removed from the config while firing: resolved');
+    for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, e.data.removed ? 'monitor removed from the config while firing: resolved' : 'monitor edited while firing: resolved where it no longer notifies');
     if (resolved.length) this.o.onQueued?.(resolved);
     const smallest = Math.min(...this.o.monitors.map((m) => m.everyMs), 60_000);
     const tick = this.o.tickMs ?? Math.max(1000, Math.min(5000, smallest / 10));
