@@ -12,6 +12,7 @@ import { configJsonSchema } from '../src/config/json-schema.js';
 import { eventId } from '../src/events/index.js';
 import type { ObservationRecord, ScoreRecord } from '../src/events/records.js';
 import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner, resolveRemoved, type MonitorSpec } from '../src/monitors/index.js';
+import { checkMonitors } from '../src/monitors/check.js';
 import type { MonitorEvent } from '../src/monitors/events.js';
 import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
 import { createLogger } from '../src/ops/logger.js';
@@ -343,6 +344,14 @@ describe('monitors', () => {
     expect(resolveRemoved(store, [elsewhere], ['hook', 'slack'], () => 'https://lf.example')).toHaveLength(1);
     expect(store.monitors.getState(P, 'firing')).toBeNull();
     expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:slack', 'monitor.resolved:hook']);
+  });
+
+  it('check evaluates each monitor per project polled, leaving out a project that never connected', () => {
+    const m = spec({ name: 'gens', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 5 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    store.putCursor({ ...store.getCursor('never-connected', 'observations'), lastOutcome: 'error', lastError: 'refused keys' });
+    expect(checkMonitors(file, [m])).toEqual([`✔ monitor gens: count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`]);
   });
 
   it('a monitor added later evaluates a full window at once from the facts already kept', () => {

@@ -20,8 +20,9 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
     return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (the database cannot be read)`);
   }
   try {
-    // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor).
-    const projects = [...new Set([...store.allCursors().map((c) => c.project), ...store.monitors.factProjects()])];
+    // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor); a
+    // project that never connected has only its failures recorded.
+    const projects = [...new Set([...store.allCursors().flatMap((c) => (c.cursorMs !== null ? [c.project] : [])), ...store.monitors.factProjects()])];
     const lines: string[] = [];
     for (const m of monitors) {
       if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing read into this database)`);
