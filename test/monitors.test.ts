@@ -117,6 +117,16 @@ describe('monitors', () => {
       return loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', ...env }, configFile: f });
     };
 
+    it('refuses monitor events in a rule, pointing at monitors', () => {
+      const f = join(dir, 'r.json');
+      for (const events of [['monitor.*'], ['monitor.alert'], 'monitor']) {
+        writeFileSync(f, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/T/B/x' }], rules: [{ name: 'mon', events, sinks: ['slack'] }] }), { mode: 0o600 });
+        expect(configErrorOf(() => loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk' }, configFile: f }))).toMatch(
+          /^rules\[0\].*\.events has "monitor[.a-z*]*": monitor events are not routed by rules; name the sink in the monitor's "sinks" \(see "monitors"\)$/,
+        );
+      }
+    });
+
     it('accepts any zero delay', () => {
       for (const delay of ['0', '0s', '0m', '0h', ' 00m ']) expect(load([{ ...base, delay }]).monitors[0]!.delayMs).toBe(0);
       expect(configErrorOf(() => load([{ ...base, delay: '-1m' }]))).toMatch(/\.delay must be a duration/);
