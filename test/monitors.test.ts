@@ -364,6 +364,17 @@ describe('monitors', () => {
     expect(checkMonitors(file, [m])).toEqual([`✔ monitor gens: count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`]);
   });
 
+  it('check measures a window reaching back before what was read, and says run waits for a full one', () => {
+    const m = spec({ name: 'hourly', source: 'generations', metric: 'count', window: '1h', every: '5m', delay: '0s', alert: 5 });
+    record({ observations: [obs(T0 + 1000), obs(T0 + 2000)] });
+    store.putCursor({ ...store.getCursor(P, 'observations'), cursorMs: T0 + 10 * MIN });
+    store.write(() => store.monitors.noteFactsRead(P, 'observations', T0, T0 + 10 * MIN));
+    expect(checkMonitors(file, [m])).toEqual([
+      `✔ monitor hourly: count 2 (> 5 alerts) over 1h to ${new Date(T0 + 10 * MIN).toISOString()}, 2 item(s): ok; partial window: facts kept since ${new Date(T0).toISOString()}, so \`run\` evaluates windows ending from ${new Date(T0 + 60 * MIN).toISOString()} (\`backfill\` reads further back)`,
+    ]);
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+  });
+
   it('a monitor added later evaluates a full window at once from the facts already kept', () => {
     record({ observations: Array.from({ length: 60 }, (_, i) => obs(T0 + i * MIN, { level: i % 4 === 0 ? 'ERROR' : 'DEFAULT' })) });
     polledTo(T0 + 62 * MIN);

@@ -30,16 +30,17 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
         // The window `run` would evaluate next; before the first poll, the one ending now.
         const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;
         const label = `✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}`;
-        if (!factsCover(store, project, m, end)) {
-          const since = store.monitors.factsSince(project, cursorSource(m));
-          lines.push(`${label}: not evaluated yet: the ${m.windowText} window to ${new Date(end).toISOString()} starts before what was read${since === null ? '' : ` (facts kept since ${new Date(since).toISOString()})`}; \`langfuse-bridge backfill\` reads further back`);
-          continue;
-        }
         const { aggregate, value } = measureWindow(store, project, m, end);
         const previous = store.monitors.getState(project, m.name)?.severity ?? 'ok';
         const severity = severityOf(m, value, previous);
         const shown = `${metricWords(m)} ${formatMonitorValue(m, value)} (${m.op} ${formatMonitorValue(m, m.alert)} alerts)`;
-        lines.push(`${label}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}`);
+        // A window reaching back before what was read is measured here, but `run` waits for a full one.
+        const since = store.monitors.factsSince(project, cursorSource(m));
+        const firstFull = since === null ? null : Math.ceil((since + m.windowMs) / m.everyMs) * m.everyMs;
+        const partial = factsCover(store, project, m, end)
+          ? ''
+          : `; partial window: facts kept since ${since === null ? 'nothing yet' : new Date(since).toISOString()}, so \`run\` evaluates windows ending from ${firstFull === null ? 'its first poll on' : new Date(firstFull).toISOString()} (\`backfill\` reads further back)`;
+        lines.push(`${label}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}${partial}`);
       }
     }
     return lines;
