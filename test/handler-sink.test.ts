@@ -6,6 +6,10 @@ import type { HandlerSinkConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { EVENT_TYPES, type AnyBridgeEvent, type EventType } from '../src/events/types.js';
 import { defineHandlers, handlerExportName } from '../src/handlers.js';
+import { loadConfig } from '../src/config/index.js';
+import { buildMonitorEvent } from '../src/monitors/events.js';
+import { silentLogger } from '../src/ops/logger.js';
+import { createSinks } from '../src/sinks/index.js';
 import { createHandlerSink } from '../src/sinks/handler.js';
 import type { Delivery } from '../src/sinks/types.js';
 import { takes } from './helpers/routes.js';
@@ -191,4 +195,44 @@ describe('handler sink', () => {
     expect(Object.keys(h)).toEqual(['trace.updated', 'onScoreCreated', '*']);
     expect(handlerExportName('generation.updated')).toBe('onGenerationUpdated');
   });
+
+  describe('named by a monitor', () => {
+    const configWith = (module: string, events?: string[]): ReturnType<typeof loadConfig> => {
+      const file = path.join(dir, `monitor-${++n}.json`);
+      const monitor = { name: 'rag-errors', source: 'traces', metric: 'errorRate', window: '5m', op: '>', alert: 0.1, sinks: ['h'] };
+      writeFileSync(file, JSON.stringify({ sinks: [{ type: 'handler', name: 'h', module, ...(events ? { events } : {}) }], monitors: [monitor] }), { mode: 0o600 });
+      return loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk' }, configFile: file });
+    };
+
+    it('receives the monitor events through its handlers', async () => {
+      const file = path.join(dir, write(`export async function onMonitorAlert(event) { globalThis.__handlerCalls.push({ via: 'onMonitorAlert', event }); }\nexport default { 'monitor.*': (event) => { globalThis.__handlerCalls.push({ via: 'monitor.*', event }); } };\n`));
+      const config = configWith(file);
+      const { sinks } = await createSinks(config, silentLogger());
+      const sink = sinks.find((s) => s.name === 'h')!;
+      const [spec] = config.monitors;
+      const outcome = { projectId: 'p1', spec: spec!, previousSeverity: 'ok' as const, value: 0.5, samples: 10, windowEndMs: Date.parse('2026-11-27T01:00:00.000Z'), recent: [0.5], langfuseBaseUrl: 'https://lf.example' };
+      const alert = buildMonitorEvent({ ...outcome, severity: 'alert' });
+      const resolved = buildMonitorEvent({ ...outcome, severity: 'ok', previousSeverity: 'alert' });
+      for (const e of [alert, resolved]) {
+        expect(takes(sink, e)).toBe(true);
+        expect(await sink.deliver(delivery(e), signal)).toEqual({ ok: true });
+      }
+      expect(g.__handlerCalls.map((c) => `${c.via} ${c.event.event}`)).toEqual(['onMonitorAlert monitor.alert', 'monitor.* monitor.resolved']);
+    });
+
+    it('is refused at start, in one line, when its module has no handler for monitor events', async () => {
+      const file = path.join(dir, write(`export function onTraceCreated() {}\n`));
+      expect(await configError(createSinks(configWith(file), silentLogger()))).toBe(
+        `monitors[0] ("rag-errors").sinks names "h", whose handler module ${file} has no handler for monitor.alert, monitor.resolved; export one (e.g. 'monitor.*' or onMonitorAlert) or name another sink`,
+      );
+    });
+
+    it('is refused at config load when its events leave monitor events out', () => {
+      const file = path.join(dir, write(`export default () => {};\n`));
+      expect(() => configWith(file, ['trace.*'])).toThrow(
+        'monitors[0] ("rag-errors").sinks names "h", whose events (trace.*) leave out monitor.alert, monitor.resolved; add "monitor.*" to that sink\'s events or name another sink',
+      );
+    });
+  });
 });
+

@@ -12,6 +12,7 @@ import { configJsonSchema } from '../src/config/json-schema.js';
 import { eventId } from '../src/events/index.js';
 import type { ObservationRecord, ScoreRecord } from '../src/events/records.js';
 import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner, resolveRemoved, type MonitorSpec } from '../src/monitors/index.js';
+import { checkMonitors } from '../src/monitors/check.js';
 import type { MonitorEvent } from '../src/monitors/events.js';
 import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
 import { createLogger } from '../src/ops/logger.js';
@@ -93,7 +94,18 @@ describe('monitors', () => {
   });
 
   const record = (batch: Parameters<typeof factsOf>[0]): void => store.write(() => store.monitors.putFacts(P, factsOf(batch)));
-  const polledTo = (ms: number, source = 'observations'): void => store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
+  // As a poller that has read this source from long before the windows up to ms.
+  const polledTo = (ms: number, source = 'observations'): void => {
+    store.putCursor({ ...store.getCursor(P, source), cursorMs: ms });
+    store.write(() => store.monitors.noteFactsRead(P, source, 0, ms));
+  };
+  // As a poll of the running process: a successful one, after the runner started.
+  const polledByThisProcess = (ms: number, source = 'observations'): void => {
+    polledTo(ms, source);
+    store.putCursor({ ...store.getCursor(P, source), lastOkAt: Date.now() + 1 });
+  };
+  const runnerOf = (monitors: MonitorSpec[]): MonitorRunner =>
+    new MonitorRunner({ store, monitors, sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], defaultLangfuseBaseUrl: '', logger: createLogger('silent') });
   const outbox = (): Array<{ event_id: string; sink: string; body: string; type: string }> =>
     sqlite(store).prepare('SELECT o.event_id, o.sink, e.body, e.type FROM outbox o JOIN events e ON e.seq = o.event_seq ORDER BY o.seq').all() as Array<{ event_id: string; sink: string; body: string; type: string }>;
 
@@ -104,6 +116,21 @@ describe('monitors', () => {
       writeFileSync(f, JSON.stringify({ monitors }), { mode: 0o600 });
       return loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk', ...env }, configFile: f });
     };
+
+    it('refuses monitor events in a rule, pointing at monitors', () => {
+      const f = join(dir, 'r.json');
+      for (const events of [['monitor.*'], ['monitor.alert'], 'monitor']) {
+        writeFileSync(f, JSON.stringify({ sinks: [{ type: 'slack', name: 'slack', url: 'https://hooks.slack.com/services/T/B/x' }], rules: [{ name: 'mon', events, sinks: ['slack'] }] }), { mode: 0o600 });
+        expect(configErrorOf(() => loadConfig({ env: { LANGFUSE_PUBLIC_KEY: 'pk', LANGFUSE_SECRET_KEY: 'sk' }, configFile: f }))).toMatch(
+          /^rules\[0\].*\.events has "monitor[.a-z*]*": monitor events are not routed by rules; name the sink in the monitor's "sinks" \(see "monitors"\)$/,
+        );
+      }
+    });
+
+    it('accepts any zero delay', () => {
+      for (const delay of ['0', '0s', '0m', '0h', ' 00m ']) expect(load([{ ...base, delay }]).monitors[0]!.delayMs).toBe(0);
+      expect(configErrorOf(() => load([{ ...base, delay: '-1m' }]))).toMatch(/\.delay must be a duration/);
+    });
 
     it('fills in the contract defaults', () => {
       const [m] = load([base]).monitors;
@@ -123,6 +150,23 @@ describe('monitors', () => {
       expect(configErrorOf(() => load([base, base]))).toMatch(/^monitors\[1\] \("rag-errors"\)\.name is used by an earlier monitor/);
       expect(configErrorOf(() => load([{ ...base, warning: 0.1 }]))).toMatch(/\.warning must be below alert \(0\.05\)/);
       expect(configErrorOf(() => load([{ ...base, colour: 'red' }]))).toMatch(/has unknown key "colour"; known keys: name, source/);
+    });
+
+    it('checks the source stream against every project the monitor applies to', () => {
+      const f = join(dir, 'p.json');
+      const projects = [
+        { name: 'chat', publicKey: 'pk1', secretKey: 'sk1' },
+        { name: 'evals', publicKey: 'pk2', secretKey: 'sk2', streams: ['scores'] },
+      ];
+      const withProjects = (monitor: Record<string, unknown>): ReturnType<typeof loadConfig> => {
+        writeFileSync(f, JSON.stringify({ projects, monitors: [monitor] }), { mode: 0o600 });
+        return loadConfig({ env: {}, configFile: f });
+      };
+      expect(configErrorOf(() => withProjects(base))).toBe(
+        'monitors[0] ("rag-errors").source is "traces", whose items come with the traces stream, which project "evals" does not poll (projects[1].streams: scores); add traces there or limit the monitor with where.project',
+      );
+      expect(withProjects({ ...base, where: { project: 'chat' } }).monitors).toHaveLength(1);
+      expect(withProjects({ ...base, source: 'scores', metric: 'count' }).monitors).toHaveLength(1);
     });
 
     it('is typed field by field in the JSON Schema', () => {
@@ -147,6 +191,18 @@ describe('monitors', () => {
     const lat = spec({ source: 'traces', metric: 'max', of: 'latency', window: '1h', alert: 1 });
     // From the first observation's start to the last one's end.
     expect(measureWindow(store, P, lat, T0 + 60 * MIN).value).toBe(121);
+  });
+
+  it('counts tokens as rules do: the total, else prompt + completion, else usageDetails.total', () => {
+    record({
+      observations: [
+        obs(T0 + 1000, { totalTokens: 15 }),
+        obs(T0 + 2000, { totalTokens: null, promptTokens: 10, completionTokens: 5 }),
+        obs(T0 + 3000, { totalTokens: null, promptTokens: null, completionTokens: null, usageDetails: { total: 7 } }),
+      ],
+    });
+    const m = spec({ source: 'generations', metric: 'sum', of: 'totalTokens', window: '1h', alert: 1000 });
+    expect(measureWindow(store, P, m, T0 + 60 * MIN).aggregate).toEqual({ value: 37, samples: 3 });
   });
 
   it('computes exact percentiles, means of scores (BOOLEAN as 1/0) and filters with the rule conditions', () => {
@@ -226,10 +282,18 @@ describe('monitors', () => {
   });
 
   it('a lagging poller delays evaluation rather than raising no-data', () => {
-    const m = spec({ source: 'generations', metric: 'count', window: '5m', op: '<', alert: 1, delay: '1m' });
+    const m = spec({ source: 'generations', metric: 'avg', of: 'latency', window: '5m', every: '5m', delay: '1m', alert: 100, noData: 'alert' });
+    record({ observations: [obs(T0 - 4 * MIN), ...[1, 2, 3, 4].map((i) => obs(T0 + i * MIN))] });
     expect(evaluateMonitor(store, P, m, '')).toBeNull();
-    polledTo(T0);
-    expect(evaluateMonitor(store, P, m, '')!.windowEndMs).toBe(T0 - MIN);
+    // Polled up to just short of the end of [T0, T0+5m) plus the delay: that window waits.
+    polledTo(T0 + 5 * MIN + 59_000);
+    expect(evaluateMonitor(store, P, m, '')).toMatchObject({ windowEndMs: T0, value: 1, severity: 'ok' });
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+    expect(store.monitors.getState(P, 'm')).toMatchObject({ windowEndMs: T0, severity: 'ok' });
+    // Once past it, the window is evaluated on its items: no no-data alert was raised meanwhile.
+    polledTo(T0 + 6 * MIN);
+    expect(evaluateMonitor(store, P, m, '')).toMatchObject({ windowEndMs: T0 + 5 * MIN, value: 1, severity: 'ok', event: null, aggregate: { samples: 4 } });
+    expect(outbox()).toEqual([]);
   });
 
   it('handles no data as configured: ok, keep, alert; a count of nothing is 0', () => {
@@ -276,6 +340,41 @@ describe('monitors', () => {
     expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:hook']);
   });
 
+  it('resolves a monitor edited while firing where it no longer notifies: on the sinks it dropped, or everywhere when it no longer applies to the project', () => {
+    const firing = spec({ name: 'firing', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0 }, ['hook', 'slack']);
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    evaluateMonitor(store, P, firing, 'https://lf.example');
+    const fewerSinks = { ...firing, sinks: ['hook'] };
+    const first = resolveRemoved(store, [fewerSinks], ['hook', 'slack'], () => 'https://lf.example');
+    expect(first.map((e) => [e.event, e.data.monitor, e.data.removed])).toEqual([['monitor.resolved', 'firing', undefined]]);
+    expect(resolveRemoved(store, [fewerSinks], ['hook', 'slack'], () => 'https://lf.example')).toEqual([]);
+    expect(store.monitors.getState(P, 'firing')).toMatchObject({ severity: 'alert' });
+    const elsewhere = { ...fewerSinks, where: { project: ['other-project'] } };
+    expect(resolveRemoved(store, [elsewhere], ['hook', 'slack'], () => 'https://lf.example')).toHaveLength(1);
+    expect(store.monitors.getState(P, 'firing')).toBeNull();
+    expect(outbox().map((r) => `${r.type}:${r.sink}`)).toEqual(['monitor.alert:hook', 'monitor.alert:slack', 'monitor.resolved:slack', 'monitor.resolved:hook']);
+  });
+
+  it('check evaluates each monitor per project polled, leaving out a project that never connected', () => {
+    const m = spec({ name: 'gens', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 5 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    store.putCursor({ ...store.getCursor('never-connected', 'observations'), lastOutcome: 'error', lastError: 'refused keys' });
+    expect(checkMonitors(file, [m])).toEqual([`✔ monitor gens: count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`]);
+  });
+
+  it('check measures a window reaching back before what was read, and says run waits for a full one', () => {
+    const m = spec({ name: 'hourly', source: 'generations', metric: 'count', window: '1h', every: '5m', delay: '0s', alert: 5 });
+    record({ observations: [obs(T0 + 1000), obs(T0 + 2000)] });
+    store.putCursor({ ...store.getCursor(P, 'observations'), cursorMs: T0 + 10 * MIN });
+    store.write(() => store.monitors.noteFactsRead(P, 'observations', T0, T0 + 10 * MIN));
+    expect(checkMonitors(file, [m])).toEqual([
+      `✔ monitor hourly: count 2 (> 5 alerts) over 1h to ${new Date(T0 + 10 * MIN).toISOString()}, 2 item(s): ok; partial window: facts kept since ${new Date(T0).toISOString()}, so \`run\` evaluates windows ending from ${new Date(T0 + 60 * MIN).toISOString()} (\`backfill\` reads further back)`,
+    ]);
+    expect(evaluateMonitor(store, P, m, '')).toBeNull();
+  });
+
   it('a monitor added later evaluates a full window at once from the facts already kept', () => {
     record({ observations: Array.from({ length: 60 }, (_, i) => obs(T0 + i * MIN, { level: i % 4 === 0 ? 'ERROR' : 'DEFAULT' })) });
     polledTo(T0 + 62 * MIN);
@@ -288,15 +387,54 @@ describe('monitors', () => {
   it('the runner evaluates every project on its tick, wakes delivery and prunes facts beyond the horizon', () => {
     const m = spec({ source: 'generations', metric: 'count', window: '10m', delay: '0s', alert: 0 });
     record({ observations: [obs(Date.now() - 3 * 86_400_000), obs(Date.now() - 5 * MIN)] });
-    polledTo(Date.now());
     const woke: number[] = [];
     const runner = new MonitorRunner({ store, monitors: [m], sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], defaultLangfuseBaseUrl: '', logger: createLogger('silent'), onQueued: (e) => woke.push(e.length) });
+    polledByThisProcess(Date.now());
     const done = runner.tick();
     expect(done).toHaveLength(1);
     expect(runner.tick()).toHaveLength(0);
     // The generation and its trace of 5 minutes ago stay; those of 3 days ago are gone.
     expect(sqlite(store).prepare('SELECT kind FROM monitor_facts ORDER BY kind').pluck().all()).toEqual(['observation', 'trace']);
     expect(woke).toEqual([1]);
+  });
+
+  it('the runner evaluates a project only once this process has polled it: a cursor left by the previous run may be stale', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0 });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    store.putCursor({ ...store.getCursor(P, 'observations'), lastOkAt: Date.now() - 1000 });
+    const runner = runnerOf([m]);
+    expect(runner.tick()).toEqual([]);
+    polledByThisProcess(T0 + MIN);
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + MIN]);
+  });
+
+  it('while running, evaluates every window when every is shorter than a poll; after a start, only the latest', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '10s', every: '10s', delay: '0s', alert: 0 });
+    for (let i = 0; i < 12; i++) record({ observations: [obs(T0 + i * 10_000 + 1000)] });
+    const runner = runnerOf([m]);
+    polledByThisProcess(T0 + 30_000);
+    // The first evaluation of this process: the latest window only (downtime).
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + 30_000]);
+    // A poll every 30 s moves the cursor past three windows: each is evaluated.
+    polledByThisProcess(T0 + 60_000);
+    expect(runner.tick().map((e) => e.windowEndMs)).toEqual([T0 + 40_000, T0 + 50_000, T0 + 60_000]);
+    expect(store.monitors.getState(P, 'm')!.recent).toEqual([1, 1, 1, 1]);
+  });
+
+  it('prunes facts counted back from where the polls are, for every project facts are kept for', () => {
+    const m = spec({ source: 'generations', metric: 'count', window: '1h', alert: 1000 });
+    // A lagging poller: its windows still need facts from before a day ago.
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + 10 * MIN);
+    // A project not connected now (say, removed from the config) keeps no facts beyond the horizon.
+    store.write(() => store.monitors.putFacts('gone', factsOf({ observations: [obs(Date.now() - 3 * 86_400_000)] })));
+    runnerOf([m]).tick();
+    const left = sqlite(store).prepare('SELECT project, kind FROM monitor_facts ORDER BY project, kind').all();
+    expect(left).toEqual([
+      { project: P, kind: 'observation' },
+      { project: P, kind: 'trace' },
+    ]);
   });
 
   it('/metrics exports each monitor\'s value and severity per project', async () => {

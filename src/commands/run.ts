@@ -17,6 +17,7 @@ import { scheduleDigest } from '../ops/digest.js';
 import { Metrics } from '../ops/metrics.js';
 import { health, paceWarnings, startOpsServer, type OpsServer } from '../ops/server.js';
 import { Poller } from '../poll/index.js';
+import { isAlertKind } from '../rules/index.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { Sink } from '../sinks/types.js';
 import { databaseProblem, type Store } from '../store/index.js';
@@ -178,6 +179,7 @@ async function startDaemon(
     store,
     monitors: config.monitors,
     sinkNames: sinks.map((s) => s.name),
+    alertSinks: config.sinks.filter((s) => isAlertKind(s.type)).map((s) => s.name),
     projects: () => projects.flatMap((p) => (p.poller.projectId ? [{ projectId: p.poller.projectId, langfuseBaseUrl: p.config.langfuse.baseUrl }] : [])),
     defaultLangfuseBaseUrl: config.langfuse.baseUrl,
     logger,

@@ -7,10 +7,11 @@
  */
 import path from 'node:path';
 import type { z } from 'zod';
-import { compileMonitors, type MonitorSpec } from '../monitors/spec.js';
+import { checkMonitorSinks, checkMonitorStreams, compileMonitors, type MonitorSpec } from '../monitors/spec.js';
 import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
+import { matchesEventPatterns } from '../events/patterns.js';
 import { envIssueMessage, fail, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';
 import { readConfigFile, warnIfExposed } from './file.js';
 import { DEFAULTS, settingsSchema, type ApiMode, type RawProject, type RawSettings, type RawSink, type SignatureScheme, type Stream } from './schema.js';
@@ -291,6 +292,13 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
     projects: [],
   };
   if (fromFile) config.projects = projectConfigsFromFile(rawProjects, fromFile, config, opts.requireKeys !== false);
+  checkMonitorStreams(config.monitors, config.projects);
+  const eventsOf = new Map(sinks.map((s) => [s.name, s.events]));
+  checkMonitorSinks(config.monitors, (sink, types) => {
+    const events = eventsOf.get(sink) ?? [];
+    const missing = types.filter((t) => !matchesEventPatterns(events, t));
+    return missing.length ? `whose events (${events.join(', ')}) leave out ${missing.join(', ')}; add "monitor.*" to that sink's events or name another sink` : null;
+  });
   return config;
 }
 

@@ -72,6 +72,12 @@ function parseDetail(row: SeenRow | undefined): TraceDetail | null {
   }
 }
 
+/** What a seen trace's record knows of the trace itself (legacy observations do not carry it). */
+export function seenTraceFields(row: SeenRow | undefined): { name: string | null; environment: string | null; tags: string[] } | null {
+  const d = parseDetail(row);
+  return d ? { name: d.n, environment: d.e, tags: d.g ?? [] } : null;
+}
+
 function byTimeThenId(a: { startTime: string; id: string }, b: { startTime: string; id: string }): number {
   return a.startTime < b.startTime ? -1 : a.startTime > b.startTime ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Store } from '../store/index.js';
 import { severityOf } from './evaluate.js';
-import { dueWindow, measureWindow } from './index.js';
+import { cursorSource, dueWindow, factsCover, measureWindow } from './index.js';
 import { formatMonitorValue, metricWords } from './notify.js';
 import type { MonitorSpec } from './spec.js';
 
@@ -20,19 +20,27 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
     return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (the database cannot be read)`);
   }
   try {
-    // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor).
-    const projects = [...new Set([...store.allCursors().map((c) => c.project), ...store.monitors.factProjects()])];
+    // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor); a
+    // project that never connected has only its failures recorded.
+    const projects = [...new Set([...store.allCursors().flatMap((c) => (c.cursorMs !== null ? [c.project] : [])), ...store.monitors.factProjects()])];
     const lines: string[] = [];
     for (const m of monitors) {
       if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing read into this database)`);
       for (const project of projects) {
         // The window `run` would evaluate next; before the first poll, the one ending now.
         const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;
+        const label = `✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}`;
         const { aggregate, value } = measureWindow(store, project, m, end);
         const previous = store.monitors.getState(project, m.name)?.severity ?? 'ok';
         const severity = severityOf(m, value, previous);
         const shown = `${metricWords(m)} ${formatMonitorValue(m, value)} (${m.op} ${formatMonitorValue(m, m.alert)} alerts)`;
-        lines.push(`✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}`);
+        // A window reaching back before what was read is measured here, but `run` waits for a full one.
+        const since = store.monitors.factsSince(project, cursorSource(m));
+        const firstFull = since === null ? null : Math.ceil((since + m.windowMs) / m.everyMs) * m.everyMs;
+        const partial = factsCover(store, project, m, end)
+          ? ''
+          : `; partial window: facts kept since ${since === null ? 'nothing yet' : new Date(since).toISOString()}, so \`run\` evaluates windows ending from ${firstFull === null ? 'its first poll on' : new Date(firstFull).toISOString()} (\`backfill\` reads further back)`;
+        lines.push(`${label}: ${shown} over ${m.windowText} to ${new Date(end).toISOString()}, ${aggregate.samples} item(s): ${severity}${partial}`);
       }
     }
     return lines;

@@ -4,6 +4,7 @@
  * what earlier slices knew by the store's upsert).
  */
 import { levelRank, type ObservationRecord, type ScoreRecord, type TraceRecord } from '../events/records.js';
+import { totalTokens } from '../rules/index.js';
 import type { Fact } from '../store/monitors.js';
 
 export interface FactBatch {
@@ -38,7 +39,7 @@ function observationFact(o: ObservationRecord): Fact | null {
     level: levelRank(o.level),
     latency: end !== null && end >= start ? (end - start) / 1000 : null,
     cost: o.totalCost,
-    tokens: o.totalTokens,
+    tokens: totalTokens({ usage: { promptTokens: o.promptTokens, completionTokens: o.completionTokens, totalTokens: o.totalTokens }, usageDetails: o.usageDetails }),
     value: null,
   };
 }
@@ -49,8 +50,34 @@ function scoreValue(s: ScoreRecord): number | null {
   return null;
 }
 
-/** Facts of this batch; items beyond the horizon (older than any window reads) are left out. */
-export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
+/** A trace's own fields, as far as known. */
+export interface TraceFields {
+  name: string | null;
+  environment: string | null;
+  tags: string[] | null;
+}
+
+/**
+ * Facts of this batch; items beyond the horizon (older than any window reads) are left out. On
+ * legacy servers observations do not carry their trace's name, environment and tags: they are taken
+ * from the batch's listed traces, else from `traceOf` (what earlier reads learnt of the trace).
+ */
+export function factsOf(batch: FactBatch, sinceMs = 0, traceOf: (traceId: string) => TraceFields | null = () => null): Fact[] {
+  const listed = new Map<string, TraceFields>();
+  for (const tr of batch.traces ?? []) listed.set(tr.id, { name: tr.name ?? null, environment: tr.environment ?? null, tags: tr.tags?.length ? tr.tags : null });
+  const known = new Map<string, TraceFields | null>();
+  const fieldsOf = (traceId: string): TraceFields | null => {
+    if (!known.has(traceId)) known.set(traceId, listed.get(traceId) ?? traceOf(traceId));
+    return known.get(traceId) ?? null;
+  };
+  const fill = (f: Fact, traceId: string): void => {
+    if (f.name !== null && f.environment !== null && f.tags?.length) return;
+    const t = fieldsOf(traceId);
+    if (!t) return;
+    f.name ??= t.name;
+    f.environment ??= t.environment;
+    if (!f.tags?.length && t.tags?.length) f.tags = t.tags;
+  };
   const out: Fact[] = [];
   const traces = new Map<string, Fact>();
   const trace = (id: string, tsMs: number): Fact => {
@@ -83,6 +110,7 @@ export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
   for (const o of batch.observations ?? []) {
     const f = observationFact(o);
     if (!f) continue;
+    fill(f, o.traceId);
     seeTrace(o, f);
     if (f.tsMs >= sinceMs) out.push(f);
   }
@@ -92,6 +120,7 @@ export function factsOf(batch: FactBatch, sinceMs = 0): Fact[] {
   }
   for (const t of traces.values()) {
     if (t.tsMs < sinceMs) continue;
+    fill(t, t.id);
     t.latency = t.endMs !== null && t.endMs >= t.tsMs ? (t.endMs - t.tsMs) / 1000 : null;
     out.push(t);
   }

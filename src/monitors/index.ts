@@ -14,7 +14,7 @@ import type { Store } from '../store/index.js';
 import type { FactFilter, WindowAggregate } from '../store/monitors.js';
 import { dueWindowEnd, notifies, reportedValue, severityOf } from './evaluate.js';
 import { buildMonitorEvent, type MonitorEvent } from './events.js';
-import { factsHorizonMs, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
+import { factsHorizonMs, globMatch, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
 
 export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
 export { factsOf } from './facts.js';
@@ -38,15 +38,28 @@ export function filterOf(spec: MonitorSpec): FactFilter {
   return { kind: 'observation', ...(spec.source === 'generations' ? { type: 'GENERATION' } : {}), ...where };
 }
 
+export function cursorSource(spec: Pick<MonitorSpec, 'source'>): string {
+  return CURSOR_SOURCE[spec.source];
+}
+
 function matchesProject(spec: MonitorSpec, projectId: string): boolean {
   const patterns = spec.where.project;
-  if (!patterns) return true;
-  return patterns.some((p) => (p.includes('*') ? new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(projectId) : p === projectId));
+  return !patterns || patterns.some((p) => globMatch(p, projectId));
 }
 
 /** The window a monitor would be evaluated on now in a project, or null when none is due yet. */
 export function dueWindow(store: Store, projectId: string, spec: MonitorSpec): number | null {
   return dueWindowEnd(spec, store.getCursor(projectId, CURSOR_SOURCE[spec.source]).cursorMs);
+}
+
+/**
+ * Whether the facts kept cover the whole window: not before the first read of this project (a new
+ * database, an upgrade, a new project, BRIDGE_START_FROM), unless a backfill read back that far. A
+ * partial window is not due: evaluated, a `count <` or `sum` monitor would fire on it.
+ */
+export function factsCover(store: Store, projectId: string, spec: MonitorSpec, windowEndMs: number): boolean {
+  const since = store.monitors.factsSince(projectId, cursorSource(spec));
+  return since !== null && since <= windowEndMs - spec.windowMs;
 }
 
 export interface Evaluation {
@@ -68,14 +81,49 @@ export function measureWindow(store: Store, projectId: string, spec: MonitorSpec
 }
 
 /**
+ * Must run inside write(). On alert sinks (one incident per monitor: PagerDuty, Slack) the monitor's
+ * older notifications still waiting are superseded: a trigger still retrying must not be sent after
+ * the resolve that follows it, which would leave the incident open.
+ */
+function queueNotification(store: Store, event: MonitorEvent, sinks: readonly string[], alertSinks: readonly string[], now: number): void {
+  for (const sink of sinks) if (alertSinks.includes(sink)) store.monitors.supersedeNotifications(event.data.projectId, event.data.monitor, sink, event.id, now);
+  store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: [...sinks] }], {}, now);
+}
+
+/** How many missed windows one evaluation catches up on while running; beyond that, the latest only. */
+const CATCH_UP = 60;
+
+/**
  * Evaluates a monitor's latest due window in one project, if it has not been evaluated yet, and
  * writes the state and any notification in one transaction. Returns null when nothing was due.
  */
-export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now()): Evaluation | null {
-  if (!matchesProject(spec, projectId)) return null;
+export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, now = Date.now(), alertSinks: readonly string[] = []): Evaluation | null {
+  return evaluateDue(store, projectId, spec, langfuseBaseUrl, { now, alertSinks }).at(-1) ?? null;
+}
+
+/**
+ * Evaluates the due windows not evaluated yet, oldest first: with `catchUp` (a running daemon, whose
+ * `every` may be shorter than a poll) each window after the last one evaluated, so none is skipped;
+ * without it (the first evaluation after a start: downtime) only the latest.
+ */
+export function evaluateDue(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, o: { now?: number; alertSinks?: readonly string[]; catchUp?: boolean } = {}): Evaluation[] {
+  if (!matchesProject(spec, projectId)) return [];
   const end = dueWindow(store, projectId, spec);
-  const before = store.monitors.getState(projectId, spec.name);
-  if (end === null || (before?.windowEndMs !== null && before?.windowEndMs !== undefined && before.windowEndMs >= end)) return null;
+  const last = store.monitors.getState(projectId, spec.name)?.windowEndMs ?? null;
+  if (end === null || (last !== null && last >= end)) return [];
+  const ends: number[] = [];
+  if (o.catchUp && last !== null && end - last <= CATCH_UP * spec.everyMs) for (let e = last + spec.everyMs; e < end; e += spec.everyMs) ends.push(e);
+  ends.push(end);
+  const out: Evaluation[] = [];
+  for (const e of ends) {
+    if (!factsCover(store, projectId, spec, e)) continue;
+    const done = evaluateWindow(store, projectId, spec, e, langfuseBaseUrl, o.now ?? Date.now(), o.alertSinks ?? []);
+    if (done) out.push(done);
+  }
+  return out;
+}
+
+function evaluateWindow(store: Store, projectId: string, spec: MonitorSpec, end: number, langfuseBaseUrl: string, now: number, alertSinks: readonly string[]): Evaluation | null {
   // The aggregate is read outside the write transaction: the window is closed, nothing changes it.
   const { aggregate, value } = measureWindow(store, projectId, spec, end);
   return store.write(() => {
@@ -88,7 +136,7 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
     let event: MonitorEvent | null = null;
     if (notify) {
       event = buildMonitorEvent({ projectId, spec, severity, previousSeverity: previous, value, samples: aggregate.samples, windowEndMs: end, recent, langfuseBaseUrl });
-      store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks: spec.sinks }]);
+      queueNotification(store, event, spec.sinks, alertSinks, now);
     }
     store.monitors.putState({
       project: projectId,
@@ -107,47 +155,70 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
 }
 
 /**
- * Monitors that left the config: one still firing is resolved once (to the sinks it notified that
- * still exist), and its state is forgotten either way. Returns the resolve events queued.
+ * Incidents the config no longer leads to: a monitor removed while firing is resolved once (to the
+ * sinks it notified that still exist) and its state forgotten; one edited while firing so that it no
+ * longer applies to the project likewise; one edited to other sinks is resolved on the sinks it
+ * dropped (the state keeps the monitor as last evaluated, its sinks included). Returns the resolve
+ * events queued.
  */
-export function resolveRemoved(store: Store, monitors: readonly MonitorSpec[], sinkNames: readonly string[], langfuseBaseUrlOf: (projectId: string) => string, now = Date.now()): MonitorEvent[] {
-  const names = new Set(monitors.map((m) => m.name));
-  const gone = store.monitors.states().filter((s) => !names.has(s.monitor));
-  if (!gone.length) return [];
+export function resolveRemoved(
+  store: Store,
+  monitors: readonly MonitorSpec[],
+  sinkNames: readonly string[],
+  langfuseBaseUrlOf: (projectId: string) => string,
+  now = Date.now(),
+  alertSinks: readonly string[] = [],
+): MonitorEvent[] {
+  const byName = new Map(monitors.map((m) => [m.name, m]));
+  const stale = store.monitors.states().filter((s) => {
+    const spec = byName.get(s.monitor);
+    return !spec || (s.severity !== 'ok' && (!matchesProject(spec, s.project) || droppedSinks(s, spec).length > 0));
+  });
+  if (!stale.length) return [];
   return store.write(() => {
     const events: MonitorEvent[] = [];
-    for (const s of gone) {
+    for (const s of stale) {
       const current = store.monitors.getState(s.project, s.monitor);
       if (!current) continue;
+      const spec = byName.get(s.monitor);
+      const gone = !spec || !matchesProject(spec, s.project);
+      const old = JSON.parse(current.spec) as MonitorSpec;
+      const sinks = (gone ? old.sinks : droppedSinks(current, spec)).filter((n) => sinkNames.includes(n));
       if (current.severity !== 'ok') {
-        const spec = JSON.parse(current.spec) as MonitorSpec;
-        const sinks = spec.sinks.filter((n) => sinkNames.includes(n));
-        const windowEndMs = current.windowEndMs ?? Math.floor(now / spec.everyMs) * spec.everyMs;
         const event = buildMonitorEvent({
           projectId: s.project,
-          spec,
+          spec: old,
           severity: 'ok',
           previousSeverity: current.severity,
           value: current.value,
           samples: current.samples,
-          windowEndMs,
+          windowEndMs: current.windowEndMs ?? Math.floor(now / old.everyMs) * old.everyMs,
           recent: current.recent,
           langfuseBaseUrl: langfuseBaseUrlOf(s.project),
-          removed: true,
+          removed: !spec,
         });
-        if (sinks.length) store.enqueue([{ id: event.id, type: event.event, ts: event.timestamp, body: JSON.stringify(event), sinks }]);
+        if (sinks.length) queueNotification(store, event, sinks, alertSinks, now);
         events.push(event);
       }
-      store.monitors.deleteState(s.project, s.monitor);
+      if (gone) store.monitors.deleteState(s.project, s.monitor);
+      else store.monitors.putState({ ...current, spec: JSON.stringify(spec) });
     }
     return events;
   });
+}
+
+/** The sinks a firing monitor notified that its edited version no longer names. */
+function droppedSinks(state: { spec: string }, spec: MonitorSpec): string[] {
+  const old = JSON.parse(state.spec) as Pick<MonitorSpec, 'sinks'>;
+  return old.sinks.filter((n) => !spec.sinks.includes(n));
 }
 
 export interface MonitorRunnerOptions {
   store: Store;
   monitors: readonly MonitorSpec[];
   sinkNames: readonly string[];
+  /** The sinks that keep one incident per monitor (PagerDuty, Slack): see queueNotification. */
+  alertSinks?: readonly string[];
   /** The projects being polled, with their Langfuse host; a project whose id is not known yet is left out. */
   projects(): Array<{ projectId: string; langfuseBaseUrl: string }>;
   /** For links of monitors resolved before their project is connected. */
@@ -168,13 +239,17 @@ export class MonitorRunner {
   private timer: NodeJS.Timeout | null = null;
   private lastPrune = 0;
   private failing = false;
+  /** Project and monitor pairs evaluated by this process: later evaluations catch up on missed windows. */
+  private readonly running = new Set<string>();
+  /** A cursor moved by an earlier process may be stale: a project is evaluated once polled by this one. */
+  private readonly startedAt = Date.now();
 
   constructor(private readonly o: MonitorRunnerOptions) {}
 
   start(): void {
     const urls = new Map(this.o.projects().map((p) => [p.projectId, p.langfuseBaseUrl]));
-    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl);
-    for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, 'monitor removed from the config while firing: resolved');
+    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl, Date.now(), this.o.alertSinks);
+    for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, e.data.removed ? 'monitor removed from the config while firing: resolved' : 'monitor edited while firing: resolved where it no longer notifies');
     if (resolved.length) this.o.onQueued?.(resolved);
     const smallest = Math.min(...this.o.monitors.map((m) => m.everyMs), 60_000);
     const tick = this.o.tickMs ?? Math.max(1000, Math.min(5000, smallest / 10));
@@ -189,20 +264,23 @@ export class MonitorRunner {
     try {
       for (const p of this.o.projects()) {
         for (const spec of this.o.monitors) {
-          const e = evaluateMonitor(this.o.store, p.projectId, spec, p.langfuseBaseUrl, now);
-          if (!e) continue;
-          done.push(e);
-          this.o.onEvaluated?.(e);
-          if (e.event) {
-            queued.push(e.event);
-            this.o.logger.info({ monitor: spec.name, projectId: p.projectId, severity: e.severity, value: e.value, windowEnd: new Date(e.windowEndMs).toISOString() }, `monitor ${e.event.event}`);
+          if ((this.o.store.getCursor(p.projectId, cursorSource(spec)).lastOkAt ?? 0) < this.startedAt) continue;
+          const key = `${p.projectId}\u0000${spec.name}`;
+          const evaluated = evaluateDue(this.o.store, p.projectId, spec, p.langfuseBaseUrl, { now, alertSinks: this.o.alertSinks, catchUp: this.running.has(key) });
+          if (evaluated.length) this.running.add(key);
+          for (const e of evaluated) {
+            done.push(e);
+            this.o.onEvaluated?.(e);
+            if (e.event) {
+              queued.push(e.event);
+              this.o.logger.info({ monitor: spec.name, projectId: p.projectId, severity: e.severity, value: e.value, windowEnd: new Date(e.windowEndMs).toISOString() }, `monitor ${e.event.event}`);
+            }
           }
         }
       }
       if (now - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = now;
-        const horizon = now - factsHorizonMs(this.o.monitors);
-        const pruned = this.o.store.write(() => this.o.projects().reduce((n, p) => n + this.o.store.monitors.pruneFacts(p.projectId, horizon), 0));
+        const pruned = this.prune(now);
         if (pruned) this.o.logger.debug({ facts: pruned }, 'pruned monitor facts older than the longest window');
       }
       if (this.failing) this.o.logger.info('monitor evaluation works again');
@@ -214,6 +292,19 @@ export class MonitorRunner {
     }
     if (queued.length) this.o.onQueued?.(queued);
     return done;
+  }
+
+  /**
+   * Forgets facts older than the longest window needs, for every project facts are kept for (one
+   * not connected now included), counted back from where its polls are (a lagging poller's windows
+   * still need theirs), or from now for a project only backfilled.
+   */
+  private prune(now: number): number {
+    const store = this.o.store;
+    const polledTo = new Map<string, number>();
+    for (const c of store.allCursors()) if (c.cursorMs !== null) polledTo.set(c.project, Math.min(polledTo.get(c.project) ?? now, c.cursorMs));
+    const keep = factsHorizonMs(this.o.monitors);
+    return store.write(() => store.monitors.factProjects().reduce((n, project) => n + store.monitors.pruneFacts(project, Math.min(now, polledTo.get(project) ?? now) - keep), 0));
   }
 
   stop(): void {

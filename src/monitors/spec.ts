@@ -69,6 +69,8 @@ export function parseDuration(text: string): number | null {
 }
 
 const duration = z.string().regex(/^\s*[1-9]\d*(s|m|h|d)\s*$/);
+/** `0`, `0s`, `0m`, ...: no delay. */
+const ZERO = /^\s*0+(s|m|h|d)?\s*$/;
 const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const monitorSchema = z
@@ -96,7 +98,7 @@ export const monitorSchema = z
     of: z.enum(MEASURES).optional(),
     window: duration,
     every: duration.optional(),
-    delay: z.union([duration, z.literal('0s'), z.literal('0')]).optional(),
+    delay: z.union([duration, z.string().regex(ZERO)]).optional(),
     op: z.enum(OPS),
     alert: z.number(),
     warning: z.number().optional(),
@@ -130,7 +132,7 @@ export const MONITOR_FIELDS: Record<string, string> = {
   of: `one of ${MEASURES.join(', ')} (latency in seconds)`,
   window: 'a duration such as "30s", "15m", "1h", "1d"',
   every: 'a duration such as "1m" (default 1m): windows end on a grid of it',
-  delay: 'a duration such as "2m" (default 2m): how long after its end a window waits for late data',
+  delay: 'a duration such as "2m", or 0 (default 2m): how long after its end a window waits for late data',
   op: `one of ${OPS.join(', ')}`,
   alert: 'a number: the threshold that fires an alert',
   warning: 'a number: the threshold that fires a warning',
@@ -258,7 +260,7 @@ function compileOne(raw: unknown, i: number, ctx: MonitorContext): MonitorSpec {
     windowText: m.window.trim(),
     windowMs: parseDuration(m.window)!,
     everyMs: parseDuration(m.every ?? '1m')!,
-    delayMs: delay === '0' || delay.trim() === '0s' ? 0 : parseDuration(delay)!,
+    delayMs: ZERO.test(delay) ? 0 : parseDuration(delay)!,
     op: m.op,
     alert: m.alert,
     warning: m.warning ?? null,
@@ -278,6 +280,50 @@ export function compileMonitors(raw: readonly unknown[] | undefined, ctx: Monito
     out.push(spec);
   });
   return out;
+}
+
+/**
+ * With several projects, each polls its own streams: a monitor's stream must be polled by every
+ * project it applies to: all of them, or those whose config name `where.project` matches (project
+ * ids are known only once connected).
+ */
+export function checkMonitorStreams(monitors: readonly MonitorSpec[], projects: ReadonlyArray<{ name: string; streams: readonly string[] }>): void {
+  monitors.forEach((m, i) => {
+    const stream = SOURCE_STREAM[m.source];
+    const patterns = m.where.project;
+    const applies = (name: string): boolean => !patterns || patterns.some((p) => globMatch(p, name));
+    projects.forEach((p, j) => {
+      if (!applies(p.name) || p.streams.includes(stream)) return;
+      throw new ConfigError(
+        `monitors[${i}] (${JSON.stringify(m.name)}).source is ${JSON.stringify(m.source)}, whose items come with the ${stream} stream, which project ${JSON.stringify(p.name)} does not poll (projects[${j}].streams: ${p.streams.join(',')}); add ${stream} there or limit the monitor with where.project`,
+      );
+    });
+  });
+}
+
+/** The events a monitor sends: alert and resolved always, warning when it has a warning threshold. */
+export function monitorEventTypes(m: Pick<MonitorSpec, 'warning'>): string[] {
+  return m.warning === null ? ['monitor.alert', 'monitor.resolved'] : ['monitor.alert', 'monitor.warning', 'monitor.resolved'];
+}
+
+/**
+ * A monitor's sinks must take its events: a sink's `events` leaving them out (at config load), or a
+ * handler module with no handler for them (once it is loaded), would drop or dead-letter every one.
+ * `problem` says, for a sink and the event types it must take, why it does not, or null.
+ */
+export function checkMonitorSinks(monitors: readonly MonitorSpec[], problem: (sink: string, types: string[]) => string | null): void {
+  monitors.forEach((m, i) => {
+    for (const sink of m.sinks) {
+      const why = problem(sink, monitorEventTypes(m));
+      if (why) throw new ConfigError(`monitors[${i}] (${JSON.stringify(m.name)}).sinks names ${JSON.stringify(sink)}, ${why}`);
+    }
+  });
+}
+
+/** A `*` pattern (the monitors' where.project, traceName, ...) against a name. */
+export function globMatch(pattern: string, name: string): boolean {
+  if (!pattern.includes('*')) return pattern === name;
+  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(name);
 }
 
 /** How long the facts are kept: the longest window plus its delay, and never less than a day. */

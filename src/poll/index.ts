@@ -2,7 +2,8 @@
  * Polling and backfill: reads windows from the sources, turns them into events in one transaction
  * with the seen versions and the cursor, and routes each event to the sinks that want it.
  *
- * A poll reads what is newer than its cursor, and the last minute again (where most late rows land),
+ * A poll reads what is newer than its cursor, and the last minute again (where most late rows land;
+ * with monitors, their longest delay again),
  * and commits those events together with the new cursor.
  * Every sweep interval it also re-reads the lookback (the late-data sweep), newest first, with
  * whatever the request budget leaves; a sweep cut short resumes on the next poll where it stopped.
@@ -13,6 +14,7 @@ import {
   detectObservations,
   detectPrompts,
   detectScores,
+  seenTraceFields,
   type AnyBridgeEvent,
   type DetectOptions,
   type ObservationRecord,
@@ -169,7 +171,11 @@ export class Poller {
   }
 
   /** Detects events for a batch and writes them, their seen versions and (optionally) the cursor at once. */
-  commit(source: SourceName, batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] }, opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow }): CommitResult {
+  commit(
+    source: SourceName,
+    batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] },
+    opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow; /** The time range this commit completes (head reads, backfill passes). */ covered?: Window },
+  ): CommitResult {
     const project = this.projectId!;
     const store = this.store;
     let events: AnyBridgeEvent[] = [];
@@ -190,7 +196,12 @@ export class Poller {
       }
       const r = store.enqueue(rows, opts.enqueue, Date.now(), handoff ?? undefined);
       // What monitors aggregate, with the slice (live or backfill): see src/monitors/.
-      if (!('prompts' in batch)) store.monitors.putFacts(project, factsOf(batch, Date.now() - factsHorizonMs(this.config.monitors)));
+      if (!('prompts' in batch)) {
+        const horizon = Date.now() - factsHorizonMs(this.config.monitors);
+        // Detection above recorded what this batch says of each trace; legacy observations need it.
+        store.monitors.putFacts(project, factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId))));
+        if (opts.covered) store.monitors.noteFactsRead(project, source, Math.max(opts.covered.fromMs, horizon), opts.covered.toMs);
+      }
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });
@@ -345,7 +356,12 @@ export class Poller {
     let events = 0;
     // Phase 1, the head: everything newer than the cursor and the last minute again (Langfuse makes
     // most rows queryable 15–30 s after their timestamp), committed together with the new cursor.
-    const recent = Math.min(lookback, Math.max(60_000, 2 * this.config.pollIntervalSeconds * 1000));
+    // With monitors, the longest `delay` again: a window is evaluated once the cursor passed its end
+    // plus the delay, so what became visible within the delay must be committed by then, not left to
+    // a sweep that may come later.
+    const interval = this.config.pollIntervalSeconds * 1000;
+    const monitorDelay = this.config.monitors.length ? Math.max(...this.config.monitors.map((m) => m.delayMs)) + interval : 0;
+    const recent = Math.min(lookback, Math.max(60_000, 2 * interval, monitorDelay));
     const headWindow: Window = { fromMs: c.cursorMs === null ? lookFloor : Math.max(cursorMs - recent, floor ?? -Infinity), toMs: now };
     const traces = legacyTraces ? await readTraces(headWindow) : undefined;
     const rows: Array<ObservationRecord | ScoreRecord> = [];
@@ -363,6 +379,7 @@ export class Poller {
     const head = legacyTraces ? await this.withTraceContext(batchOf(rows, traces), signal) : batchOf(rows, traces);
     events += this.commit(source, head, {
       ...live,
+      covered: headWindow,
       cursor: { ...c, cursorMs: now, sweepFloorMs: sweep.floorMs, sweepPosMs: sweep.posMs, sweepStartedAt: sweep.startedAt, lastSweepDoneAt },
     }).events;
     if (sweep.posMs === null || sweep.floorMs === null) return events;
@@ -524,7 +541,8 @@ export class Poller {
       } else {
         batch = { observations: [], scores: rows as ScoreRecord[] };
       }
-      add(totals, this.commit(source, batch, commitOpts));
+      // The pass has read everything from its start up to here (earlier slices, or a resumed run's).
+      add(totals, this.commit(source, batch, { ...commitOpts, covered: { fromMs, toMs: resumeAt } }));
       if (resumeKey) this.store.meta.setResumePoint(resumeKey, source, resumeAt);
       opts.onProgress?.({ source, doneMs: end - fromMs, totalMs: toMs - fromMs, events: totals.events, inserted: totals.inserted, calls: this.client.stats.calls - callsAtStart });
       if (next) w = next;

@@ -269,6 +269,10 @@ function compileOne(raw: unknown, i: number, sinks: Map<string, string | null>):
       if (!EVENT_TYPES.some((t) => matchesEventPatterns([p], t))) {
         throw new ConfigError(`${label}.events has ${JSON.stringify(p)}, which matches no event type; use types such as trace.updated, score.created or globs such as score.*`);
       }
+      // Monitor events go to the sinks their monitor names and never through rules.
+      if (EVENT_TYPES.filter((t) => matchesEventPatterns([p], t)).every((t) => t.startsWith('monitor.'))) {
+        throw new ConfigError(`${label}.events has ${JSON.stringify(p)}: monitor events are not routed by rules; name the sink in the monitor's "sinks" (see "monitors")`);
+      }
     }
   } else {
     const derived = defaultEvents(when);
@@ -357,7 +361,8 @@ function levelAtLeast(level: Level | null | undefined, min: 'WARNING' | 'ERROR')
   return level !== null && level !== undefined && (LEVEL_RANK[level] ?? 0) >= LEVEL_RANK[min];
 }
 
-function totalTokens(g: GenerationData): number | null {
+/** A generation's total tokens: as reported, else prompt + completion, else usageDetails.total (rules and monitors alike). */
+export function totalTokens(g: Pick<GenerationData, 'usage' | 'usageDetails'>): number | null {
   const u = g.usage;
   if (u && typeof u.totalTokens === 'number') return u.totalTokens;
   if (u && (typeof u.promptTokens === 'number' || typeof u.completionTokens === 'number')) return (u.promptTokens ?? 0) + (u.completionTokens ?? 0);

@@ -7,6 +7,7 @@ import type { BridgeConfig } from '../config/index.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import { alertsFor } from '../rules/route.js';
 import { USER_AGENT } from '../version.js';
+import { checkMonitorSinks } from '../monitors/spec.js';
 import { createHandlerSink } from './handler.js';
 import { createPagerDutySink } from './pagerduty.js';
 import { createSlackSink } from './slack/index.js';
@@ -64,6 +65,15 @@ export async function createSinks(config: BridgeConfig, logger: Logger, opts: { 
         break;
     }
   }
+  // A handler module is known only now: a monitor naming it needs a handler for its events.
+  const loaded = new Map(sinks.map((s) => [s.name, s]));
+  checkMonitorSinks(config.monitors, (name, types) => {
+    const sink = loaded.get(name);
+    const cfg = config.sinks.find((c) => c.name === name);
+    if (sink?.kind !== 'handler' || cfg?.type !== 'handler') return null;
+    const missing = types.filter((t) => !(sink.events as readonly string[]).includes(t));
+    return missing.length ? `whose handler module ${cfg.module} has no handler for ${missing.join(', ')}; export one (e.g. 'monitor.*' or onMonitorAlert) or name another sink` : null;
+  });
   return { sinks };
 }
 

@@ -60,7 +60,7 @@ export class Store {
     this.#relay = new Relay(sql, this.#outbox);
     this.#reports = new Reports(sql);
     this.#console = new ConsoleQueries(sql, this.#attempts);
-    this.monitors = new MonitorTables(this.#db);
+    this.monitors = new MonitorTables(sql, this.meta);
   }
 
   get isOpen(): boolean {

@@ -38,6 +38,7 @@ const SINK_PAUSE = 'sink-pause:';
 const SINK_STATE = 'sink-state:';
 const LEDGER_PAUSE = 'pause:';
 const LEDGER_RECORD = 'ceiling:';
+const FACTS_READ = 'facts-read:';
 
 export class Meta {
   constructor(private readonly sql: Sql) {}
@@ -168,6 +169,20 @@ export class Meta {
       out.set(sink, s);
     }
     return out;
+  }
+
+  // --- `facts-read:<project>:<source>`: the range monitor facts are complete for (src/store/monitors.ts)
+
+  /** [since, until) in ms; null when no facts were kept yet for this project and poll source. */
+  factsRead(project: string, source: string): { since: number; until: number } | null {
+    const v = this.get(`${FACTS_READ}${project}:${source}`);
+    if (v === null) return null;
+    const [since, until] = v.split('-').map(Number);
+    return Number.isFinite(since) && Number.isFinite(until) ? { since: since!, until: until! } : null;
+  }
+
+  setFactsRead(project: string, source: string, range: { since: number; until: number }): void {
+    this.set(`${FACTS_READ}${project}:${source}`, `${range.since}-${range.until}`);
   }
 
   // --- `pause:<ledger>`, `ceiling:<ledger>:<process>`: the shared request ceiling (src/store/ledger.ts) --

@@ -5,7 +5,8 @@
  * notification). Windows are aggregated here in SQL, so evaluating a day of 100,000 items holds
  * none of them in memory. Facts are clustered by time: a window is one range scan.
  */
-import type Database from 'better-sqlite3';
+import type { Meta } from './meta.js';
+import type { Sql } from './sql.js';
 
 export type FactKind = 'trace' | 'observation' | 'score';
 
@@ -128,49 +129,60 @@ function filterSql(f: FactFilter): { sql: string; params: unknown[] } {
 
 const PERCENTILES: Partial<Record<Aggregate, number>> = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 };
 
+const PUT_TRACE = `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
+  VALUES (@project, 'trace', @id, @tsMs, @endMs, NULL, @name, @environment, @tags, NULL, NULL, @level, @latency, NULL, NULL, NULL)
+  ON CONFLICT (project, kind, id) DO UPDATE SET
+    ts_ms = MIN(ts_ms, excluded.ts_ms),
+    end_ms = MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)),
+    name = COALESCE(excluded.name, name), environment = COALESCE(excluded.environment, environment), tags = COALESCE(excluded.tags, tags),
+    level = MAX(level, excluded.level),
+    latency = (MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)) - MIN(ts_ms, excluded.ts_ms)) / 1000.0`;
+/** An item read again (a late-data sweep, an update) replaces its row. */
+const PUT_ITEM = `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
+  VALUES (@project, @kind, @id, @tsMs, @endMs, @type, @name, @environment, @tags, @model, @dataType, @level, @latency, @cost, @tokens, @value)
+  ON CONFLICT (project, kind, id) DO UPDATE SET ts_ms = excluded.ts_ms, end_ms = excluded.end_ms, type = excluded.type, name = excluded.name,
+    environment = excluded.environment, tags = excluded.tags, model = excluded.model, data_type = excluded.data_type, level = excluded.level,
+    latency = excluded.latency, cost = excluded.cost, tokens = excluded.tokens, value = excluded.value`;
+const PRUNE = 'DELETE FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms < ?';
+const FACT_PROJECTS = `WITH RECURSIVE p(project) AS (SELECT MIN(project) FROM monitor_facts
+    UNION ALL SELECT (SELECT MIN(project) FROM monitor_facts WHERE project > p.project) FROM p WHERE p.project IS NOT NULL)
+  SELECT project FROM p WHERE project IS NOT NULL`;
+const STATE_GET = 'SELECT * FROM monitor_state WHERE project = ? AND monitor = ?';
+const STATE_ALL = 'SELECT * FROM monitor_state ORDER BY project, monitor';
+const STATE_PUT = `INSERT INTO monitor_state (project, monitor, severity, value, samples, window_end_ms, evaluated_at, notified_at_ms, recent, spec)
+  VALUES (@project, @monitor, @severity, @value, @samples, @windowEndMs, @evaluatedAt, @notifiedAtMs, @recent, @spec)
+  ON CONFLICT (project, monitor) DO UPDATE SET severity = excluded.severity, value = excluded.value, samples = excluded.samples,
+    window_end_ms = excluded.window_end_ms, evaluated_at = excluded.evaluated_at, notified_at_ms = excluded.notified_at_ms,
+    recent = excluded.recent, spec = excluded.spec`;
+const STATE_DELETE = 'DELETE FROM monitor_state WHERE project = ? AND monitor = ?';
+/** A sink's notifications of one monitor in one project not yet taken for sending (few: the due index by sink). */
+const OPEN_NOTIFICATIONS = `SELECT o.seq FROM outbox o JOIN events e ON e.seq = o.event_seq
+  WHERE o.sink = ? AND o.status IN ('queued', 'retrying') AND e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
+    AND json_extract(e.body, '$.data.projectId') = ? AND json_extract(e.body, '$.data.monitor') = ?`;
+const SUPERSEDE = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @note
+  WHERE seq = @seq AND status IN ('queued', 'retrying')`;
+const SUPERSEDE_ATTEMPT = `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response) VALUES (?, ?, 0, 'delivered', NULL, ?, NULL)`;
+
 export class MonitorTables {
-  private stmts: ReturnType<MonitorTables['prepare']> | null = null;
+  constructor(
+    private readonly sql: Sql,
+    private readonly meta: Meta,
+  ) {}
 
-  constructor(private readonly db: Database.Database) {}
-
-  // Prepared on first use: a read-only store of an older schema may lack these tables.
-  private get s(): ReturnType<MonitorTables['prepare']> {
-    return (this.stmts ??= this.prepare());
+  /**
+   * Must run inside write(), with the facts of [fromMs, toMs): keeps the one range of time facts are
+   * complete for. A range touching it extends it (the head reads, a backfill reaching it); one past
+   * it with a gap starts it again; one wholly before it says nothing about what lies between.
+   */
+  noteFactsRead(project: string, source: string, fromMs: number, toMs: number): void {
+    const r = this.meta.factsRead(project, source);
+    if (r && fromMs <= r.until && toMs >= r.since) this.meta.setFactsRead(project, source, { since: Math.min(r.since, fromMs), until: Math.max(r.until, toMs) });
+    else if (!r || fromMs > r.until) this.meta.setFactsRead(project, source, { since: fromMs, until: toMs });
   }
 
-  private prepare() {
-    const db = this.db;
-    return {
-      putTrace: db.prepare(
-        `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
-         VALUES (@project, 'trace', @id, @tsMs, @endMs, NULL, @name, @environment, @tags, NULL, NULL, @level, @latency, NULL, NULL, NULL)
-         ON CONFLICT (project, kind, id) DO UPDATE SET
-           ts_ms = MIN(ts_ms, excluded.ts_ms),
-           end_ms = MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)),
-           name = COALESCE(excluded.name, name), environment = COALESCE(excluded.environment, environment), tags = COALESCE(excluded.tags, tags),
-           level = MAX(level, excluded.level),
-           latency = (MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)) - MIN(ts_ms, excluded.ts_ms)) / 1000.0`,
-      ),
-      // An item read again (a late-data sweep, an update) replaces its row.
-      putItem: db.prepare(
-        `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
-         VALUES (@project, @kind, @id, @tsMs, @endMs, @type, @name, @environment, @tags, @model, @dataType, @level, @latency, @cost, @tokens, @value)
-         ON CONFLICT (project, kind, id) DO UPDATE SET ts_ms = excluded.ts_ms, end_ms = excluded.end_ms, type = excluded.type, name = excluded.name,
-           environment = excluded.environment, tags = excluded.tags, model = excluded.model, data_type = excluded.data_type, level = excluded.level,
-           latency = excluded.latency, cost = excluded.cost, tokens = excluded.tokens, value = excluded.value`,
-      ),
-      prune: db.prepare('DELETE FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms < ?'),
-      stateGet: db.prepare('SELECT * FROM monitor_state WHERE project = ? AND monitor = ?'),
-      stateAll: db.prepare('SELECT * FROM monitor_state ORDER BY project, monitor'),
-      statePut: db.prepare(
-        `INSERT INTO monitor_state (project, monitor, severity, value, samples, window_end_ms, evaluated_at, notified_at_ms, recent, spec)
-         VALUES (@project, @monitor, @severity, @value, @samples, @windowEndMs, @evaluatedAt, @notifiedAtMs, @recent, @spec)
-         ON CONFLICT (project, monitor) DO UPDATE SET severity = excluded.severity, value = excluded.value, samples = excluded.samples,
-           window_end_ms = excluded.window_end_ms, evaluated_at = excluded.evaluated_at, notified_at_ms = excluded.notified_at_ms,
-           recent = excluded.recent, spec = excluded.spec`,
-      ),
-      stateDelete: db.prepare('DELETE FROM monitor_state WHERE project = ? AND monitor = ?'),
-    };
+  /** From when this project's facts of this poll source are complete; null: none kept yet. */
+  factsSince(project: string, source: string): number | null {
+    return this.meta.factsRead(project, source)?.since ?? null;
   }
 
   /** Must run inside the store's write(): the facts of one committed slice, in its transaction. */
@@ -194,8 +206,7 @@ export class MonitorTables {
         tokens: f.tokens,
         value: f.value,
       };
-      if (f.kind === 'trace') this.s.putTrace.run(row);
-      else this.s.putItem.run(row);
+      this.sql.prepare(f.kind === 'trace' ? PUT_TRACE : PUT_ITEM).run(row);
     }
   }
 
@@ -205,64 +216,75 @@ export class MonitorTables {
     const base = `FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms >= ? AND ts_ms < ?${f.sql}`;
     const params = [project, filter.kind, fromMs, toMs, ...f.params];
     if (metric === 'count') {
-      const n = this.db.prepare(`SELECT COUNT(*) ${base}`).pluck().get(...params) as number;
+      const n = this.sql.pluck(`SELECT COUNT(*) ${base}`).get(...params) as number;
       return { value: n, samples: n };
     }
     if (metric === 'errorRate') {
-      const r = this.db.prepare(`SELECT COUNT(*) AS n, SUM(level >= 3) AS errors ${base}`).get(...params) as { n: number; errors: number | null };
+      const r = this.sql.prepare(`SELECT COUNT(*) AS n, SUM(level >= 3) AS errors ${base}`).get(...params) as { n: number; errors: number | null };
       return { value: r.n ? (r.errors ?? 0) / r.n : null, samples: r.n };
     }
     const col = MEASURE_COLUMN[measure ?? 'value'];
     const withMeasure = `${base} AND ${col} IS NOT NULL`;
     const p = PERCENTILES[metric];
     if (p !== undefined) {
-      const n = this.db.prepare(`SELECT COUNT(*) ${withMeasure}`).pluck().get(...params) as number;
+      const n = this.sql.pluck(`SELECT COUNT(*) ${withMeasure}`).get(...params) as number;
       if (!n) return { value: null, samples: 0 };
       // Nearest rank: the smallest value with at least p of the items at or below it.
       const k = Math.max(0, Math.ceil(p * n) - 1);
-      const v = this.db.prepare(`SELECT ${col} ${withMeasure} ORDER BY ${col} LIMIT 1 OFFSET ?`).pluck().get(...params, k) as number;
+      const v = this.sql.pluck(`SELECT ${col} ${withMeasure} ORDER BY ${col} LIMIT 1 OFFSET ?`).get(...params, k) as number;
       return { value: v, samples: n };
     }
     const fn = { avg: 'AVG', min: 'MIN', max: 'MAX', sum: 'SUM' }[metric as 'avg' | 'min' | 'max' | 'sum'];
-    const r = this.db.prepare(`SELECT COUNT(*) AS n, ${fn}(${col}) AS v ${withMeasure}`).get(...params) as { n: number; v: number | null };
+    const r = this.sql.prepare(`SELECT COUNT(*) AS n, ${fn}(${col}) AS v ${withMeasure}`).get(...params) as { n: number; v: number | null };
     return { value: r.n ? r.v : null, samples: r.n };
   }
 
   /** Forgets a project's facts older than the longest window needs (a range of the time-ordered key). */
   pruneFacts(project: string, beforeMs: number): number {
     let n = 0;
-    for (const kind of ['trace', 'observation', 'score'] as const) n += this.s.prune.run(project, kind, beforeMs).changes;
+    for (const kind of ['trace', 'observation', 'score'] as const) n += this.sql.prepare(PRUNE).run(project, kind, beforeMs).changes;
     return n;
   }
 
   /** The projects facts are kept for, one index probe each (a skip scan of the key). */
   factProjects(): string[] {
-    return this.db
-      .prepare(
-        `WITH RECURSIVE p(project) AS (SELECT MIN(project) FROM monitor_facts
-           UNION ALL SELECT (SELECT MIN(project) FROM monitor_facts WHERE project > p.project) FROM p WHERE p.project IS NOT NULL)
-         SELECT project FROM p WHERE project IS NOT NULL`,
-      )
-      .pluck()
-      .all() as string[];
+    return this.sql.pluck(FACT_PROJECTS).all() as string[];
   }
 
   getState(project: string, monitor: string): MonitorStateRow | null {
-    const r = this.s.stateGet.get(project, monitor) as Record<string, unknown> | undefined;
+    const r = this.sql.prepare(STATE_GET).get(project, monitor) as Record<string, unknown> | undefined;
     return r ? stateOf(r) : null;
   }
 
   states(): MonitorStateRow[] {
-    return (this.s.stateAll.all() as Array<Record<string, unknown>>).map(stateOf);
+    return (this.sql.prepare(STATE_ALL).all() as Array<Record<string, unknown>>).map(stateOf);
   }
 
   /** Must run inside write(), with the notification it decides, if any: see MonitorRunner. */
   putState(s: MonitorStateRow): void {
-    this.s.statePut.run({ ...s, recent: JSON.stringify(s.recent) });
+    this.sql.prepare(STATE_PUT).run({ ...s, recent: JSON.stringify(s.recent) });
+  }
+
+  /**
+   * Must run inside write(), with the newer notification queued: closes this sink's older
+   * notifications of the monitor that are still waiting (a trigger retrying while the monitor already
+   * recovered), so the newer one cannot be overtaken by them. They are closed unsent, and say so in
+   * their last error and their attempt log. Returns how many.
+   */
+  supersedeNotifications(project: string, monitor: string, sink: string, byEventId: string, now = Date.now()): number {
+    const seqs = this.sql.pluck(OPEN_NOTIFICATIONS).all(sink, project, monitor) as number[];
+    const note = `superseded by ${byEventId} before it was sent: not sent`;
+    let n = 0;
+    for (const seq of seqs) {
+      if (!this.sql.prepare(SUPERSEDE).run({ seq, now, note }).changes) continue;
+      this.sql.prepare(SUPERSEDE_ATTEMPT).run(seq, now, note);
+      n++;
+    }
+    return n;
   }
 
   deleteState(project: string, monitor: string): void {
-    this.s.stateDelete.run(project, monitor);
+    this.sql.prepare(STATE_DELETE).run(project, monitor);
   }
 }
 

@@ -108,19 +108,20 @@ describe('monitors', () => {
     const tmp = tempDir();
     try {
       const env = bridgeEnv({ langfuseUrl: sim.url, database: path.join(tmp.dir, 'b.db') });
-      // An hour ago: a burst of errors among healthy generations.
-      const from = Date.now() - 3_600_000;
+      // 50 minutes ago: a burst of errors among healthy generations; the backfill reads the whole hour
+      // the window spans, so the window is complete.
+      const from = Date.now() - 50 * 60_000;
       for (let i = 0; i < 60; i++) addGeneration(sim, i % 2 ? 'ERROR' : 'DEFAULT', from + i * 1000);
-      const hourly = { ...ERRORS, window: '1d', every: '1m', delay: '0s', minSamples: 1 };
+      const hourly = { ...ERRORS, window: '1h', every: '1m', delay: '0s', minSamples: 1 };
       const file = configFile(tmp.dir, hook, pd, [hourly]);
-      const p = await runCli(['backfill', '--from', new Date(from - 60_000).toISOString(), '--alerts', '--config', file], env, 60_000);
+      const p = await runCli(['backfill', '--from', new Date(Date.now() - 65 * 60_000).toISOString(), '--alerts', '--config', file], env, 60_000);
       expect(p.exit?.code, p.describe()).toBe(0);
       expect(pd.requests).toEqual([]);
       expect(hook.requests).toEqual([]);
       const status = await runCli(['status', '--json', '--config', file], env, 20_000);
       expect((JSON.parse(status.stdout) as { monitors: unknown[] }).monitors).toMatchObject([{ monitor: 'rag-errors', lastEvaluation: null }]);
       const check = await runCli(['check', '--config', file], env, 30_000);
-      expect(check.stdout).toMatch(/✔ monitor rag-errors: error rate 50 % \(> 30 % alerts\) over 1d to \S+, 60 item\(s\): alert/);
+      expect(check.stdout).toMatch(/✔ monitor rag-errors: error rate 50 % \(> 30 % alerts\) over 1h to \S+, 60 item\(s\): alert/);
     } finally {
       await Promise.allSettled([sim.stop(), hook.stop(), pd.stop()]);
       tmp.cleanup();
