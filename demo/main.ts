@@ -67,11 +67,8 @@ function describe(line: string): string {
 async function main(): Promise<void> {
   const sim = new LangfuseSimulator({ generation: 'v4', seed: Date.now() % 100_000 });
   const simUrl = await sim.start();
-  // Some history, so the first poll has something to show: a quiet quarter of an hour (what the
-  // README's example monitors need to show a value in `check`), then a busier last minute and a half.
+  // Some history, so the first poll has something to show.
   const now = Date.now();
-  const HISTORY_MS = 16 * 60_000;
-  sim.generate({ from: new Date(now - HISTORY_MS), to: new Date(now - 90_000), traces: 60, errorRate: 0.05 });
   sim.generate({ from: new Date(now - 90_000), to: new Date(now - 1_000), traces: 8, errorRate: 0.25 });
   const stopTrickle = sim.startTrickle({ intervalMs: 2_500, errorRate: 0.15, lateRate: 0.2 });
 
@@ -122,7 +119,7 @@ async function main(): Promise<void> {
       BRIDGE_DATABASE: join(dir, 'bridge.db'),
       BRIDGE_POLL_INTERVAL_SECONDS: '3',
       BRIDGE_LOOKBACK_SECONDS: '120',
-      BRIDGE_START_FROM: new Date(now - HISTORY_MS).toISOString(),
+      BRIDGE_START_FROM: new Date(now - 120_000).toISOString(),
       BRIDGE_MAX_REQUESTS_PER_MINUTE: '120',
       BRIDGE_STDOUT: 'true',
       SLACK_WEBHOOK_URL: slackUrl,
@@ -137,7 +134,7 @@ async function main(): Promise<void> {
   // A monitor with a short window, and a scripted incident it catches: from 20 s to 45 s after the
   // start, every trace fails. It fires within a minute and resolves once the burst leaves its window.
   config.monitors = compileMonitors(
-    [{ name: 'demo-error-rate', source: 'traces', metric: 'errorRate', window: '30s', every: '10s', delay: '5s', op: '>', alert: 0.5, minSamples: 3, sinks: ['slack', 'stdout'] }],
+    [{ name: 'demo-error-rate', source: 'traces', metric: 'errorRate', window: '30s', every: '10s', delay: '5s', op: '>', alert: 0.5, minSamples: 5, sinks: ['slack', 'stdout'] }],
     { sinks: config.sinks.map((s) => s.name), streams: config.streams },
   );
   const incident = setInterval(() => {
