@@ -12,13 +12,15 @@ import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
-import { envIssueMessage, fail, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';
+import type { SignatureScheme } from '../sinks/signing.js';
+import { fail, parseUrl } from './fields.js';
+import { envIssueMessage, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';
 import { readConfigFile, warnIfExposed } from './file.js';
-import { DEFAULTS, settingsSchema, type ApiMode, type RawProject, type RawSettings, type RawSink, type SignatureScheme, type Stream } from './schema.js';
-import { checkCron, checkPrefix, checkRedisUrl, checkWebhookSecret, eventPatterns, parseInstant, parseUrl, uniqueStreams } from './values.js';
+import { DEFAULTS, settingsSchema, type ApiMode, type RawProject, type RawSettings, type RawSink, type Stream } from './schema.js';
+import { checkCron, checkPrefix, checkRedisUrl, checkWebhookSecret, eventPatterns, parseInstant, uniqueStreams } from './values.js';
 
 export { parseInstant } from './values.js';
-export type { ApiMode, SignatureScheme, Stream } from './schema.js';
+export type { ApiMode, Stream } from './schema.js';
 
 export interface WebhookSinkConfig {
   type: 'webhook';

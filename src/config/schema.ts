@@ -5,14 +5,13 @@
  * environment variable each key stands for. Defaults live in DEFAULTS and nowhere else.
  */
 import { z } from 'zod';
+import { SIGNATURE_SCHEMES, type SignatureScheme } from '../sinks/signing.js';
+import { MUST, flag, positiveSeconds, wholeNumber } from './fields.js';
 
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
 export type Stream = (typeof STREAMS)[number];
 export const API_MODES = ['auto', 'v4', 'legacy'] as const;
 export type ApiMode = (typeof API_MODES)[number];
-export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
-/** `none`: unsigned requests, only when asked for by name. */
-export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 /** Every default, as p-queue keeps its options' defaults: in one object. */
 export const DEFAULTS = {
@@ -38,26 +37,6 @@ export const DEFAULTS = {
     handler: { events: ['*'], timeoutSeconds: 30, concurrency: 8 },
   },
 } as const;
-
-/**
- * What a field must be, in the words of its error message ("a whole number of seconds from 1 to 86400").
- * Kept apart from the global registry so that it stays out of the JSON Schema.
- */
-export const MUST = z.registry<{ must: string }>();
-
-function wholeNumber(min: number, max: number | null, unit: string, description: string) {
-  const range = max === null ? `from ${min} up` : `from ${min} to ${max}`;
-  const base = z.number().int().min(min);
-  return (max === null ? base : base.max(max)).describe(description).register(MUST, { must: `a whole number${unit ? ` of ${unit}` : ''} ${range}` });
-}
-
-function positiveSeconds(description: string) {
-  return z.number().positive().describe(description).register(MUST, { must: 'a positive number of seconds (fractions allowed)' });
-}
-
-function flag(description: string) {
-  return z.boolean().describe(description).register(MUST, { must: 'true or false' });
-}
 
 const D = DEFAULTS;
 const list = (items: readonly string[]): string => `[${items.map((s) => `"${s}"`).join(', ')}]`;

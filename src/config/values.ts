@@ -1,25 +1,14 @@
 /**
- * Checks the schema cannot say in JSON Schema terms (a URL, an instant, a cron expression, a signing
- * secret that fits its scheme), each given the setting's name as the user wrote it.
+ * Checks the schema cannot say in JSON Schema terms (an instant, a cron expression, a signing secret
+ * that fits its scheme), each given the setting's name as the user wrote it. An http(s) URL is checked
+ * by fields.ts.
  */
 import cron from 'node-cron';
 import { isEventPattern } from '../events/patterns.js';
-import { standardSecretProblem } from '../sinks/signing.js';
+import { standardSecretProblem, type SignatureScheme } from '../sinks/signing.js';
 import { ConfigError } from '../errors.js';
-import { fail } from './messages.js';
-import { STREAMS, type SignatureScheme, type Stream } from './schema.js';
-
-export function parseUrl(setting: string, raw: unknown): string {
-  if (typeof raw !== 'string' || raw.trim() === '') fail(setting, 'an http(s) URL', raw);
-  let u: URL;
-  try {
-    u = new URL(raw.trim());
-  } catch {
-    fail(setting, 'an http(s) URL such as https://cloud.langfuse.com', raw);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(setting, 'an http(s) URL', raw);
-  return u.toString().replace(/\/+$/, '');
-}
+import { fail } from './fields.js';
+import { STREAMS, type Stream } from './schema.js';
 
 /** Accepts full ISO 8601 timestamps with a zone (or a plain date, taken as UTC midnight). */
 export function parseInstant(setting: string, raw: unknown): Date {
