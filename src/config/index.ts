@@ -7,12 +7,12 @@
  */
 import type { z } from 'zod';
 import { checkMonitorSinks, checkMonitorStreams, compileMonitors, type MonitorSpec } from '../monitors/spec.js';
-import { compileRules, isAlertKind, type CompiledRules } from '../rules/index.js';
+import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { SinkConfigBase, SinkPlace } from '../sinks/kind.js';
-import { sinkKind, type SinkConfig } from '../sinks/kinds.js';
+import { isAlertKind, sinkKind, type SinkConfig } from '../sinks/kinds.js';
 import { stdoutSink } from '../sinks/stdout.js';
 import { fail, parseUrl } from './fields.js';
 import { envIssueMessage, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';

@@ -2,7 +2,7 @@
  * What describes a sink kind, once, next to its implementation: its settings (a zod schema and the
  * defaults its descriptions name), the environment variables that make one, whether it alerts, how its
  * settings are checked and filled in, and how it is built. src/sinks/kinds.ts lists the kinds; the
- * settings, the environment and createSinks read that list.
+ * settings, the environment, the rules and createSinks all read that list.
  */
 import { z } from 'zod';
 import { positiveSeconds, wholeNumber } from '../config/fields.js';
