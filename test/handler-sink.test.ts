@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { HandlerSinkConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { EVENT_TYPES, type AnyBridgeEvent, type EventType } from '../src/events/types.js';
 import { defineHandlers, handlerExportName } from '../src/handlers.js';
@@ -10,7 +9,7 @@ import { loadConfig } from '../src/config/index.js';
 import { buildMonitorEvent } from '../src/monitors/events.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { createSinks } from '../src/sinks/index.js';
-import { createHandlerSink } from '../src/sinks/handler.js';
+import { createHandlerSink, type HandlerSinkConfig } from '../src/sinks/handler.js';
 import type { Delivery } from '../src/sinks/types.js';
 import { takes } from './helpers/routes.js';
 

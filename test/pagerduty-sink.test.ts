@@ -1,11 +1,10 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PagerDutySinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
 import { alertsFor, encodeRoute, routeEvent } from '../src/rules/route.js';
-import { createPagerDutySink } from '../src/sinks/pagerduty.js';
+import { createPagerDutySink, type PagerDutySinkConfig } from '../src/sinks/pagerduty.js';
 import type { Delivery } from '../src/sinks/types.js';
 
 interface Received {

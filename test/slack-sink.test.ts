@@ -1,12 +1,11 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SlackSinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent, ScoreData, TraceData } from '../src/events/types.js';
 import { compileRules } from '../src/rules/index.js';
 import { alertsFor, encodeRoute, routeEvent } from '../src/rules/route.js';
 import { buildSlackMessage, buildSlackSummary } from '../src/sinks/slack/format.js';
-import { createSlackSink, type SlackSink } from '../src/sinks/slack/index.js';
+import { createSlackSink, type SlackSink, type SlackSinkConfig } from '../src/sinks/slack/index.js';
 import type { Delivery } from '../src/sinks/types.js';
 
 interface Received {

@@ -3,13 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StdoutSinkConfig, WebhookSinkConfig } from '../src/config/index.js';
 import type { AnyBridgeEvent } from '../src/events/types.js';
 import { verifyLangfuseSignature } from '../src/sinks/signing.js';
-import { createStdoutSink } from '../src/sinks/stdout.js';
+import { createStdoutSink, type StdoutSinkConfig } from '../src/sinks/stdout.js';
 import type { Delivery, Sink } from '../src/sinks/types.js';
 import { attemptSignal, parseRetryAfter } from '../src/http.js';
-import { createWebhookSink } from '../src/sinks/webhook.js';
+import { createWebhookSink, type WebhookSinkConfig } from '../src/sinks/webhook.js';
 import { takes } from './helpers/routes.js';
 
 const SECRET = `whsec_${Buffer.from('webhook-sink test key, 32 bytes!').toString('base64')}`;

@@ -1,7 +1,7 @@
 /** `replay`: dead-lettered deliveries back in the queue, for the daemon (or, in Redis mode, the workers) to send. */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
-import { isAlertKind } from '../rules/index.js';
+import { isAlertKind } from '../sinks/kinds.js';
 import type { Store } from '../store/index.js';
 import { onDatabase, openStore, queueModule, runningDaemon, unknownSink } from './shared.js';
 

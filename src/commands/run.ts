@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { projectConfigs, type BridgeConfig, type SlackSinkConfig } from '../config/index.js';
+import { projectConfigs, type BridgeConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import type { AttemptOutcome, SinkState } from '../delivery/states.js';
 import { DaemonRunningError, LockLostError, UsageError, type BridgeError } from '../errors.js';
@@ -17,9 +17,10 @@ import { scheduleDigest } from '../ops/digest.js';
 import { Metrics } from '../ops/metrics.js';
 import { health, paceWarnings, startOpsServer, type OpsServer } from '../ops/server.js';
 import { Poller } from '../poll/index.js';
-import { isAlertKind } from '../rules/index.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
+import { isAlertKind } from '../sinks/kinds.js';
 import type { Sink } from '../sinks/types.js';
+import type { SlackSinkConfig } from '../sinks/slack/index.js';
 import { databaseProblem, type Store } from '../store/index.js';
 import { DAEMON_HEARTBEAT_MS, acquireDaemonLock, releaseDaemonLock, renewDaemonLock, type DaemonRecord } from '../store/daemon.js';
 import { VERSION } from '../version.js';

@@ -5,14 +5,16 @@
  * show as written. Every value remembers the variable it came from.
  */
 import { ConfigError } from '../errors.js';
+import { SINK_KINDS } from '../sinks/kinds.js';
 import { pathKey, type EnvNames } from './messages.js';
 
 export type Env = Record<string, string | undefined>;
 
-type Kind = 'text' | 'int' | 'number' | 'flag' | 'list';
+/** How a variable's text is read: as it is, a whole number, a number, a flag or a comma list. */
+export type VariableKind = 'text' | 'int' | 'number' | 'flag' | 'list';
 
 /** Variable (or variables, first set wins), the file key it stands for, and the kind of value it holds. */
-const VARIABLES: ReadonlyArray<readonly [string | readonly string[], readonly string[], Kind]> = [
+const VARIABLES: ReadonlyArray<readonly [string | readonly string[], readonly string[], VariableKind]> = [
   ['LANGFUSE_PUBLIC_KEY', ['langfuse', 'publicKey'], 'text'],
   ['LANGFUSE_SECRET_KEY', ['langfuse', 'secretKey'], 'text'],
   // The official SDKs' spellings are accepted too.
@@ -41,29 +43,10 @@ const VARIABLES: ReadonlyArray<readonly [string | readonly string[], readonly st
   ['BRIDGE_WORKER_LOCK_SECONDS', ['queue', 'lockSeconds'], 'int'],
 ];
 
-/** The sink each variable makes, when set, and the variables that fill in its other keys. */
-const SINK_VARIABLES: ReadonlyArray<{ type: string; key: string; by: string; more: ReadonlyArray<readonly [string, string, Kind]> }> = [
-  {
-    type: 'webhook',
-    key: 'url',
-    by: 'BRIDGE_WEBHOOK_URL',
-    more: [
-      ['BRIDGE_WEBHOOK_SECRET', 'secret', 'text'],
-      ['BRIDGE_WEBHOOK_SIGNATURE', 'signature', 'text'],
-      ['BRIDGE_WEBHOOK_EVENTS', 'events', 'text'],
-      ['BRIDGE_WEBHOOK_TIMEOUT_SECONDS', 'timeoutSeconds', 'number'],
-      ['BRIDGE_WEBHOOK_CONCURRENCY', 'concurrency', 'int'],
-    ],
-  },
-  { type: 'slack', key: 'url', by: 'SLACK_WEBHOOK_URL', more: [] },
-  { type: 'pagerduty', key: 'routingKey', by: 'PAGERDUTY_ROUTING_KEY', more: [['PAGERDUTY_EVENTS_URL', 'eventsUrl', 'text']] },
-  { type: 'handler', key: 'module', by: 'BRIDGE_HANDLERS', more: [] },
-];
-
 const TRUE = ['1', 'true', 'yes', 'on'];
 const FALSE = ['0', 'false', 'no', 'off', ''];
 
-function read(text: string, kind: Kind): unknown {
+function read(text: string, kind: VariableKind): unknown {
   switch (kind) {
     case 'text':
       return text;
@@ -117,10 +100,12 @@ export function settingsFromEnv(env: Env): EnvSettings {
     names.set(pathKey(path), { name, raw: text });
   }
   const sinks: Array<Record<string, unknown>> = [];
-  for (const s of SINK_VARIABLES) {
-    if (!given(s.by)) continue;
+  // Each sink kind's variables (src/sinks/kinds.ts): the one that makes it, then those that fill it in.
+  for (const k of SINK_KINDS) {
+    const s = k.env;
+    if (!s || !given(s.by)) continue;
     const i = sinks.length;
-    const sink: Record<string, unknown> = { type: s.type, [s.key]: env[s.by] };
+    const sink: Record<string, unknown> = { type: k.kind, [s.key]: env[s.by] };
     names.set(pathKey(['sinks', i, s.key]), { name: s.by, raw: env[s.by]! });
     for (const [name, key, kind] of s.more) {
       if (!given(name)) {

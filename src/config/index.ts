@@ -1,76 +1,27 @@
 /**
  * Loads the settings: the config file as written and the environment put in the file's shape
  * (env.ts) are each validated with the one schema (schema.ts), checked value by value under the name
- * the user wrote, merged with the environment winning, filled in from DEFAULTS, and the alert rules
- * compiled against the sinks. A bad value becomes a ConfigError whose one line names the setting,
- * what it must be, and what it got.
+ * the user wrote, merged with the environment winning, filled in from DEFAULTS (a sink by its kind's
+ * definition, listed in src/sinks/kinds.ts), and the alert rules compiled against the sinks. A bad
+ * value becomes a ConfigError whose one line names the setting, what it must be, and what it got.
  */
-import path from 'node:path';
 import type { z } from 'zod';
 import { checkMonitorSinks, checkMonitorStreams, compileMonitors, type MonitorSpec } from '../monitors/spec.js';
 import { compileRules, type CompiledRules } from '../rules/index.js';
 import { settingsFromEnv, type Env } from './env.js';
 import { ConfigError } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
-import { envIssueMessage, fail, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';
+import type { SinkConfigBase, SinkPlace } from '../sinks/kind.js';
+import { isAlertKind, sinkKind, type SinkConfig } from '../sinks/kinds.js';
+import { stdoutSink } from '../sinks/stdout.js';
+import { fail, parseUrl } from './fields.js';
+import { envIssueMessage, fileIssueMessage, fileKey, pathKey, type EnvNames } from './messages.js';
 import { readConfigFile, warnIfExposed } from './file.js';
-import { DEFAULTS, settingsSchema, type ApiMode, type RawProject, type RawSettings, type RawSink, type SignatureScheme, type Stream } from './schema.js';
-import { checkCron, checkPrefix, checkRedisUrl, checkWebhookSecret, eventPatterns, parseInstant, parseUrl, uniqueStreams } from './values.js';
+import { DEFAULTS, settingsSchema, type ApiMode, type RawProject, type RawSettings, type Stream } from './schema.js';
+import { checkCron, checkPrefix, checkRedisUrl, eventPatterns, parseInstant, uniqueStreams } from './values.js';
 
 export { parseInstant } from './values.js';
-export type { ApiMode, SignatureScheme, Stream } from './schema.js';
-
-export interface WebhookSinkConfig {
-  type: 'webhook';
-  name: string;
-  url: string;
-  /** Null only with signature `none`. */
-  secret: string | null;
-  signature: SignatureScheme;
-  events: string[];
-  timeoutSeconds: number;
-  concurrency: number;
-}
-export interface StdoutSinkConfig {
-  type: 'stdout';
-  name: string;
-  events: string[];
-  pretty: boolean;
-}
-export interface SlackSinkConfig {
-  type: 'slack';
-  name: string;
-  url: string;
-  events: string[];
-  timeoutSeconds: number;
-}
-export interface PagerDutySinkConfig {
-  type: 'pagerduty';
-  name: string;
-  routingKey: string;
-  eventsUrl: string;
-  events: string[];
-  timeoutSeconds: number;
-}
-export interface HandlerSinkConfig {
-  type: 'handler';
-  name: string;
-  /** A path (or package name) of the module; a relative one resolves against `baseDir`. */
-  module: string;
-  /** The config file's folder for a sink from the file, the working directory for BRIDGE_HANDLERS. */
-  baseDir?: string;
-  /** Where `module` was set, for messages: `BRIDGE_HANDLERS`, or the sink's key in the config file. */
-  setting?: string;
-  events: string[];
-  timeoutSeconds: number;
-  concurrency: number;
-}
-export type SinkConfig =
-  | WebhookSinkConfig
-  | StdoutSinkConfig
-  | SlackSinkConfig
-  | PagerDutySinkConfig
-  | HandlerSinkConfig;
+export type { ApiMode, Stream } from './schema.js';
 
 /** One Langfuse project of a bridge that polls several (`projects` in the config file), defaults filled in. */
 /** How to reach one Langfuse project: its keys, host, API generation and request ceiling. */
@@ -134,8 +85,8 @@ interface Origin {
   name(at: readonly PropertyKey[]): string;
   /** The value at `at` as the user wrote it (a variable's text), for messages. */
   got(at: readonly PropertyKey[], value: unknown): unknown;
-  /** How to set a webhook sink's signature scheme in this place, for messages. */
-  signatureHint(scheme: string): string;
+  /** How to set a key of sink `i` to `value` in this place, for messages. */
+  howToSet(i: number, key: string, value: string): string;
 }
 
 function fileOrigin(file: string, data: unknown): Origin {
@@ -143,7 +94,7 @@ function fileOrigin(file: string, data: unknown): Origin {
     file,
     name: (at) => fileKey(at, data),
     got: (_, value) => value,
-    signatureHint: (scheme) => `"signature": "${scheme}" on that sink`,
+    howToSet: (_, key, value) => `"${key}": "${value}" on that sink`,
   };
 }
 
@@ -152,7 +103,7 @@ function envOrigin(names: EnvNames): Origin {
     file: null,
     name: (at) => names.get(pathKey(at))?.name ?? pathKey(at),
     got: (at, value) => names.get(pathKey(at))?.raw ?? value,
-    signatureHint: (scheme) => `BRIDGE_WEBHOOK_SIGNATURE=${scheme}`,
+    howToSet: (i, key, value) => `${names.get(pathKey(['sinks', i, key]))?.name ?? key}=${value}`,
   };
 }
 
@@ -163,8 +114,13 @@ function validate(data: unknown, describe: (issue: z.core.$ZodIssue) => string):
   throw new ConfigError(issue ? describe(issue) : 'the settings are invalid');
 }
 
-/** A sink with its events read, checked, and the origin it came from. */
-type CheckedSink = RawSink & { events: string[]; origin: Origin; index: number };
+/** A sink read by its kind's definition, not named yet, with the name it was given and where it came from. */
+interface CheckedSink {
+  sink: Omit<SinkConfigBase, 'name'>;
+  name: string | undefined;
+  origin: Origin;
+  index: number;
+}
 
 /** The checks the schema cannot express, on one origin's settings; values come back normalized. */
 function check(s: RawSettings, o: Origin): { settings: RawSettings; sinks: CheckedSink[] } {
@@ -175,33 +131,12 @@ function check(s: RawSettings, o: Origin): { settings: RawSettings; sinks: Check
   if (out.digestCron) checkCron(o.name(['digestCron']), out.digestCron);
   if (out.queue?.redisUrl !== undefined && out.queue.redisUrl.trim() !== '') out.queue.redisUrl = checkRedisUrl(o.name(['queue', 'redisUrl']), out.queue.redisUrl);
   if (out.queue?.prefix !== undefined) out.queue.prefix = checkPrefix(o.name(['queue', 'prefix']), out.queue.prefix);
-  const sinks = (out.sinks ?? []).map((sink, i) => checkSink(sink, i, o));
+  const sinks = (out.sinks ?? []).map((sink, index): CheckedSink => {
+    const place: SinkPlace = { file: o.file, at: (key) => o.name(['sinks', index, key]), howToSet: (key, value) => o.howToSet(index, key, value) };
+    const events = eventPatterns(place.at('events'), sink.events);
+    return { sink: sinkKind(sink.type).read({ ...sink, events }, place), name: sink.name, origin: o, index };
+  });
   return { settings: out, sinks };
-}
-
-function checkSink(s: RawSink, i: number, o: Origin): CheckedSink {
-  const at = (key: string): string => o.name(['sinks', i, key]);
-  const events = eventPatterns(at('events'), s.events);
-  const sink = { ...s, events, origin: o, index: i };
-  switch (sink.type) {
-    case 'webhook':
-      checkWebhookSecret(at('secret'), at('signature'), o.signatureHint, sink.signature ?? DEFAULTS.sinks.webhook.signature, sink.secret || null);
-      sink.url = parseUrl(at('url'), sink.url);
-      break;
-    case 'slack':
-      sink.url = parseUrl(at('url'), sink.url);
-      break;
-    case 'pagerduty':
-      if (!sink.routingKey) throw new ConfigError(`${at('routingKey')} is required for a pagerduty sink (the integration's Events API v2 routing key)`);
-      if (sink.eventsUrl !== undefined) sink.eventsUrl = parseUrl(at('eventsUrl'), sink.eventsUrl);
-      break;
-    case 'handler':
-      if (!sink.module) throw new ConfigError(`${at('module')} is required for a handler sink (path to an .mjs/.js module)`);
-      break;
-    case 'stdout':
-      break;
-  }
-  return sink;
 }
 
 /** The keys `s` sets, without those it leaves unset: what it overrides in a merge. */
@@ -314,48 +249,16 @@ function uniqueName(sinks: SinkConfig[], base: string): string {
  */
 function sinkConfigs(checked: CheckedSink[], wantStdout: boolean): SinkConfig[] {
   const sinks: SinkConfig[] = [];
-  for (const s of checked) {
-    const name = s.origin.file === null ? uniqueName(sinks, s.type) : (s.name ?? `${s.type}${s.index ? `-${s.index + 1}` : ''}`);
-    sinks.push(sinkConfig(s, name));
+  for (const { sink, name, origin, index } of checked) {
+    const { type, ...settings } = sink;
+    const named = origin.file === null ? uniqueName(sinks, type) : (name ?? `${type}${index ? `-${index + 1}` : ''}`);
+    sinks.push({ type, name: named, ...settings } as SinkConfig);
   }
-  const hasEventSink = sinks.some((s) => s.type === 'webhook' || s.type === 'handler' || s.type === 'stdout');
+  const hasEventSink = sinks.some((s) => !isAlertKind(s.type));
   if ((wantStdout || !hasEventSink) && !sinks.some((s) => s.type === 'stdout')) {
-    sinks.push({ type: 'stdout', name: uniqueName(sinks, 'stdout'), events: [...DEFAULTS.sinks.stdout.events], pretty: DEFAULTS.sinks.stdout.pretty });
+    sinks.push({ type: 'stdout', name: uniqueName(sinks, 'stdout'), events: ['*'], pretty: stdoutSink.defaults.pretty });
   }
   return sinks;
-}
-
-function sinkConfig(s: CheckedSink, name: string): SinkConfig {
-  const { events } = s;
-  switch (s.type) {
-    case 'webhook': {
-      const d = DEFAULTS.sinks.webhook;
-      return { type: 'webhook', name, url: s.url, secret: s.secret || null, signature: s.signature ?? d.signature, events, timeoutSeconds: s.timeoutSeconds ?? d.timeoutSeconds, concurrency: s.concurrency ?? d.concurrency };
-    }
-    case 'stdout':
-      return { type: 'stdout', name, events, pretty: s.pretty ?? DEFAULTS.sinks.stdout.pretty };
-    case 'slack':
-      return { type: 'slack', name, url: s.url, events, timeoutSeconds: s.timeoutSeconds ?? DEFAULTS.sinks.slack.timeoutSeconds };
-    case 'pagerduty': {
-      const d = DEFAULTS.sinks.pagerduty;
-      return { type: 'pagerduty', name, routingKey: s.routingKey, eventsUrl: s.eventsUrl ?? d.eventsUrl, events, timeoutSeconds: s.timeoutSeconds ?? d.timeoutSeconds };
-    }
-    case 'handler': {
-      const d = DEFAULTS.sinks.handler;
-      // A module named in the file resolves against the file's folder, not the working directory.
-      const file = s.origin.file;
-      return {
-        type: 'handler',
-        name,
-        module: s.module,
-        baseDir: file === null ? process.cwd() : path.dirname(path.resolve(file)),
-        setting: file === null ? s.origin.name(['sinks', s.index, 'module']) : `${s.origin.name(['sinks', s.index, 'module'])} in ${file}`,
-        events,
-        timeoutSeconds: s.timeoutSeconds ?? d.timeoutSeconds,
-        concurrency: s.concurrency ?? d.concurrency,
-      };
-    }
-  }
 }
 
 /** The file's `projects`, each with the top-level settings as defaults. */

@@ -3,16 +3,8 @@
  * key of the config file), what it must be, and what it got.
  */
 import type { z } from 'zod';
-import { ConfigError } from '../errors.js';
-import { MUST, settingsSchema } from './schema.js';
-
-export function show(got: unknown): string {
-  return typeof got === 'string' ? JSON.stringify(got) : JSON.stringify(got ?? null);
-}
-
-export function fail(setting: string, must: string, got: unknown): never {
-  throw new ConfigError(`${setting} must be ${must}, got ${show(got)}`);
-}
+import { MUST, show } from './fields.js';
+import { settingsSchema } from './schema.js';
 
 /** `sinks[2] ("oncall")`: an entry of a list in the config file, by index and, when it has one, name. */
 export function entryLabel(list: string, i: number, name: unknown): string {

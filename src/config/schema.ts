@@ -2,19 +2,20 @@
  * The settings' one schema and their defaults. The config file is validated with it as written, and
  * the environment after src/config/env.ts has put it into the same shape; it is also the source of the
  * published JSON Schema (`schema/config.schema.json`, see json-schema.ts), whose descriptions name the
- * environment variable each key stands for. Defaults live in DEFAULTS and nowhere else.
+ * environment variable each key stands for. Defaults live in DEFAULTS and nowhere else, except a sink
+ * kind's: those sit in its definition (src/sinks/<kind>.ts) with the schema that names them, so that a
+ * kind is described in one place; `sinks` takes the kinds listed in src/sinks/kinds.ts.
  */
 import { z } from 'zod';
+import { SINK_KINDS } from '../sinks/kinds.js';
+import { MUST, flag, positiveSeconds, wholeNumber } from './fields.js';
 
 export const STREAMS = ['traces', 'generations', 'scores', 'prompts'] as const;
 export type Stream = (typeof STREAMS)[number];
 export const API_MODES = ['auto', 'v4', 'legacy'] as const;
 export type ApiMode = (typeof API_MODES)[number];
-export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
-/** `none`: unsigned requests, only when asked for by name. */
-export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
-/** Every default, as p-queue keeps its options' defaults: in one object. */
+/** Every default but the sink kinds', as p-queue keeps its options' defaults: in one object. */
 export const DEFAULTS = {
   langfuse: { baseUrl: 'https://cloud.langfuse.com', api: 'auto' as ApiMode, maxRequestsPerMinute: 30, timeoutSeconds: 30 },
   database: 'data/bridge.db',
@@ -30,107 +31,14 @@ export const DEFAULTS = {
   healthMaxAgeIntervals: 3,
   stdout: false,
   queue: { connectWaitSeconds: 30, prefix: 'langfuse-bridge', lockSeconds: 30 },
-  sinks: {
-    webhook: { signature: 'standard' as SignatureScheme, events: ['*'], timeoutSeconds: 10, concurrency: 32 },
-    stdout: { events: ['*'], pretty: false },
-    slack: { events: ['*'], timeoutSeconds: 10 },
-    pagerduty: { eventsUrl: 'https://events.pagerduty.com/v2/enqueue', events: ['*'], timeoutSeconds: 10 },
-    handler: { events: ['*'], timeoutSeconds: 30, concurrency: 8 },
-  },
 } as const;
-
-/**
- * What a field must be, in the words of its error message ("a whole number of seconds from 1 to 86400").
- * Kept apart from the global registry so that it stays out of the JSON Schema.
- */
-export const MUST = z.registry<{ must: string }>();
-
-function wholeNumber(min: number, max: number | null, unit: string, description: string) {
-  const range = max === null ? `from ${min} up` : `from ${min} to ${max}`;
-  const base = z.number().int().min(min);
-  return (max === null ? base : base.max(max)).describe(description).register(MUST, { must: `a whole number${unit ? ` of ${unit}` : ''} ${range}` });
-}
-
-function positiveSeconds(description: string) {
-  return z.number().positive().describe(description).register(MUST, { must: 'a positive number of seconds (fractions allowed)' });
-}
-
-function flag(description: string) {
-  return z.boolean().describe(description).register(MUST, { must: 'true or false' });
-}
 
 const D = DEFAULTS;
 const list = (items: readonly string[]): string => `[${items.map((s) => `"${s}"`).join(', ')}]`;
 
-const eventsField = z
-  .union([z.string(), z.array(z.string())])
-  .describe('event types this sink gets, globs allowed: ["trace.*", "score.created"] or "trace.*,score.created"; default all');
-const sinkName = z.string().min(1).describe('the name `--sink`, `status` and rules use; default the type (webhook, webhook-2, ...)');
-const sinkTimeout = (dflt: number) => positiveSeconds(`time allowed for one delivery attempt, seconds; default ${dflt}`);
-const sinkConcurrency = (dflt: number) => wholeNumber(1, 256, '', `deliveries in flight at once to this sink; default ${dflt}`);
-
-const webhookSinkSchema = z
-  .object({
-    type: z.literal('webhook'),
-    name: sinkName.optional(),
-    url: z.string().describe('the receiver: an http(s) URL (BRIDGE_WEBHOOK_URL)'),
-    secret: z
-      .string()
-      .describe('signing secret (BRIDGE_WEBHOOK_SECRET): a whsec_ base64 secret for the standard scheme, any string for langfuse or hex; required unless signature is none')
-      .optional(),
-    signature: z
-      .enum(SIGNATURE_SCHEMES)
-      .describe(`standard (Standard Webhooks and Langfuse headers), langfuse (t=,v1=), hex (HMAC of the body) or none (unsigned, on purpose) (BRIDGE_WEBHOOK_SIGNATURE); default ${D.sinks.webhook.signature}`)
-      .optional(),
-    events: eventsField.optional(),
-    timeoutSeconds: sinkTimeout(D.sinks.webhook.timeoutSeconds).optional(),
-    concurrency: sinkConcurrency(D.sinks.webhook.concurrency).optional(),
-  })
-  .strict()
-  .describe('a signed HTTP webhook');
-const stdoutSinkSchema = z
-  .object({
-    type: z.literal('stdout'),
-    name: sinkName.optional(),
-    events: eventsField.optional(),
-    pretty: flag(`one readable line per event instead of JSON lines; default ${D.sinks.stdout.pretty}`).optional(),
-  })
-  .strict()
-  .describe('events as JSON lines on standard output (BRIDGE_STDOUT)');
-const slackSinkSchema = z
-  .object({
-    type: z.literal('slack'),
-    name: sinkName.optional(),
-    url: z.string().describe('the Slack incoming-webhook URL (SLACK_WEBHOOK_URL)'),
-    events: eventsField.optional(),
-    timeoutSeconds: sinkTimeout(D.sinks.slack.timeoutSeconds).optional(),
-  })
-  .strict()
-  .describe('alerts to a Slack incoming webhook');
-const pagerDutySinkSchema = z
-  .object({
-    type: z.literal('pagerduty'),
-    name: sinkName.optional(),
-    routingKey: z.string().describe("the integration's Events API v2 routing key (PAGERDUTY_ROUTING_KEY)"),
-    eventsUrl: z.string().describe(`the Events API v2 endpoint (PAGERDUTY_EVENTS_URL); default ${D.sinks.pagerduty.eventsUrl}`).optional(),
-    events: eventsField.optional(),
-    timeoutSeconds: sinkTimeout(D.sinks.pagerduty.timeoutSeconds).optional(),
-  })
-  .strict()
-  .describe('alerts to PagerDuty (Events API v2)');
-const handlerSinkSchema = z
-  .object({
-    type: z.literal('handler'),
-    name: sinkName.optional(),
-    module: z.string().describe('path of an .mjs, .js or .cjs handler module, relative to this file (BRIDGE_HANDLERS, relative to the working directory)'),
-    events: eventsField.optional(),
-    timeoutSeconds: sinkTimeout(D.sinks.handler.timeoutSeconds).optional(),
-    concurrency: sinkConcurrency(D.sinks.handler.concurrency).optional(),
-  })
-  .strict()
-  .describe('your own handler module, called in process');
-
-const sinkSchema = z.discriminatedUnion('type', [webhookSinkSchema, stdoutSinkSchema, slackSinkSchema, pagerDutySinkSchema, handlerSinkSchema]);
+/** Each entry of `sinks`: the schema of the kind its `type` names. */
+const sinkSchema = z.discriminatedUnion('type', SINK_KINDS.map((k) => k.schema) as SchemasOf<typeof SINK_KINDS>);
+type SchemasOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: T[I] extends { schema: infer S } ? S : never };
 export type RawSink = z.infer<typeof sinkSchema>;
 
 const apiField = z.enum(API_MODES).describe(`the Langfuse API generation: auto (probe), v4 or legacy (BRIDGE_LANGFUSE_API); default ${D.langfuse.api}`);

@@ -1,25 +1,12 @@
 /**
- * Checks the schema cannot say in JSON Schema terms (a URL, an instant, a cron expression, a signing
- * secret that fits its scheme), each given the setting's name as the user wrote it.
+ * Checks the schema cannot say in JSON Schema terms (an instant, a cron expression, event patterns, a
+ * Redis URL), each given the setting's name as the user wrote it. An http(s) URL is checked by
+ * fields.ts, whose checks the sink kinds use too.
  */
 import cron from 'node-cron';
 import { isEventPattern } from '../events/patterns.js';
-import { standardSecretProblem } from '../sinks/signing.js';
-import { ConfigError } from '../errors.js';
-import { fail } from './messages.js';
-import { STREAMS, type SignatureScheme, type Stream } from './schema.js';
-
-export function parseUrl(setting: string, raw: unknown): string {
-  if (typeof raw !== 'string' || raw.trim() === '') fail(setting, 'an http(s) URL', raw);
-  let u: URL;
-  try {
-    u = new URL(raw.trim());
-  } catch {
-    fail(setting, 'an http(s) URL such as https://cloud.langfuse.com', raw);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(setting, 'an http(s) URL', raw);
-  return u.toString().replace(/\/+$/, '');
-}
+import { fail } from './fields.js';
+import { STREAMS, type Stream } from './schema.js';
 
 /** Accepts full ISO 8601 timestamps with a zone (or a plain date, taken as UTC midnight). */
 export function parseInstant(setting: string, raw: unknown): Date {
@@ -67,34 +54,4 @@ export function checkPrefix(setting: string, raw: string): string {
   const prefix = raw.trim();
   if (!prefix || /\s/.test(prefix)) fail(setting, 'a key prefix without spaces', prefix);
   return prefix;
-}
-
-/**
- * A webhook sink signs every request unless told `none` by name: no secret is a setting error, and so
- * is a secret next to `none` (which of the two was meant?). `secretSetting` / `signatureSetting` name
- * the settings as the user wrote them; `how` says how to set a scheme in that place.
- */
-export function checkWebhookSecret(
-  secretSetting: string,
-  signatureSetting: string,
-  how: (scheme: string) => string,
-  scheme: SignatureScheme,
-  secret: string | null,
-): void {
-  if (scheme === 'none') {
-    if (secret) throw new ConfigError(`${secretSetting} is set but ${signatureSetting} is none (unsigned requests); remove the secret, or set ${how('standard')} (or langfuse, hex) to sign with it`);
-    return;
-  }
-  if (!secret) {
-    const what = scheme === 'standard' ? 'a whsec_ secret shared with your receiver (make one with: echo whsec_$(openssl rand -base64 32))' : `the secret your receiver verifies the ${scheme} signature with`;
-    throw new ConfigError(`${secretSetting} is required: the webhook sink signs every request (${scheme} scheme); set it to ${what}, or set ${how('none')} to send unsigned requests on purpose`);
-  }
-  if (scheme !== 'standard') return;
-  const problem = standardSecretProblem(secret);
-  if (problem) {
-    throw new ConfigError(
-      `${secretSetting} ${problem}; the standard signature scheme needs a whsec_ secret with base64 after it, as your receiver's Standard Webhooks library has it ` +
-        `(make one with: echo whsec_$(openssl rand -base64 32)), or set ${how('langfuse')} or hex to sign with any string`,
-    );
-  }
 }

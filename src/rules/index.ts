@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
 import { EVENT_TYPES } from '../events/types.js';
+import { ALERT_KINDS, isAlertKind } from '../sinks/kinds.js';
 import type { AnyBridgeEvent, GenerationData, Level, ScoreData, TraceData } from '../events/types.js';
 
 export type Severity = 'critical' | 'error' | 'warning' | 'info';
@@ -74,11 +75,6 @@ export interface CompiledRules {
 
 /** A sink as the rules see it; `SinkConfig` objects fit. A bare name is a sink of unknown kind. */
 export type RuleSinkRef = string | { name: string; type: string };
-
-/** The sink kinds that page or notify people (Slack, PagerDuty): rules route to them; history reaches them only when asked. */
-export function isAlertKind(kind: string | null | undefined): boolean {
-  return kind === 'slack' || kind === 'pagerduty';
-}
 
 const LEVEL_RANK: Record<Level, number> = { DEBUG: 0, DEFAULT: 1, WARNING: 2, ERROR: 3 };
 const SCORE_EVENTS = ['score.created', 'score.updated'];
@@ -317,13 +313,13 @@ function compileOne(raw: unknown, i: number, sinks: Map<string, string | null>):
     if (!sinks.has(s)) {
       const known = [...sinks.keys()];
       throw new ConfigError(
-        `${label}.sinks names ${JSON.stringify(s)}, which is not a configured sink; ${known.length ? `configured sinks: ${known.join(', ')}` : 'configure a slack or pagerduty sink first'}`,
+        `${label}.sinks names ${JSON.stringify(s)}, which is not a configured sink; ${known.length ? `configured sinks: ${known.join(', ')}` : `configure a ${ALERT_KINDS.join(' or ')} sink first`}`,
       );
     }
     const kind = sinks.get(s);
     if (kind && !isAlertKind(kind)) {
       throw new ConfigError(
-        `${label}.sinks names ${JSON.stringify(s)}, a ${kind} sink; rules send alerts to slack and pagerduty sinks only (other sinks choose events with their own "events")`,
+        `${label}.sinks names ${JSON.stringify(s)}, a ${kind} sink; rules send alerts to ${ALERT_KINDS.join(' and ')} sinks only (other sinks choose events with their own "events")`,
       );
     }
   }
@@ -519,9 +515,9 @@ function sinkMap(sinks: readonly RuleSinkRef[]): Map<string, string | null> {
   const m = new Map<string, string | null>();
   for (const s of sinks) {
     if (typeof s === 'string') {
-      // A bare name: its kind is unknown, unless the name says it (SLACK_WEBHOOK_URL makes "slack").
-      const guess = /^(slack|pagerduty)(-\d+)?$/.exec(s)?.[1] ?? null;
-      m.set(s, guess);
+      // A bare name: its kind is unknown, unless it is an alert kind's (SLACK_WEBHOOK_URL makes "slack").
+      const named = /^([a-z]+)(-\d+)?$/.exec(s)?.[1];
+      m.set(s, named !== undefined && isAlertKind(named) ? named : null);
     } else {
       m.set(s.name, s.type);
     }

@@ -9,12 +9,14 @@
  */
 import { matchesEventPatterns } from '../events/patterns.js';
 import type { AnyBridgeEvent } from '../events/types.js';
-import { isAlertKind, type AlertMatch, type CompiledRules, type Severity } from './index.js';
+import type { AlertMatch, CompiledRules, Severity } from './index.js';
 
 /** A sink as routing sees it; `Sink` objects fit. */
 export interface RoutedSink {
   name: string;
   kind: string;
+  /** An alert sink (Slack, PagerDuty): it gets an event only when a rule sends it there. */
+  alerting: boolean;
   /** The event types it takes, globs allowed. */
   events: readonly string[];
 }
@@ -33,7 +35,7 @@ export function routeEvent(event: AnyBridgeEvent, sinks: readonly RoutedSink[], 
   const out: Routing = { sinks: [], routes: {} };
   for (const s of sinks) {
     if (!matchesEventPatterns(s.events, event.event)) continue;
-    if (isAlertSink(s)) {
+    if (s.alerting) {
       const alerts = alertsFor(event, s, rules);
       if (alerts.length === 0) continue;
       out.routes[s.name] = encodeRoute(alerts);
@@ -46,12 +48,8 @@ export function routeEvent(event: AnyBridgeEvent, sinks: readonly RoutedSink[], 
 /** `event` to exactly these sinks, chosen elsewhere (a test event goes where it is told), with what each alert sink sends. */
 export function routeTo(event: AnyBridgeEvent, sinks: readonly RoutedSink[], rules: CompiledRules): Routing {
   const out: Routing = { sinks: sinks.map((s) => s.name), routes: {} };
-  for (const s of sinks) if (isAlertSink(s)) out.routes[s.name] = encodeRoute(alertsFor(event, s, rules));
+  for (const s of sinks) if (s.alerting) out.routes[s.name] = encodeRoute(alertsFor(event, s, rules));
   return out;
-}
-
-function isAlertSink(s: Pick<RoutedSink, 'kind'>): boolean {
-  return isAlertKind(s.kind);
 }
 
 /** What an alert sink sends for `event` (nothing for other sinks). */

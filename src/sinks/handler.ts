@@ -11,14 +11,64 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
 import { ConfigError, oneLine } from '../errors.js';
 import { matchesEventPatterns } from '../events/patterns.js';
-import type { HandlerSinkConfig } from '../config/index.js';
 import { EVENT_TYPES } from '../events/types.js';
 import type { AnyBridgeEvent, EventType } from '../events/types.js';
 import { eventTypeForExportName } from '../handlers.js';
 import type { HandlerContext } from '../handlers.js';
+import { defineSinkKind, sinkFields } from './kind.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface HandlerSinkConfig {
+  type: 'handler';
+  name: string;
+  /** A path (or package name) of the module; a relative one resolves against `baseDir`. */
+  module: string;
+  /** The config file's folder for a sink from the file, the working directory for BRIDGE_HANDLERS. */
+  baseDir?: string;
+  /** Where `module` was set, for messages: `BRIDGE_HANDLERS`, or the sink's key in the config file. */
+  setting?: string;
+  events: string[];
+  timeoutSeconds: number;
+  concurrency: number;
+}
+
+const defaults = { timeoutSeconds: 30, concurrency: 8 };
+
+export const handlerSink = defineSinkKind({
+  kind: 'handler',
+  alerting: false,
+  defaults,
+  schema: z
+    .object({
+      type: z.literal('handler'),
+      name: sinkFields.name.optional(),
+      module: z.string().describe('path of an .mjs, .js or .cjs handler module, relative to this file (BRIDGE_HANDLERS, relative to the working directory)'),
+      events: sinkFields.events.optional(),
+      timeoutSeconds: sinkFields.timeoutSeconds(defaults.timeoutSeconds).optional(),
+      concurrency: sinkFields.concurrency(defaults.concurrency).optional(),
+    })
+    .strict()
+    .describe('your own handler module, called in process'),
+  env: { by: 'BRIDGE_HANDLERS', key: 'module', more: [] },
+  read(s, place): Omit<HandlerSinkConfig, 'name'> {
+    if (!s.module) throw new ConfigError(`${place.at('module')} is required for a handler sink (path to an .mjs/.js module)`);
+    // A module named in the file resolves against the file's folder, not the working directory.
+    const file = place.file;
+    return {
+      type: 'handler',
+      module: s.module,
+      baseDir: file === null ? process.cwd() : path.dirname(path.resolve(file)),
+      setting: file === null ? place.at('module') : `${place.at('module')} in ${file}`,
+      events: s.events,
+      timeoutSeconds: s.timeoutSeconds ?? defaults.timeoutSeconds,
+      concurrency: s.concurrency ?? defaults.concurrency,
+    };
+  },
+  create: (config: HandlerSinkConfig) => createHandlerSink(config),
+});
 
 type Fn = (this: unknown, event: AnyBridgeEvent, ctx: HandlerContext) => unknown;
 interface Bound {
@@ -109,8 +159,8 @@ export async function createHandlerSink(cfg: HandlerSinkConfig, opts: { cwd?: st
 
   return {
     name: cfg.name,
-    kind: 'handler',
-    alerting: false,
+    kind: handlerSink.kind,
+    alerting: handlerSink.alerting,
     concurrency: cfg.concurrency,
     minIntervalMs: 0,
 

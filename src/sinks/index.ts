@@ -8,12 +8,8 @@ import type { AnyBridgeEvent } from '../events/types.js';
 import { alertsFor } from '../rules/route.js';
 import { USER_AGENT } from '../version.js';
 import { checkMonitorSinks } from '../monitors/spec.js';
-import { createHandlerSink } from './handler.js';
-import { createPagerDutySink } from './pagerduty.js';
-import { createSlackSink } from './slack/index.js';
-import { createStdoutSink } from './stdout.js';
+import { createSink } from './kinds.js';
 import type { Sink } from './types.js';
-import { createWebhookSink } from './webhook.js';
 
 export type { Sink, Delivery, DeliveryResult } from './types.js';
 
@@ -23,47 +19,24 @@ export interface BuiltSinks {
 
 export async function createSinks(config: BridgeConfig, logger: Logger, opts: { stdout?: NodeJS.WritableStream } = {}): Promise<BuiltSinks> {
   const { rules } = config;
-  // Outbox rows and Redis jobs queued before decisions were stored with them are decided at delivery, as then.
-  const decideNow = (sink: { name: string; kind: string }) => (event: AnyBridgeEvent) => alertsFor(event, sink, rules);
   // An alert sink that only monitors notify is routed too.
   const monitorSinks = new Set(config.monitors.flatMap((m) => m.sinks));
   const unrouted = rules.unroutedSinks.filter((n) => !monitorSinks.has(n));
   for (const name of unrouted) logger.warn({ sink: name }, 'no rule sends anything to this alert sink');
   const sinks: Sink[] = [];
   for (const cfg of config.sinks) {
-    switch (cfg.type) {
-      case 'webhook':
-        sinks.push(createWebhookSink(cfg, { userAgent: USER_AGENT }));
-        break;
-      case 'stdout':
-        sinks.push(createStdoutSink(cfg, opts.stdout));
-        break;
-      case 'slack':
-        sinks.push(
-          createSlackSink(cfg, {
-            decideNow: decideNow({ name: cfg.name, kind: 'slack' }),
-            unrouted: unrouted.includes(cfg.name),
-            langfuseBaseUrl: config.langfuse.baseUrl,
-            alertBurst: config.alertBurst,
-            userAgent: USER_AGENT,
-            warn: (message) => logger.warn({ sink: cfg.name }, message),
-          }),
-        );
-        break;
-      case 'pagerduty':
-        sinks.push(
-          createPagerDutySink(cfg, {
-            decideNow: decideNow({ name: cfg.name, kind: 'pagerduty' }),
-            unrouted: unrouted.includes(cfg.name),
-            langfuseBaseUrl: config.langfuse.baseUrl,
-            userAgent: USER_AGENT,
-          }),
-        );
-        break;
-      case 'handler':
-        sinks.push(await createHandlerSink(cfg));
-        break;
-    }
+    sinks.push(
+      await createSink(cfg, {
+        userAgent: USER_AGENT,
+        langfuseBaseUrl: config.langfuse.baseUrl,
+        alertBurst: config.alertBurst,
+        stdout: opts.stdout,
+        // Outbox rows and Redis jobs queued before decisions were stored with them are decided at delivery, as then.
+        decideNow: (event: AnyBridgeEvent) => alertsFor(event, { name: cfg.name, kind: cfg.type }, rules),
+        unrouted: unrouted.includes(cfg.name),
+        warn: (message) => logger.warn({ sink: cfg.name }, message),
+      }),
+    );
   }
   // A handler module is known only now: a monitor naming it needs a handler for its events.
   const loaded = new Map(sinks.map((s) => [s.name, s]));

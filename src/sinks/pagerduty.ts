@@ -5,7 +5,8 @@
  * and trace or score, so a repeat updates the open incident instead of paging again.
  * The routing key is a secret: it goes in the body and nowhere else (no reasons, no logs).
  */
-import type { PagerDutySinkConfig } from '../config/index.js';
+import { z } from 'zod';
+import { parseUrl } from '../config/fields.js';
 import type { AnyBridgeEvent } from '../events/types.js';
 import type { AlertAction, Severity } from '../rules/index.js';
 import { decodeRoute, type AlertDecision } from '../rules/route.js';
@@ -13,8 +14,49 @@ import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, typ
 import { isMonitorEvent } from '../monitors/events.js';
 import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
 import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from './text.js';
-import { oneLine } from '../errors.js';
+import { ConfigError, oneLine } from '../errors.js';
+import { defineSinkKind, sinkFields } from './kind.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface PagerDutySinkConfig {
+  type: 'pagerduty';
+  name: string;
+  routingKey: string;
+  eventsUrl: string;
+  events: string[];
+  timeoutSeconds: number;
+}
+
+const defaults = { eventsUrl: 'https://events.pagerduty.com/v2/enqueue', timeoutSeconds: 10 };
+
+export const pagerDutySink = defineSinkKind({
+  kind: 'pagerduty',
+  alerting: true,
+  defaults,
+  schema: z
+    .object({
+      type: z.literal('pagerduty'),
+      name: sinkFields.name.optional(),
+      routingKey: z.string().describe("the integration's Events API v2 routing key (PAGERDUTY_ROUTING_KEY)"),
+      eventsUrl: z.string().describe(`the Events API v2 endpoint (PAGERDUTY_EVENTS_URL); default ${defaults.eventsUrl}`).optional(),
+      events: sinkFields.events.optional(),
+      timeoutSeconds: sinkFields.timeoutSeconds(defaults.timeoutSeconds).optional(),
+    })
+    .strict()
+    .describe('alerts to PagerDuty (Events API v2)'),
+  env: { by: 'PAGERDUTY_ROUTING_KEY', key: 'routingKey', more: [['PAGERDUTY_EVENTS_URL', 'eventsUrl', 'text']] },
+  read(s, place): Omit<PagerDutySinkConfig, 'name'> {
+    if (!s.routingKey) throw new ConfigError(`${place.at('routingKey')} is required for a pagerduty sink (the integration's Events API v2 routing key)`);
+    return {
+      type: 'pagerduty',
+      routingKey: s.routingKey,
+      eventsUrl: s.eventsUrl === undefined ? defaults.eventsUrl : parseUrl(place.at('eventsUrl'), s.eventsUrl),
+      events: s.events,
+      timeoutSeconds: s.timeoutSeconds ?? defaults.timeoutSeconds,
+    };
+  },
+  create: (config: PagerDutySinkConfig, deps) => createPagerDutySink(config, deps),
+});
 
 export interface PagerDutySinkOptions {
   /**
@@ -220,8 +262,8 @@ export function createPagerDutySink(cfg: PagerDutySinkConfig, opts: PagerDutySin
 
   return {
     name: cfg.name,
-    kind: 'pagerduty',
-    alerting: true,
+    kind: pagerDutySink.kind,
+    alerting: pagerDutySink.alerting,
     concurrency: 1,
     minIntervalMs: 0,
 

@@ -10,7 +10,10 @@
  *   `webhook-id`/`webhook-timestamp` pair still goes out, so receivers can dedupe.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { SignatureScheme } from '../config/index.js';
+
+export const SIGNATURE_SCHEMES = ['standard', 'langfuse', 'hex', 'none'] as const;
+/** `none`: unsigned requests, only when asked for by name. */
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 export const STANDARD_SECRET_PREFIX = 'whsec_';
 export const LANGFUSE_SIGNATURE_HEADER = 'x-langfuse-signature';

@@ -4,9 +4,38 @@
  * and each delivery is acknowledged only once that write has been accepted by the stream.
  * A closed pipe (EPIPE) is a failed attempt to retry, never a crash.
  */
-import type { StdoutSinkConfig } from '../config/index.js';
+import { z } from 'zod';
+import { flag } from '../config/fields.js';
 import { oneLine } from '../errors.js';
+import { defineSinkKind, sinkFields } from './kind.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface StdoutSinkConfig {
+  type: 'stdout';
+  name: string;
+  events: string[];
+  pretty: boolean;
+}
+
+const defaults = { pretty: false };
+
+/** Made by BRIDGE_STDOUT (or top-level `stdout`), or when no other sink takes events: see src/config/index.ts. */
+export const stdoutSink = defineSinkKind({
+  kind: 'stdout',
+  alerting: false,
+  defaults,
+  schema: z
+    .object({
+      type: z.literal('stdout'),
+      name: sinkFields.name.optional(),
+      events: sinkFields.events.optional(),
+      pretty: flag(`one readable line per event instead of JSON lines; default ${defaults.pretty}`).optional(),
+    })
+    .strict()
+    .describe('events as JSON lines on standard output (BRIDGE_STDOUT)'),
+  read: (s): Omit<StdoutSinkConfig, 'name'> => ({ type: 'stdout', events: s.events, pretty: s.pretty ?? defaults.pretty }),
+  create: (config: StdoutSinkConfig, deps) => createStdoutSink(config, deps.stdout),
+});
 
 /** A stream error with its code (EPIPE, EBADF), which says more than its message. */
 function describeError(err: unknown): string {
@@ -168,8 +197,8 @@ export function createStdoutSink(cfg: StdoutSinkConfig, out: NodeJS.WritableStre
 
   return {
     name: cfg.name,
-    kind: 'stdout',
-    alerting: false,
+    kind: stdoutSink.kind,
+    alerting: stdoutSink.alerting,
     // Many lines in flight so they can share a write; they are still written in the order handed over.
     concurrency: MAX_BATCH,
     minIntervalMs: 0,

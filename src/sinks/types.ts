@@ -1,5 +1,6 @@
 /** What every sink is: the delivery it is handed, the outcome it gives back, and the Sink interface. */
 import type { AnyBridgeEvent } from '../events/types.js';
+import type { SinkKind } from './kinds.js';
 
 /** One attempt at handing one event to one sink. */
 export interface Delivery {
@@ -33,8 +34,6 @@ export type DeliveryResult =
       /** At most 256 bytes of the receiver's answer, secrets and our own headers taken out. */
       response?: string | null;
     };
-
-export type SinkKind = 'webhook' | 'stdout' | 'slack' | 'pagerduty' | 'handler';
 
 export interface Sink {
   readonly name: string;

@@ -6,12 +6,104 @@
  * retried on the schedule. A 429, or a 503 with Retry-After, pauses the whole sink (src/delivery/health.ts).
  */
 import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { parseUrl } from '../config/fields.js';
 import { createDispatcher, parseRetryAfter } from '../http.js';
-import type { WebhookSinkConfig } from '../config/index.js';
-import { createSigner, standardSecretProblem, type Signer } from './signing.js';
-import { oneLine } from '../errors.js';
+import { ConfigError, oneLine } from '../errors.js';
+import { defineSinkKind, sinkFields, type SinkPlace } from './kind.js';
+import { SIGNATURE_SCHEMES, createSigner, standardSecretProblem, type SignatureScheme, type Signer } from './signing.js';
 import { excerpt } from './text.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
+
+export interface WebhookSinkConfig {
+  type: 'webhook';
+  name: string;
+  url: string;
+  /** Null only with signature `none`. */
+  secret: string | null;
+  signature: SignatureScheme;
+  events: string[];
+  timeoutSeconds: number;
+  concurrency: number;
+}
+
+const defaults = { signature: 'standard' as SignatureScheme, timeoutSeconds: 10, concurrency: 32 };
+
+export const webhookSink = defineSinkKind({
+  kind: 'webhook',
+  alerting: false,
+  defaults,
+  schema: z
+    .object({
+      type: z.literal('webhook'),
+      name: sinkFields.name.optional(),
+      url: z.string().describe('the receiver: an http(s) URL (BRIDGE_WEBHOOK_URL)'),
+      secret: z
+        .string()
+        .describe('signing secret (BRIDGE_WEBHOOK_SECRET): a whsec_ base64 secret for the standard scheme, any string for langfuse or hex; required unless signature is none')
+        .optional(),
+      signature: z
+        .enum(SIGNATURE_SCHEMES)
+        .describe(`standard (Standard Webhooks and Langfuse headers), langfuse (t=,v1=), hex (HMAC of the body) or none (unsigned, on purpose) (BRIDGE_WEBHOOK_SIGNATURE); default ${defaults.signature}`)
+        .optional(),
+      events: sinkFields.events.optional(),
+      timeoutSeconds: sinkFields.timeoutSeconds(defaults.timeoutSeconds).optional(),
+      concurrency: sinkFields.concurrency(defaults.concurrency).optional(),
+    })
+    .strict()
+    .describe('a signed HTTP webhook'),
+  env: {
+    by: 'BRIDGE_WEBHOOK_URL',
+    key: 'url',
+    more: [
+      ['BRIDGE_WEBHOOK_SECRET', 'secret', 'text'],
+      ['BRIDGE_WEBHOOK_SIGNATURE', 'signature', 'text'],
+      ['BRIDGE_WEBHOOK_EVENTS', 'events', 'text'],
+      ['BRIDGE_WEBHOOK_TIMEOUT_SECONDS', 'timeoutSeconds', 'number'],
+      ['BRIDGE_WEBHOOK_CONCURRENCY', 'concurrency', 'int'],
+    ],
+  },
+  read(s, place): Omit<WebhookSinkConfig, 'name'> {
+    const signature = s.signature ?? defaults.signature;
+    const secret = s.secret || null;
+    checkSecret(place, signature, secret);
+    return {
+      type: 'webhook',
+      url: parseUrl(place.at('url'), s.url),
+      secret,
+      signature,
+      events: s.events,
+      timeoutSeconds: s.timeoutSeconds ?? defaults.timeoutSeconds,
+      concurrency: s.concurrency ?? defaults.concurrency,
+    };
+  },
+  create: (config: WebhookSinkConfig, deps) => createWebhookSink(config, { userAgent: deps.userAgent }),
+});
+
+/**
+ * A webhook sink signs every request unless told `none` by name: no secret is a setting error, and so
+ * is a secret next to `none` (which of the two was meant?).
+ */
+function checkSecret(place: SinkPlace, scheme: SignatureScheme, secret: string | null): void {
+  const secretSetting = place.at('secret');
+  const how = (other: string): string => place.howToSet('signature', other);
+  if (scheme === 'none') {
+    if (secret) throw new ConfigError(`${secretSetting} is set but ${place.at('signature')} is none (unsigned requests); remove the secret, or set ${how('standard')} (or langfuse, hex) to sign with it`);
+    return;
+  }
+  if (!secret) {
+    const what = scheme === 'standard' ? 'a whsec_ secret shared with your receiver (make one with: echo whsec_$(openssl rand -base64 32))' : `the secret your receiver verifies the ${scheme} signature with`;
+    throw new ConfigError(`${secretSetting} is required: the webhook sink signs every request (${scheme} scheme); set it to ${what}, or set ${how('none')} to send unsigned requests on purpose`);
+  }
+  if (scheme !== 'standard') return;
+  const problem = standardSecretProblem(secret);
+  if (problem) {
+    throw new ConfigError(
+      `${secretSetting} ${problem}; the standard signature scheme needs a whsec_ secret with base64 after it, as your receiver's Standard Webhooks library has it ` +
+        `(make one with: echo whsec_$(openssl rand -base64 32)), or set ${how('langfuse')} or hex to sign with any string`,
+    );
+  }
+}
 
 export interface WebhookSinkOptions {
   /** `langfuse-bridge/<version>` */
@@ -152,8 +244,8 @@ export function createWebhookSink(cfg: WebhookSinkConfig, opts: WebhookSinkOptio
 
   return {
     name: cfg.name,
-    kind: 'webhook',
-    alerting: false,
+    kind: webhookSink.kind,
+    alerting: webhookSink.alerting,
     concurrency: cfg.concurrency,
     minIntervalMs: 0,
     events: cfg.events,

@@ -6,15 +6,51 @@
  * second here, and the few posts this sink makes on its own (burst summaries, bursts.ts) keep the
  * same spacing (post.ts).
  */
-import type { SlackSinkConfig } from '../../config/index.js';
+import { z } from 'zod';
+import { parseUrl } from '../../config/fields.js';
 import type { AnyBridgeEvent } from '../../events/types.js';
 import { isMonitorEvent } from '../../monitors/events.js';
 import { buildMonitorSlackMessage } from '../../monitors/notify.js';
 import { decodeRoute, type AlertDecision } from '../../rules/route.js';
+import { defineSinkKind, sinkFields } from '../kind.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
 import { DIGEST_EVENT, buildSlackMessage, buildSlackSummary, type SlackDigest } from './format.js';
 import { createSlackPost } from './post.js';
+
+export interface SlackSinkConfig {
+  type: 'slack';
+  name: string;
+  url: string;
+  events: string[];
+  timeoutSeconds: number;
+}
+
+const defaults = { timeoutSeconds: 10 };
+
+export const slackSink = defineSinkKind({
+  kind: 'slack',
+  alerting: true,
+  defaults,
+  schema: z
+    .object({
+      type: z.literal('slack'),
+      name: sinkFields.name.optional(),
+      url: z.string().describe('the Slack incoming-webhook URL (SLACK_WEBHOOK_URL)'),
+      events: sinkFields.events.optional(),
+      timeoutSeconds: sinkFields.timeoutSeconds(defaults.timeoutSeconds).optional(),
+    })
+    .strict()
+    .describe('alerts to a Slack incoming webhook'),
+  env: { by: 'SLACK_WEBHOOK_URL', key: 'url', more: [] },
+  read: (s, place): Omit<SlackSinkConfig, 'name'> => ({
+    type: 'slack',
+    url: parseUrl(place.at('url'), s.url),
+    events: s.events,
+    timeoutSeconds: s.timeoutSeconds ?? defaults.timeoutSeconds,
+  }),
+  create: (config: SlackSinkConfig, deps) => createSlackSink(config, deps),
+});
 
 export interface SlackSinkOptions {
   /**
@@ -71,8 +107,8 @@ export function createSlackSink(cfg: SlackSinkConfig, opts: SlackSinkOptions): S
 
   return {
     name: cfg.name,
-    kind: 'slack',
-    alerting: true,
+    kind: slackSink.kind,
+    alerting: slackSink.alerting,
     concurrency: 1,
     minIntervalMs: 1000,
 

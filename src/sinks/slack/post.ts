@@ -4,7 +4,7 @@
  * a 429 (or a 503 with Retry-After) holds every post until then, the summaries included.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SlackSinkConfig } from '../../config/index.js';
+import type { SlackSinkConfig } from './index.js';
 import { MAX_RETRY_AFTER_MS, createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../../http.js';
 import { firstLine, truncate } from '../text.js';
 import { oneLine } from '../../errors.js';
