@@ -25,11 +25,6 @@ export { formatMonitorStatus, monitorStatuses, type MonitorStatus } from './stat
 const CURSOR_SOURCE: Record<MonitorSource, string> = { traces: 'observations', generations: 'observations', observations: 'observations', scores: 'scores' };
 /** How many windows' values a state keeps for the trend in messages. */
 const RECENT = 6;
-const SEVERITY_NUMBER: Record<MonitorSeverity, number> = { ok: 0, warning: 1, alert: 2 };
-
-export function severityNumber(s: MonitorSeverity): number {
-  return SEVERITY_NUMBER[s];
-}
 
 export function filterOf(spec: MonitorSpec): FactFilter {
   const { project: _project, ...where } = spec.where;

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { FactConditions } from '../store/monitors.js';
 
 export const SOURCES = ['traces', 'generations', 'observations', 'scores'] as const;
 export type MonitorSource = (typeof SOURCES)[number];
@@ -20,21 +21,12 @@ export const NO_DATA = ['ok', 'keep', 'alert'] as const;
 export type NoDataMode = (typeof NO_DATA)[number];
 /** `ok` is healthy; the others fire. */
 export type MonitorSeverity = 'ok' | 'warning' | 'alert';
+/** A severity as a number, for /metrics: 0 ok, 1 warning, 2 alert. */
+export const SEVERITY_NUMBER: Record<MonitorSeverity, number> = { ok: 0, warning: 1, alert: 2 };
 
 /** The rule conditions a monitor's `where` may use, by the sources whose items carry them. */
-export interface MonitorWhere {
+export interface MonitorWhere extends FactConditions {
   project?: string[];
-  traceName?: string[];
-  environment?: string[];
-  tags?: string[];
-  level?: 'WARNING' | 'ERROR';
-  model?: string[];
-  scoreName?: string[];
-  dataType?: string;
-  costAbove?: number;
-  tokensAbove?: number;
-  scoreBelow?: number;
-  scoreAbove?: number;
 }
 
 export interface MonitorSpec {

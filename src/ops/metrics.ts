@@ -6,6 +6,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { SINK_STATES, type SinkState } from '../delivery/states.js';
 import type { AnyBridgeEvent } from '../events/types.js';
+import { SEVERITY_NUMBER } from '../monitors/spec.js';
 import type { Store } from '../store/index.js';
 
 /** What the ops server scrapes. */
@@ -14,7 +15,6 @@ export interface Scrapable {
   render(): Promise<string>;
 }
 
-const MONITOR_SEVERITY = { ok: 0, warning: 1, alert: 2 } as const;
 
 function processRegistry(): Registry {
   const registry = new Registry();
@@ -119,7 +119,7 @@ export class Metrics implements Scrapable {
       this.monitorSeverity.reset();
       for (const m of this.store.monitors.states()) {
         this.monitorValue.set({ project: m.project, monitor: m.monitor }, m.value ?? Number.NaN);
-        this.monitorSeverity.set({ project: m.project, monitor: m.monitor }, MONITOR_SEVERITY[m.severity]);
+        this.monitorSeverity.set({ project: m.project, monitor: m.monitor }, SEVERITY_NUMBER[m.severity]);
       }
     }
     return this.registry.metrics();

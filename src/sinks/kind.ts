@@ -37,6 +37,9 @@ export interface SinkVariables {
   more: ReadonlyArray<readonly [variable: string, key: string, kind: VariableKind]>;
 }
 
+/** What an alert sink (Slack, PagerDuty) is built with, besides its own settings. */
+export type AlertSinkOptions = Pick<SinkDeps, 'decideNow' | 'unrouted' | 'langfuseBaseUrl' | 'userAgent'>;
+
 /** What createSinks hands every sink it builds; each kind takes what it needs. */
 export interface SinkDeps {
   /** `langfuse-bridge/<version>` */
@@ -46,7 +49,10 @@ export interface SinkDeps {
   alertBurst: number;
   /** Where the stdout sink writes; process.stdout unless given. */
   stdout?: NodeJS.WritableStream;
-  /** For an alert sink: what to send for a delivery that carries no decision from the router. */
+  /**
+   * For an alert sink: decides now what to send for a delivery that carries no decision, a row or job
+   * queued by a version that did not store one. Every other delivery sends what was decided when it was routed.
+   */
   decideNow(event: AnyBridgeEvent): AlertDecision[];
   /** An alert sink no rule (or monitor) sends anything to. */
   unrouted: boolean;

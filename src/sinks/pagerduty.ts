@@ -15,7 +15,7 @@ import { isMonitorEvent } from '../monitors/events.js';
 import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
 import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from './text.js';
 import { ConfigError, oneLine } from '../errors.js';
-import { defineSinkKind, sinkFields } from './kind.js';
+import { defineSinkKind, sinkFields, type AlertSinkOptions } from './kind.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 
 export interface PagerDutySinkConfig {
@@ -58,17 +58,7 @@ export const pagerDutySink = defineSinkKind({
   create: (config: PagerDutySinkConfig, deps) => createPagerDutySink(config, deps),
 });
 
-export interface PagerDutySinkOptions {
-  /**
-   * Decides now what to send for an event whose delivery carries no decision: a row or job queued by
-   * a version that did not store one. Every other delivery sends what was decided when it was routed.
-   */
-  decideNow(event: AnyBridgeEvent): AlertDecision[];
-  /** No rule sends anything here; `validate` says so. */
-  unrouted: boolean;
-  langfuseBaseUrl: string;
-  userAgent: string;
-}
+export type PagerDutySinkOptions = AlertSinkOptions;
 
 export interface PagerDutyEvent {
   routing_key: string;

@@ -32,11 +32,8 @@ export interface Fact {
   value: number | null;
 }
 
-/** Which facts a window counts: the rule conditions, typed as the monitors' `where`. */
-export interface FactFilter {
-  kind: FactKind;
-  /** Observations of this type only (generations). */
-  type?: string;
+/** The rule conditions a fact can be filtered on (a monitor's `where`, but for its project). */
+export interface FactConditions {
   traceName?: string[];
   environment?: string[];
   tags?: string[];
@@ -48,6 +45,13 @@ export interface FactFilter {
   tokensAbove?: number;
   scoreBelow?: number;
   scoreAbove?: number;
+}
+
+/** Which facts a window counts. */
+export interface FactFilter extends FactConditions {
+  kind: FactKind;
+  /** Observations of this type only (generations). */
+  type?: string;
 }
 
 export type Aggregate = 'count' | 'errorRate' | 'avg' | 'min' | 'max' | 'sum' | 'p50' | 'p90' | 'p95' | 'p99';

@@ -8,11 +8,10 @@
  */
 import { z } from 'zod';
 import { parseUrl } from '../../config/fields.js';
-import type { AnyBridgeEvent } from '../../events/types.js';
 import { isMonitorEvent } from '../../monitors/events.js';
 import { buildMonitorSlackMessage } from '../../monitors/notify.js';
-import { decodeRoute, type AlertDecision } from '../../rules/route.js';
-import { defineSinkKind, sinkFields } from '../kind.js';
+import { decodeRoute } from '../../rules/route.js';
+import { defineSinkKind, sinkFields, type AlertSinkOptions } from '../kind.js';
 import type { Delivery, DeliveryResult, Sink } from '../types.js';
 import { Bursts } from './bursts.js';
 import { DIGEST_EVENT, buildSlackMessage, buildSlackSummary, type SlackDigest } from './format.js';
@@ -52,17 +51,8 @@ export const slackSink = defineSinkKind({
   create: (config: SlackSinkConfig, deps) => createSlackSink(config, deps),
 });
 
-export interface SlackSinkOptions {
-  /**
-   * Decides now what to post for an event whose delivery carries no decision: a row or job queued by
-   * a version that did not store one. Every other delivery posts what was decided when it was routed.
-   */
-  decideNow(event: AnyBridgeEvent): AlertDecision[];
-  /** No rule sends anything here; `validate` says so. */
-  unrouted: boolean;
-  langfuseBaseUrl: string;
+export interface SlackSinkOptions extends AlertSinkOptions {
   alertBurst: number;
-  userAgent: string;
   /** Clock for the per-rule minute windows (tests pass a fake one). */
   now?: () => number;
   /** Least time between two posts when this sink posts a summary next to a message. Default 1000. */
