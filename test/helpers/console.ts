@@ -68,7 +68,8 @@ export async function startConsoleWorld(
   const env = h.env({
     BRIDGE_STREAMS: 'traces',
     BRIDGE_POLL_INTERVAL_SECONDS: '1',
-    BRIDGE_START_FROM: new Date(t0 - 1000).toISOString(),
+    // Monitors evaluate only whole windows of what was read: with them, read back past their 1 h window.
+    BRIDGE_START_FROM: new Date(t0 - (o.monitors ? 2 * 3_600_000 : 1000)).toISOString(),
     BRIDGE_RETRY_MAX_ATTEMPTS: '2',
     BRIDGE_HTTP_PORT: '0',
     BRIDGE_HTTP_HOST: '127.0.0.1',
