@@ -147,3 +147,54 @@ export function factsOf(batch: FactBatch, sinceMs = 0, traceOf: (traceId: string
   }
   return out;
 }
+
+/** Every field of a fact, as one string (a template: several times cheaper than JSON for a sweep's thousands). */
+function fingerprint(f: Fact): string {
+  return `${f.tsMs}|${f.endMs}|${f.level}|${f.latency}|${f.cost}|${f.tokens}|${f.value}|${f.type}|${f.name}|${f.environment}|${f.model}|${f.dataType}|${f.tags ? f.tags.join('\u0001') : ''}`;
+}
+
+/**
+ * The facts this process last wrote, by item, so that a late-data sweep re-reading items that did
+ * not change writes none of them again (an upsert costs as much as a write even when nothing
+ * changes). Only a cache: what is not in it is written, and it forgets the oldest past `max`.
+ */
+export class WrittenFacts {
+  /** By kind, then item id: the fingerprint last written. */
+  private readonly last = new Map<string, Map<string, string>>();
+  private size = 0;
+  constructor(private readonly max = 20_000) {}
+
+  /** The facts that differ from what was last written for their items; `written()` once they are committed. */
+  changed(facts: readonly Fact[]): { facts: Fact[]; written(): void } {
+    const out: Fact[] = [];
+    const prints: string[] = [];
+    for (const f of facts) {
+      const print = fingerprint(f);
+      if (this.last.get(f.kind)?.get(f.id) === print) continue;
+      out.push(f);
+      prints.push(print);
+    }
+    return {
+      facts: out,
+      written: () => {
+        out.forEach((f, i) => {
+          let byId = this.last.get(f.kind);
+          if (!byId) this.last.set(f.kind, (byId = new Map()));
+          if (byId.delete(f.id)) this.size--;
+          byId.set(f.id, prints[i]!);
+          this.size++;
+        });
+        // Past the cap, forget the oldest of each kind in turn (insertion order is write order).
+        while (this.size > this.max) {
+          for (const byId of this.last.values()) {
+            const oldest = byId.keys().next();
+            if (!oldest.done) {
+              byId.delete(oldest.value);
+              this.size--;
+            }
+          }
+        }
+      },
+    };
+  }
+}

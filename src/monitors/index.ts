@@ -17,7 +17,7 @@ import { buildMonitorEvent, type MonitorEvent } from './events.js';
 import { factsHorizonMs, globMatch, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
 
 export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
-export { factsOf } from './facts.js';
+export { factsOf, WrittenFacts } from './facts.js';
 export { isMonitorEvent } from './events.js';
 export { formatMonitorStatus, monitorStatuses, type MonitorStatus } from './status.js';
 

@@ -29,7 +29,7 @@ import { isSqliteError, type CursorRow, type EnqueueOptions, type NewEvent, type
 import { routeEvent } from '../rules/route.js';
 import type { Sink } from '../sinks/types.js';
 import { FIRST_SLICE_MS, MIN_SLICE_MS, SLICE_TARGET_ROWS, nextSliceMs } from './slices.js';
-import { factsHorizonMs, factsOf } from '../monitors/index.js';
+import { factsHorizonMs, factsOf, WrittenFacts } from '../monitors/index.js';
 
 export type SourceName = 'observations' | 'scores' | 'prompts';
 
@@ -119,6 +119,8 @@ export class Poller {
   private shape: ApiShape | null = null;
   projectId: string | null = null;
   private readonly streams: Set<Stream>;
+  /** What this poller last wrote of each item's facts: a sweep over unchanged items writes none. */
+  private readonly writtenFacts = new WrittenFacts();
 
   constructor(
     private readonly store: Store,
@@ -180,6 +182,7 @@ export class Poller {
     const store = this.store;
     let events: AnyBridgeEvent[] = [];
     const handoff = this.hooks.handoff?.();
+    let factsWritten: (() => void) | undefined;
     const res = store.write(() => {
       const seen: SeenAccess = {
         get: (kind, id) => store.getSeen(project, kind, id),
@@ -199,12 +202,15 @@ export class Poller {
       if (!('prompts' in batch)) {
         const horizon = Date.now() - factsHorizonMs(this.config.monitors);
         // Detection above recorded what this batch says of each trace; legacy observations need it.
-        store.monitors.putFacts(project, factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId))));
+        const facts = this.writtenFacts.changed(factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId))));
+        store.monitors.putFacts(project, facts.facts);
+        factsWritten = facts.written;
         if (opts.covered) store.monitors.noteFactsRead(project, source, Math.max(opts.covered.fromMs, horizon), opts.covered.toMs);
       }
       if (opts.cursor) store.putCursor(opts.cursor);
       return r;
     });
+    factsWritten?.();
     handoff?.handOver();
     if (events.length) this.hooks.onEvents?.(events, source);
     return { events: events.length, inserted: res.inserted, requeued: res.requeued };

@@ -140,13 +140,22 @@ const PUT_TRACE = `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, 
     end_ms = MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)),
     name = COALESCE(excluded.name, name), environment = COALESCE(excluded.environment, environment), tags = COALESCE(excluded.tags, tags),
     level = MAX(level, excluded.level),
-    latency = (MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)) - MIN(ts_ms, excluded.ts_ms)) / 1000.0`;
-/** An item read again (a late-data sweep, an update) replaces its row. */
+    latency = (MAX(COALESCE(end_ms, excluded.end_ms), COALESCE(excluded.end_ms, end_ms)) - MIN(ts_ms, excluded.ts_ms)) / 1000.0
+  WHERE excluded.ts_ms < ts_ms OR (excluded.end_ms IS NOT NULL AND (end_ms IS NULL OR excluded.end_ms > end_ms))
+    OR (excluded.name IS NOT NULL AND excluded.name IS NOT name) OR (excluded.environment IS NOT NULL AND excluded.environment IS NOT environment)
+    OR (excluded.tags IS NOT NULL AND excluded.tags IS NOT tags) OR excluded.level > level`;
+/**
+ * An item read again (a late-data sweep, an update) replaces its row. Either upsert leaves a row
+ * that would not change alone (the WHERE), so a sweep re-reading unchanged items writes nothing.
+ */
 const PUT_ITEM = `INSERT INTO monitor_facts (project, kind, id, ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
   VALUES (@project, @kind, @id, @tsMs, @endMs, @type, @name, @environment, @tags, @model, @dataType, @level, @latency, @cost, @tokens, @value)
   ON CONFLICT (project, kind, id) DO UPDATE SET ts_ms = excluded.ts_ms, end_ms = excluded.end_ms, type = excluded.type, name = excluded.name,
     environment = excluded.environment, tags = excluded.tags, model = excluded.model, data_type = excluded.data_type, level = excluded.level,
-    latency = excluded.latency, cost = excluded.cost, tokens = excluded.tokens, value = excluded.value`;
+    latency = excluded.latency, cost = excluded.cost, tokens = excluded.tokens, value = excluded.value
+  WHERE (ts_ms, end_ms, type, name, environment, tags, model, data_type, level, latency, cost, tokens, value)
+    IS NOT (excluded.ts_ms, excluded.end_ms, excluded.type, excluded.name, excluded.environment, excluded.tags, excluded.model,
+            excluded.data_type, excluded.level, excluded.latency, excluded.cost, excluded.tokens, excluded.value)`;
 const PRUNE = 'DELETE FROM monitor_facts WHERE project = ? AND kind = ? AND ts_ms < ?';
 const FACT_PROJECTS = `WITH RECURSIVE p(project) AS (SELECT MIN(project) FROM monitor_facts
     UNION ALL SELECT (SELECT MIN(project) FROM monitor_facts WHERE project > p.project) FROM p WHERE p.project IS NOT NULL)
