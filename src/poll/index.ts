@@ -176,7 +176,7 @@ export class Poller {
   commit(
     source: SourceName,
     batch: Batch | { prompts: Parameters<typeof detectPrompts>[0] },
-    opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow; /** The time range this commit completes (head reads, backfill passes). */ covered?: Window },
+    opts: { fresh: boolean; sinks: Sink[]; enqueue?: EnqueueOptions; cursor?: CursorRow; /** The time range this commit completes (head reads, backfill passes). */ covered?: Window; /** Live polls read items again (head overlap, sweeps): skip facts written as they are. */ rereads?: boolean },
   ): CommitResult {
     const project = this.projectId!;
     const store = this.store;
@@ -202,9 +202,14 @@ export class Poller {
       if (!('prompts' in batch)) {
         const horizon = Date.now() - factsHorizonMs(this.config.monitors);
         // Detection above recorded what this batch says of each trace; legacy observations need it.
-        const facts = this.writtenFacts.changed(factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId))));
-        store.monitors.putFacts(project, facts.facts);
-        factsWritten = facts.written;
+        const all = factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId)));
+        if (opts.rereads) {
+          const facts = this.writtenFacts.changed(all);
+          store.monitors.putFacts(project, facts.facts);
+          factsWritten = facts.written;
+        } else {
+          store.monitors.putFacts(project, all);
+        }
         if (opts.covered) store.monitors.noteFactsRead(project, source, Math.max(opts.covered.fromMs, horizon), opts.covered.toMs);
       }
       if (opts.cursor) store.putCursor(opts.cursor);
@@ -338,7 +343,7 @@ export class Poller {
     const lookFloor = Math.max(cursorMs - lookback, floor ?? (c.cursorMs === null ? cursorMs : -Infinity));
     const callsAtStart = this.client.stats.calls;
     const spent = (): number => this.client.stats.calls - callsAtStart;
-    const live = { fresh: false, sinks: this.sinks };
+    const live = { fresh: false, sinks: this.sinks, rereads: true };
 
     if (source === 'prompts') {
       // lastUpdatedAt is the server's own clock, so prompts need no lookback beyond a little skew.
