@@ -200,13 +200,13 @@ ${deliveryTable(dead.items, true)}`
 ${extras(report, KNOWN_REPORT)}
 ${report.oldestPendingAt ? `<p class="muted">Oldest pending delivery since ${time(report.oldestPendingAt)} (${esc(ago(report.oldestPendingAt, now))}).</p>` : ''}</section>
 <section><h2>Sinks</h2><div class="table-wrap"><table class="sinks"><thead><tr><th>Sink</th><th>State</th><th class="num">Queued</th><th class="num">Delivering</th><th class="num">Retrying</th><th class="num">Dead</th><th class="num">Delivered 24 h</th><th></th></tr></thead><tbody>${sinkRows}</tbody></table></div></section>
+<section><h2>Monitors</h2>${monitorSection(report.monitors ?? [])}</section>
 <section><h2>Last hour</h2><div class="charts">
 ${chart('Events per minute', hour.events, hour.minutes, 'c-events', 'events')}
 ${chart('Deliveries per minute', hour.delivered, hour.minutes, 'c-delivered', 'delivered')}
 ${chart('Failures per minute', hour.failed, hour.minutes, 'c-failed', 'failed attempts')}
 </div></section>
-<section><h2>Dead letters</h2>${deadSection}</section>
-<section><h2>Monitors</h2>${monitorSection(report.monitors ?? [])}</section>`;
+<section><h2>Dead letters</h2>${deadSection}</section>`;
   return layout('Overview', 'Overview', body, signOut);
 }
 
