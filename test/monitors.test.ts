@@ -364,6 +364,19 @@ describe('monitors', () => {
     expect(checkMonitors(file, [m])).toEqual([`✔ monitor gens: count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`]);
   });
 
+  it('where.project takes a configured project name as well as a project id: evaluated, and kept when the runner starts', () => {
+    const byName = spec({ name: 'by-name', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0, where: { project: 'prod*' } });
+    const byId = spec({ name: 'by-id', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0, where: { project: P } });
+    const other = spec({ name: 'other', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 0, where: { project: 'staging' } });
+    record({ observations: [obs(Date.now() - 5 * MIN)] });
+    const projectName = (id: string): string | null => (id === P ? 'production' : null);
+    const runner = new MonitorRunner({ store, monitors: [byName, byId, other], sinkNames: ['hook'], projects: () => [{ projectId: P, langfuseBaseUrl: '' }], projectName, defaultLangfuseBaseUrl: '', logger: createLogger('silent') });
+    polledByThisProcess(Date.now());
+    expect(runner.tick().map((e) => e.monitor).sort()).toEqual(['by-id', 'by-name']);
+    // Still applies by name: kept firing, not resolved as edited away.
+    expect(resolveRemoved(store, [byName, byId], ['hook'], () => '', Date.now(), [], projectName)).toEqual([]);
+  });
+
   it('check measures a window reaching back before what was read, and says run waits for a full one', () => {
     const m = spec({ name: 'hourly', source: 'generations', metric: 'count', window: '1h', every: '5m', delay: '0s', alert: 5 });
     record({ observations: [obs(T0 + 1000), obs(T0 + 2000)] });

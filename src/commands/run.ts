@@ -182,6 +182,8 @@ async function startDaemon(
     sinkNames: sinks.map((s) => s.name),
     alertSinks: config.sinks.filter((s) => isAlertKind(s.type)).map((s) => s.name),
     projects: () => projects.flatMap((p) => (p.poller.projectId ? [{ projectId: p.poller.projectId, langfuseBaseUrl: p.config.langfuse.baseUrl }] : [])),
+    // The id a project's keys had at its last connection counts too: a firing monitor is kept at start.
+    projectName: (id) => projects.find((p) => (p.poller.projectId ?? store.meta.projectId(p.config.langfuse.publicKey)) === id)?.config.projectName ?? null,
     defaultLangfuseBaseUrl: config.langfuse.baseUrl,
     logger,
     onQueued: () => dispatcher.wake(),

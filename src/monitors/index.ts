@@ -37,9 +37,10 @@ export function cursorSource(spec: Pick<MonitorSpec, 'source'>): string {
   return CURSOR_SOURCE[spec.source];
 }
 
-function matchesProject(spec: MonitorSpec, projectId: string): boolean {
+/** Whether a monitor applies to a project: `where.project` names its id or its configured name (null: none). */
+export function matchesProject(spec: MonitorSpec, projectId: string, projectName: string | null): boolean {
   const patterns = spec.where.project;
-  return !patterns || patterns.some((p) => globMatch(p, projectId));
+  return !patterns || patterns.some((p) => globMatch(p, projectId) || (projectName !== null && globMatch(p, projectName)));
 }
 
 /** The window a monitor would be evaluated on now in a project, or null when none is due yet. */
@@ -101,8 +102,14 @@ export function evaluateMonitor(store: Store, projectId: string, spec: MonitorSp
  * `every` may be shorter than a poll) each window after the last one evaluated, so none is skipped;
  * without it (the first evaluation after a start: downtime) only the latest.
  */
-export function evaluateDue(store: Store, projectId: string, spec: MonitorSpec, langfuseBaseUrl: string, o: { now?: number; alertSinks?: readonly string[]; catchUp?: boolean } = {}): Evaluation[] {
-  if (!matchesProject(spec, projectId)) return [];
+export function evaluateDue(
+  store: Store,
+  projectId: string,
+  spec: MonitorSpec,
+  langfuseBaseUrl: string,
+  o: { now?: number; alertSinks?: readonly string[]; catchUp?: boolean; projectName?: string | null } = {},
+): Evaluation[] {
+  if (!matchesProject(spec, projectId, o.projectName ?? null)) return [];
   const end = dueWindow(store, projectId, spec);
   const last = store.monitors.getState(projectId, spec.name)?.windowEndMs ?? null;
   if (end === null || (last !== null && last >= end)) return [];
@@ -163,11 +170,13 @@ export function resolveRemoved(
   langfuseBaseUrlOf: (projectId: string) => string,
   now = Date.now(),
   alertSinks: readonly string[] = [],
+  projectName: (projectId: string) => string | null = () => null,
 ): MonitorEvent[] {
   const byName = new Map(monitors.map((m) => [m.name, m]));
+  const applies = (spec: MonitorSpec, projectId: string): boolean => matchesProject(spec, projectId, projectName(projectId));
   const stale = store.monitors.states().filter((s) => {
     const spec = byName.get(s.monitor);
-    return !spec || (s.severity !== 'ok' && (!matchesProject(spec, s.project) || droppedSinks(s, spec).length > 0));
+    return !spec || (s.severity !== 'ok' && (!applies(spec, s.project) || droppedSinks(s, spec).length > 0));
   });
   if (!stale.length) return [];
   return store.write(() => {
@@ -176,7 +185,7 @@ export function resolveRemoved(
       const current = store.monitors.getState(s.project, s.monitor);
       if (!current) continue;
       const spec = byName.get(s.monitor);
-      const gone = !spec || !matchesProject(spec, s.project);
+      const gone = !spec || !applies(spec, s.project);
       const old = JSON.parse(current.spec) as MonitorSpec;
       const sinks = (gone ? old.sinks : droppedSinks(current, spec)).filter((n) => sinkNames.includes(n));
       if (current.severity !== 'ok') {
@@ -216,6 +225,8 @@ export interface MonitorRunnerOptions {
   alertSinks?: readonly string[];
   /** The projects being polled, with their Langfuse host; a project whose id is not known yet is left out. */
   projects(): Array<{ projectId: string; langfuseBaseUrl: string }>;
+  /** A project id's configured name (`projects[].name`), also before it connects, or null: `where.project` may name either. */
+  projectName?(projectId: string): string | null;
   /** For links of monitors resolved before their project is connected. */
   defaultLangfuseBaseUrl: string;
   logger: Logger;
@@ -243,7 +254,7 @@ export class MonitorRunner {
 
   start(): void {
     const urls = new Map(this.o.projects().map((p) => [p.projectId, p.langfuseBaseUrl]));
-    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl, Date.now(), this.o.alertSinks);
+    const resolved = resolveRemoved(this.o.store, this.o.monitors, this.o.sinkNames, (id) => urls.get(id) ?? this.o.defaultLangfuseBaseUrl, Date.now(), this.o.alertSinks, (id) => this.nameOf(id));
     for (const e of resolved) this.o.logger.info({ monitor: e.data.monitor, projectId: e.data.projectId }, e.data.removed ? 'monitor removed from the config while firing: resolved' : 'monitor edited while firing: resolved where it no longer notifies');
     if (resolved.length) this.o.onQueued?.(resolved);
     const smallest = Math.min(...this.o.monitors.map((m) => m.everyMs), 60_000);
@@ -261,7 +272,7 @@ export class MonitorRunner {
         for (const spec of this.o.monitors) {
           if ((this.o.store.getCursor(p.projectId, cursorSource(spec)).lastOkAt ?? 0) < this.startedAt) continue;
           const key = `${p.projectId}\u0000${spec.name}`;
-          const evaluated = evaluateDue(this.o.store, p.projectId, spec, p.langfuseBaseUrl, { now, alertSinks: this.o.alertSinks, catchUp: this.running.has(key) });
+          const evaluated = evaluateDue(this.o.store, p.projectId, spec, p.langfuseBaseUrl, { now, alertSinks: this.o.alertSinks, catchUp: this.running.has(key), projectName: this.nameOf(p.projectId) });
           if (evaluated.length) this.running.add(key);
           for (const e of evaluated) {
             done.push(e);
@@ -300,6 +311,10 @@ export class MonitorRunner {
     for (const c of store.allCursors()) if (c.cursorMs !== null) polledTo.set(c.project, Math.min(polledTo.get(c.project) ?? now, c.cursorMs));
     const keep = factsHorizonMs(this.o.monitors);
     return store.write(() => store.monitors.factProjects().reduce((n, project) => n + store.monitors.pruneFacts(project, Math.min(now, polledTo.get(project) ?? now) - keep), 0));
+  }
+
+  private nameOf(projectId: string): string | null {
+    return this.o.projectName?.(projectId) ?? null;
   }
 
   stop(): void {

@@ -108,7 +108,7 @@ export const MONITOR_FIELDS: Record<string, string> = {
   name: 'a non-empty string, unique among monitors',
   source: `one of ${SOURCES.join(', ')}`,
   where: 'an object of rule conditions such as {"traceName": "rag-*", "environment": "production"}',
-  'where.project': 'a Langfuse project id or a list of them (* wildcards)',
+  'where.project': 'a project\'s configured name (projects[].name) or Langfuse project id, or a list of them (* wildcards)',
   'where.traceName': 'a trace name or a list of them (* wildcards)',
   'where.environment': 'an environment name or a list of them',
   'where.tags': 'a non-empty list of tags (all must be present)',
@@ -276,8 +276,8 @@ export function compileMonitors(raw: readonly unknown[] | undefined, ctx: Monito
 
 /**
  * With several projects, each polls its own streams: a monitor's stream must be polled by every
- * project it applies to: all of them, or those whose config name `where.project` matches (project
- * ids are known only once connected).
+ * project it applies to: all of them, or those whose config name `where.project` matches (it may
+ * name project ids too, which are not known before connecting: such a pattern is not checked here).
  */
 export function checkMonitorStreams(monitors: readonly MonitorSpec[], projects: ReadonlyArray<{ name: string; streams: readonly string[] }>): void {
   monitors.forEach((m, i) => {
