@@ -169,6 +169,16 @@ describe('monitors', () => {
       expect(withProjects({ ...base, source: 'scores', metric: 'count' }).monitors).toHaveLength(1);
     });
 
+    it('with projects, takes the top-level streams as the projects\' defaults only: not checked against monitors themselves', () => {
+      const f = join(dir, 'p.json');
+      const projects = [
+        { name: 'chat', publicKey: 'pk1', secretKey: 'sk1', streams: ['traces'] },
+        { name: 'rag', publicKey: 'pk2', secretKey: 'sk2', streams: ['traces', 'scores'] },
+      ];
+      writeFileSync(f, JSON.stringify({ streams: ['scores'], projects, monitors: [base] }), { mode: 0o600 });
+      expect(loadConfig({ env: {}, configFile: f }).monitors).toHaveLength(1);
+    });
+
     it('is typed field by field in the JSON Schema', () => {
       const schema = configJsonSchema() as { properties: { monitors: { items: { properties: Record<string, { description?: string; enum?: string[] }> } } } };
       const props = schema.properties.monitors.items.properties;

@@ -215,7 +215,8 @@ export function loadConfig(opts: LoadOptions = {}): BridgeConfig {
       f.rules ?? null,
       sinks.map((s) => ({ name: s.name, type: s.type })),
     ),
-    monitors: compileMonitors(f.monitors, { sinks: sinks.map((s) => s.name), streams: m.streams ?? [...DEFAULTS.streams] }),
+    // With projects, the top-level streams are only their defaults: checkMonitorStreams checks each project's.
+    monitors: compileMonitors(f.monitors, { sinks: sinks.map((s) => s.name), streams: rawProjects.length ? null : (m.streams ?? [...DEFAULTS.streams]) }),
     digestCron: m.digestCron || null,
     configFile,
     queue: {

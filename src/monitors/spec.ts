@@ -189,8 +189,8 @@ function list(v: string | string[] | undefined): string[] | undefined {
 export interface MonitorContext {
   /** The configured sinks' names. */
   sinks: readonly string[];
-  /** BRIDGE_STREAMS. */
-  streams: readonly string[];
+  /** BRIDGE_STREAMS; null with several projects, whose own streams checkMonitorStreams checks. */
+  streams: readonly string[] | null;
 }
 
 function compileOne(raw: unknown, i: number, ctx: MonitorContext): MonitorSpec {
@@ -202,7 +202,7 @@ function compileOne(raw: unknown, i: number, ctx: MonitorContext): MonitorSpec {
   }
   const m: RawMonitor = parsed.data;
   const stream = SOURCE_STREAM[m.source];
-  if (!ctx.streams.includes(stream)) {
+  if (ctx.streams && !ctx.streams.includes(stream)) {
     throw new ConfigError(`${label}.source is ${JSON.stringify(m.source)}, whose items come with the ${stream} stream, which BRIDGE_STREAMS (${ctx.streams.join(',')}) does not poll; add ${stream} to BRIDGE_STREAMS or change the source`);
   }
   const w = m.where ?? {};
