@@ -387,6 +387,22 @@ describe('monitors', () => {
     expect(resolveRemoved(store, [byName, byId], ['hook'], () => '', Date.now(), [], projectName)).toEqual([]);
   });
 
+  it('check leaves out the projects a monitor does not apply to', () => {
+    const m = spec({ name: 'gens', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 5, where: { project: P } });
+    record({ observations: [obs(T0 + 1000)] });
+    polledTo(T0 + MIN);
+    store.putCursor({ ...store.getCursor('proj-2', 'observations'), cursorMs: T0 + MIN });
+    expect(checkMonitors(file, [m])).toEqual([`✔ monitor gens (project proj-1): count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`]);
+    // By configured name: the id those keys had when last connected.
+    store.meta.setProjectId('pk-prod', P);
+    const byName = { ...m, name: 'by-name', where: { project: ['prod*'] } };
+    const nowhere = { ...m, name: 'nowhere', where: { project: ['staging'] } };
+    expect(checkMonitors(file, [byName, nowhere], Date.now(), [{ name: 'production', publicKey: 'pk-prod' }])).toEqual([
+      `✔ monitor by-name (project proj-1): count 1 (> 5 alerts) over 1m to ${new Date(T0 + MIN).toISOString()}, 1 item(s): ok`,
+      '✔ monitor nowhere: no data yet (no project read into this database matches where.project)',
+    ]);
+  });
+
   it('check measures a window reaching back before what was read, and says run waits for a full one', () => {
     const m = spec({ name: 'hourly', source: 'generations', metric: 'count', window: '1h', every: '5m', delay: '0s', alert: 5 });
     record({ observations: [obs(T0 + 1000), obs(T0 + 2000)] });

@@ -240,7 +240,7 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
     ok = false;
     lines.push(`✘ sinks: ${(err as Error).message}`);
   }
-  lines.push(...checkMonitors(config.database, config.monitors));
+  lines.push(...checkMonitors(config.database, config.monitors, Date.now(), config.projects));
   if (config.httpPort !== null) {
     const p = await checkPort(config, db.daemonRunning);
     ok &&= p.ok;

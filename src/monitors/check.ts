@@ -5,11 +5,12 @@
 import { existsSync } from 'node:fs';
 import { Store } from '../store/index.js';
 import { severityOf } from './evaluate.js';
-import { cursorSource, dueWindow, factsCover, measureWindow } from './index.js';
+import { cursorSource, dueWindow, factsCover, matchesProject, measureWindow } from './index.js';
 import { formatMonitorValue, metricWords } from './notify.js';
 import type { MonitorSpec } from './spec.js';
 
-export function checkMonitors(database: string, monitors: readonly MonitorSpec[], now = Date.now()): string[] {
+/** `configured`: the config's projects, whose names `where.project` may use (their ids as last connected are in the database). */
+export function checkMonitors(database: string, monitors: readonly MonitorSpec[], now = Date.now(), configured: ReadonlyArray<{ name: string; publicKey: string }> = []): string[] {
   if (!monitors.length) return [];
   if (!existsSync(database)) return monitors.map((m) => `✔ monitor ${m.name}: no data yet (\`langfuse-bridge run\` records what monitors read)`);
   let store: Store;
@@ -23,10 +24,17 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
     // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor); a
     // project that never connected has only its failures recorded.
     const projects = [...new Set([...store.allCursors().flatMap((c) => (c.cursorMs !== null ? [c.project] : [])), ...store.monitors.factProjects()])];
+    const names = new Map<string, string>();
+    for (const p of configured) {
+      const id = store.meta.projectId(p.publicKey);
+      if (id !== null) names.set(id, p.name);
+    }
     const lines: string[] = [];
     for (const m of monitors) {
+      const applies = projects.filter((project) => matchesProject(m, project, names.get(project) ?? null));
       if (!projects.length) lines.push(`✔ monitor ${m.name}: no data yet (nothing read into this database)`);
-      for (const project of projects) {
+      else if (!applies.length) lines.push(`✔ monitor ${m.name}: no data yet (no project read into this database matches where.project)`);
+      for (const project of applies) {
         // The window `run` would evaluate next; before the first poll, the one ending now.
         const end = dueWindow(store, project, m) ?? Math.floor(now / m.everyMs) * m.everyMs;
         const label = `✔ monitor ${m.name}${projects.length > 1 ? ` (project ${project})` : ''}`;
