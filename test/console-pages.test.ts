@@ -2,9 +2,12 @@
  * The overview renders from the status report object: fields it does not know (added later to
  * `status --json`) still show, as text.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { StatusReport } from '../src/commands/status.js';
+import { statusJson, type StatusReport } from '../src/commands/status.js';
+import { createConsole } from '../src/ops/console/index.js';
 import { renderOverview } from '../src/ops/console/pages.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { Store } from '../src/store/index.js';
@@ -31,5 +34,23 @@ describe('console overview', () => {
     expect(html).toContain('heartbeatAgeSeconds</span> 4');
     store.close();
     dir.cleanup();
+  });
+
+  it('/api/v1/status gives the object `status --json` prints: without the queues\' text lines', async () => {
+    const d = tempDir('lfb-api-status-');
+    const own = new Store(path.join(d.dir, 'bridge.db'));
+    const report = { database: 'x.db', attention: [], queues: { waiting: 1 }, queueLines: ['queue hook: 1 waiting'] } as unknown as StatusReport;
+    const handle = createConsole({ store: own, logger: silentLogger(), status: async () => report, sinkNames: () => ['hook'], wake: () => undefined }, { host: '127.0.0.1', token: null });
+    const server = http.createServer(handle);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/status`)).json();
+      expect(body).toEqual(JSON.parse(JSON.stringify(statusJson(report))));
+      expect(body).toEqual({ database: 'x.db', attention: [], queues: { waiting: 1 } });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      own.close();
+      d.cleanup();
+    }
   });
 });

@@ -25,8 +25,14 @@ export async function statusCommand(config: BridgeConfig, o: { json: boolean; ch
     if (o.json && err instanceof DatabaseError) process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
     throw err;
   }
-  process.stdout.write(o.json ? `${JSON.stringify({ ...r, queueLines: undefined }, null, 2)}\n` : `${formatStatus(r)}\n`);
+  process.stdout.write(o.json ? `${JSON.stringify(statusJson(r), null, 2)}\n` : `${formatStatus(r)}\n`);
   return o.check && r.attention.length ? 1 : 0;
+}
+
+/** The report as `status --json` and /api/v1/status give it: the queues' lines are `status`'s text only. */
+export function statusJson(r: StatusReport): Omit<StatusReport, 'queueLines'> {
+  const { queueLines: _text, ...json } = r;
+  return json;
 }
 
 export interface StatusReport {

@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import type { StatusReport } from '../commands/status.js';
+import { statusJson, type StatusReport } from '../commands/status.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../delivery/states.js';
 import type { Store } from '../store/index.js';
 import type { DeliveryFilter, ReplayRequest } from '../store/console.js';
@@ -120,7 +120,7 @@ export async function handleApi(deps: ConsoleDeps, req: http.IncomingMessage, re
   const get = method === 'GET' || method === 'HEAD';
   try {
     if (path === '/api/v1/status' && get) {
-      sendJson(res, 200, await deps.status());
+      sendJson(res, 200, statusJson(await deps.status()));
     } else if (path === '/api/v1/monitors' && get) {
       sendJson(res, 200, { monitors: (await deps.status()).monitors ?? [] });
     } else if (path === '/api/v1/deliveries' && get) {
