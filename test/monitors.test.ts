@@ -403,6 +403,12 @@ describe('monitors', () => {
     ]);
   });
 
+  it('superseding reads the bodies of the sink\'s open monitor notifications only, not of the other events waiting', () => {
+    // A body no JSON reader takes: read, it would fail the lookup.
+    store.write(() => store.enqueue([{ id: 'ev-1', type: 'trace.created', ts: new Date(T0).toISOString(), body: 'not json', sinks: ['pd'] }], {}, T0));
+    expect(store.write(() => store.monitors.supersedeNotifications(P, 'm', 'pd', 'by-1', T0))).toBe(0);
+  });
+
   it('check measures a window reaching back before what was read, and says run waits for a full one', () => {
     const m = spec({ name: 'hourly', source: 'generations', metric: 'count', window: '1h', every: '5m', delay: '0s', alert: 5 });
     record({ observations: [obs(T0 + 1000), obs(T0 + 2000)] });

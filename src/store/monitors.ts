@@ -168,10 +168,15 @@ const STATE_PUT = `INSERT INTO monitor_state (project, monitor, severity, value,
     window_end_ms = excluded.window_end_ms, evaluated_at = excluded.evaluated_at, notified_at_ms = excluded.notified_at_ms,
     recent = excluded.recent, spec = excluded.spec`;
 const STATE_DELETE = 'DELETE FROM monitor_state WHERE project = ? AND monitor = ?';
-/** A sink's notifications of one monitor in one project not yet taken for sending (few: the due index by sink). */
+/**
+ * A sink's notifications of one monitor in one project not yet taken for sending, through the due
+ * index by sink. A backlog of other events may wait there: the CASE makes sure only a monitor
+ * event's body is read and parsed (SQLite does not promise an order for the terms of an AND).
+ */
 const OPEN_NOTIFICATIONS = `SELECT o.seq FROM outbox o JOIN events e ON e.seq = o.event_seq
-  WHERE o.sink = ? AND o.status IN ('queued', 'retrying') AND e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
-    AND json_extract(e.body, '$.data.projectId') = ? AND json_extract(e.body, '$.data.monitor') = ?`;
+  WHERE o.sink = ? AND o.status IN ('queued', 'retrying')
+    AND CASE WHEN e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
+      THEN json_extract(e.body, '$.data.projectId') = ? AND json_extract(e.body, '$.data.monitor') = ? ELSE 0 END`;
 const SUPERSEDE = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @note
   WHERE seq = @seq AND status IN ('queued', 'retrying')`;
 const SUPERSEDE_ATTEMPT = `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response) VALUES (?, ?, 0, 'delivered', NULL, ?, NULL)`;
