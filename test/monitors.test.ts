@@ -15,6 +15,7 @@ import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner
 import { checkMonitors } from '../src/monitors/check.js';
 import type { MonitorEvent } from '../src/monitors/events.js';
 import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
+import { renderDeliveries, renderEvent } from '../src/ops/console/pages.js';
 import { createLogger } from '../src/ops/logger.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { Store } from '../src/store/index.js';
@@ -407,6 +408,24 @@ describe('monitors', () => {
     // A body no JSON reader takes: read, it would fail the lookup.
     store.write(() => store.enqueue([{ id: 'ev-1', type: 'trace.created', ts: new Date(T0).toISOString(), body: 'not json', sinks: ['pd'] }], {}, T0));
     expect(store.write(() => store.monitors.supersedeNotifications(P, 'm', 'pd', 'by-1', T0))).toBe(0);
+  });
+
+  it('a superseded notification is not sent again by Resend: the console shows it superseded', () => {
+    const at = new Date(T0).toISOString();
+    store.write(() => store.enqueue([{ id: 'old-alert', type: 'monitor.alert', ts: at, body: JSON.stringify({ event: 'monitor.alert', data: { projectId: P, monitor: 'm' } }), sinks: ['pd'] }], {}, T0));
+    store.write(() => store.monitors.supersedeNotifications(P, 'm', 'pd', 'new-resolve', T0));
+    store.write(() => store.enqueue([{ id: 'sent', type: 'trace.created', ts: at, body: '{}', sinks: ['pd'] }], {}, T0));
+    sqlite(store).prepare("UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = 'sent'").run(T0);
+    const deps = { store, logger: createLogger('silent'), status: async () => ({}) as never, sinkNames: () => ['pd'], wake: () => undefined };
+    const list = renderDeliveries(deps, new URLSearchParams('status=delivered'), false);
+    expect(list).toContain('data-action="resend" data-event="sent"');
+    expect(list).not.toContain('data-event="old-alert"');
+    expect(list).toMatch(/old-alert[\s\S]*superseded/);
+    const page = renderEvent(deps, 'old-alert', false).html;
+    expect(page).not.toContain('data-action="resend"');
+    expect(page).toContain('superseded');
+    expect(store.replayDeliveries({ deliveries: [{ eventId: 'old-alert', sink: 'pd' }], resend: true })).toBe(0);
+    expect(store.replayDeliveries({ deliveries: [{ eventId: 'sent', sink: 'pd' }], resend: true })).toBe(1);
   });
 
   it('check measures a window reaching back before what was read, and says run waits for a full one', () => {

@@ -3,6 +3,7 @@
  * per-minute figures. Reads run on the daemon's own connection (short, indexed statements).
  */
 import type { Attempt, Attempts } from './attempts.js';
+import { SUPERSEDED_NOTE } from './monitors.js';
 import type { DeliveryStatus } from '../delivery/states.js';
 import type { Sql } from './sql.js';
 
@@ -85,7 +86,9 @@ const DELIVERED_SINCE = `SELECT sink, COUNT(*) AS n FROM outbox WHERE status = '
 const EVENTS_PER_MINUTE = `SELECT (created_at / 60000) * 60000 AS minute, COUNT(*) AS n FROM events WHERE created_at >= ? GROUP BY 1`;
 const RESET = `UPDATE outbox SET status = 'queued', attempts = 0, next_at = @now, updated_at = @now, owner = NULL, lease_until = NULL,
     dead_at = NULL, delivered_at = NULL, last_error = NULL`;
-const RESET_DELIVERY = `${RESET} WHERE event_seq = (SELECT seq FROM events WHERE id = @eventId) AND sink = @sink AND (status = 'dead' OR (@resend AND status = 'delivered'))`;
+// A superseded monitor notification (monitors.ts) is delivered but was never sent: not resent.
+const RESET_DELIVERY = `${RESET} WHERE event_seq = (SELECT seq FROM events WHERE id = @eventId) AND sink = @sink
+  AND (status = 'dead' OR (@resend AND status = 'delivered' AND (last_error IS NULL OR substr(last_error, 1, ${SUPERSEDED_NOTE.length}) <> '${SUPERSEDED_NOTE}')))`;
 const RESET_EVENT = `${RESET} WHERE event_seq = (SELECT seq FROM events WHERE id = @eventId) AND status = 'dead'`;
 const RESET_SINK = `${RESET} WHERE status = 'dead' AND sink = @sink AND (@since IS NULL OR dead_at >= @since)`;
 

@@ -177,6 +177,14 @@ const OPEN_NOTIFICATIONS = `SELECT o.seq FROM outbox o JOIN events e ON e.seq = 
   WHERE o.sink = ? AND o.status IN ('queued', 'retrying')
     AND CASE WHEN e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
       THEN json_extract(e.body, '$.data.projectId') = ? AND json_extract(e.body, '$.data.monitor') = ? ELSE 0 END`;
+/**
+ * A superseded notification is closed as delivered with this note (last_error) and was never sent:
+ * it is not sent again either (Resend), which could reopen an incident resolved since.
+ */
+export const SUPERSEDED_NOTE = 'superseded by ';
+export function isSuperseded(d: { status: string; lastError: string | null }): boolean {
+  return d.status === 'delivered' && d.lastError?.startsWith(SUPERSEDED_NOTE) === true;
+}
 const SUPERSEDE = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @note
   WHERE seq = @seq AND status IN ('queued', 'retrying')`;
 const SUPERSEDE_ATTEMPT = `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response) VALUES (?, ?, 0, 'delivered', NULL, ?, NULL)`;
@@ -291,7 +299,7 @@ export class MonitorTables {
    */
   supersedeNotifications(project: string, monitor: string, sink: string, byEventId: string, now = Date.now()): number {
     const seqs = this.sql.pluck(OPEN_NOTIFICATIONS).all(sink, project, monitor) as number[];
-    const note = `superseded by ${byEventId} before it was sent: not sent`;
+    const note = `${SUPERSEDED_NOTE}${byEventId} before it was sent: not sent`;
     let n = 0;
     for (const seq of seqs) {
       if (!this.sql.prepare(SUPERSEDE).run({ seq, now, note }).changes) continue;

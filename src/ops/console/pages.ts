@@ -6,6 +6,7 @@ import type { StatusReport } from '../../commands/status.js';
 import { deliveryFilter, type ConsoleDeps } from '../api.js';
 import { DELIVERY_STATUSES } from '../../delivery/states.js';
 import type { DeliveryItem } from '../../store/console.js';
+import { isSuperseded } from '../../store/monitors.js';
 import { VERSION } from '../../version.js';
 import { agoIso, until } from '../ago.js';
 
@@ -70,12 +71,19 @@ function replayButton(d: { eventId: string; sink: string }, resend = false): str
   return `<button type="button" class="btn${resend ? ' secondary' : ''}" data-action="${resend ? 'resend' : 'replay'}" data-event="${esc(d.eventId)}" data-sink="${esc(d.sink)}">${resend ? 'Resend' : 'Replay'}</button>`;
 }
 
+/** Replay for a dead delivery, Resend for a delivered one; a superseded notification was never sent and is not sent now. */
+function deliveryAction(d: { eventId: string; sink: string; status: string; lastError: string | null }): string {
+  if (d.status === 'dead') return replayButton(d);
+  if (d.status !== 'delivered') return '';
+  return isSuperseded(d) ? '<span class="muted">superseded</span>' : replayButton(d, true);
+}
+
 function deliveryRows(items: DeliveryItem[], selectable: boolean): string {
   if (items.length === 0) return `<tr><td colspan="${selectable ? 9 : 8}" class="empty">Nothing here.</td></tr>`;
   return items
     .map((d) => {
       const select = selectable ? `<td>${d.status === 'dead' ? `<input type="checkbox" class="sel" data-event="${esc(d.eventId)}" data-sink="${esc(d.sink)}" aria-label="select">` : ''}</td>` : '';
-      const action = d.status === 'dead' ? replayButton(d) : d.status === 'delivered' ? replayButton(d, true) : '';
+      const action = deliveryAction(d);
       const when = d.status === 'queued' || d.status === 'retrying' ? `${time(d.lastAttemptAt)}${d.nextAttemptAt ? `<div class="muted">next ${time(d.nextAttemptAt)}</div>` : ''}` : time(d.lastAttemptAt);
       return `<tr data-status="${esc(d.status)}">${select}<td>${when}</td><td>${esc(d.sink)}</td><td>${badge(d.status)}</td>
 <td><a href="/events/${encodeURIComponent(d.eventId)}">${esc(d.event)}</a><div class="muted mono">${esc(d.eventId)}</div></td>
@@ -270,7 +278,7 @@ export function renderEvent(deps: ConsoleDeps, id: string, signOut: boolean): { 
     .join('');
   const sinks = ev.sinks
     .map((s) => {
-      const action = s.status === 'dead' ? replayButton({ eventId: ev.id, sink: s.sink }) : s.status === 'delivered' ? replayButton({ eventId: ev.id, sink: s.sink }, true) : '';
+      const action = deliveryAction({ eventId: ev.id, sink: s.sink, status: s.status, lastError: s.lastError });
       const attempts = s.attempts.length
         ? s.attempts
             .map(
