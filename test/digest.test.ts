@@ -69,6 +69,7 @@ describe('daily digest', () => {
     const id = enqueueDigest(store, ['slack'], d);
     // The same day queued again (a second run, a restart) is posted once.
     expect(enqueueDigest(store, ['slack'], d)).toBe(id);
+    expect(enqueueDigest(store, ['slack'], { ...d, since: '2026-11-26T00:00:01.234Z', until: '2026-11-27T00:00:01.234Z' })).toBe(id);
     const dispatcher = new Dispatcher(store, [slack, hook], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: silentLogger(), idleMs: 20 });
     dispatcher.start();
     cleanups.push(() => dispatcher.stop(500));

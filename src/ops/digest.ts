@@ -51,9 +51,12 @@ export function digestMessage(d: Digest): SlackMessage {
   };
 }
 
-/** The digest's id: one per day it covers, so that two runs for the same day post it once. */
+/**
+ * The digest's id: one per day it covers (the UTC date of its end), so that two runs for the same
+ * day post it once: since and until count milliseconds, which differ from run to run.
+ */
 function digestId(d: Digest): string {
-  return `dig_${createHash('sha256').update(`${d.since}|${d.until}`).digest('hex').slice(0, 24)}`;
+  return `dig_${createHash('sha256').update(d.until.slice(0, 10)).digest('hex').slice(0, 24)}`;
 }
 
 /**
