@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config/index.js';
 import { configJsonSchema } from '../src/config/json-schema.js';
 import { eventId } from '../src/events/index.js';
 import type { ObservationRecord, ScoreRecord } from '../src/events/records.js';
-import { compileMonitors, evaluateMonitor, factsOf, measureWindow, MonitorRunner, resolveRemoved, type MonitorSpec } from '../src/monitors/index.js';
+import { compileMonitors, evaluateMonitor, factsOf, measureWindow, monitorStatuses, MonitorRunner, resolveRemoved, type MonitorSpec } from '../src/monitors/index.js';
 import { checkMonitors } from '../src/monitors/check.js';
 import type { MonitorEvent } from '../src/monitors/events.js';
 import { buildMonitorPagerDutyEvent, buildMonitorSlackMessage } from '../src/monitors/notify.js';
@@ -426,6 +426,15 @@ describe('monitors', () => {
     expect(page).toContain('superseded');
     expect(store.replayDeliveries({ deliveries: [{ eventId: 'old-alert', sink: 'pd' }], resend: true })).toBe(0);
     expect(store.replayDeliveries({ deliveries: [{ eventId: 'sent', sink: 'pd' }], resend: true })).toBe(1);
+  });
+
+  it('check on a database of an older schema says `run` upgrades it; status does not hide an error as no monitor run', () => {
+    const m = spec({ name: 'gens', source: 'generations', metric: 'count', window: '1m', delay: '0s', alert: 5 });
+    sqlite(store).exec('DROP TABLE monitor_state');
+    expect(() => monitorStatuses(store, [m])).toThrow(/monitor_state/);
+    const version = sqlite(store).pragma('user_version', { simple: true }) as number;
+    sqlite(store).pragma(`user_version = ${version - 1}`);
+    expect(checkMonitors(file, [m])).toEqual(['✔ monitor gens: not evaluated yet (the database has an older schema, which `langfuse-bridge run` upgrades)']);
   });
 
   it('check measures a window reaching back before what was read, and says run waits for a full one', () => {

@@ -3,6 +3,7 @@
  * value it would report. A firing monitor is not a failed check: the line says its severity.
  */
 import { existsSync } from 'node:fs';
+import { DatabaseError } from '../errors.js';
 import { Store } from '../store/index.js';
 import { severityOf } from './evaluate.js';
 import { cursorSource, dueWindow, factsCover, matchesProject, measureWindow } from './index.js';
@@ -16,9 +17,10 @@ export function checkMonitors(database: string, monitors: readonly MonitorSpec[]
   let store: Store;
   try {
     store = new Store(database, { readonly: true });
-  } catch {
+  } catch (err) {
     // The database line above says what is wrong with it.
-    return monitors.map((m) => `✔ monitor ${m.name}: not evaluated (the database cannot be read)`);
+    const why = err instanceof DatabaseError && err.code === 'SCHEMA_OLDER' ? 'not evaluated yet (the database has an older schema, which `langfuse-bridge run` upgrades)' : 'not evaluated (the database cannot be read)';
+    return monitors.map((m) => `✔ monitor ${m.name}: ${why}`);
   }
   try {
     // Projects polled, or only backfilled so far (a backfill keeps facts but moves no live cursor); a

@@ -51,12 +51,7 @@ function statusOf(spec: MonitorSpec, projectId: string, r: MonitorStateRow | nul
 
 /** Every configured monitor (per project once evaluated), and any state left by one removed. */
 export function monitorStatuses(store: Store, monitors: readonly MonitorSpec[]): MonitorStatus[] {
-  let rows: MonitorStateRow[];
-  try {
-    rows = store.monitors.states();
-  } catch {
-    rows = []; // a database of an older schema, read only: no monitor has run on it
-  }
+  const rows = store.monitors.states();
   const out: MonitorStatus[] = [];
   for (const m of monitors) {
     const mine = rows.filter((r) => r.monitor === m.name);
