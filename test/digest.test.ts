@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { Dispatcher } from '../src/delivery/index.js';
 import { silentLogger } from '../src/ops/logger.js';
-import { buildDigest, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';
+import { buildDigest, digestId, digestMessage, enqueueDigest, type Digest } from '../src/ops/digest.js';
 import { createSlackSink } from '../src/sinks/slack/index.js';
 import { Store } from '../src/store/index.js';
 import { configErrorOf } from './helpers/config-error.js';
@@ -67,9 +67,10 @@ describe('daily digest', () => {
     const hook = memorySink('hook');
     const d: Digest = { since: '2026-11-26T00:00:00.000Z', until: '2026-11-27T00:00:00.000Z', models: [{ model: 'gpt-4o', generations: 2, tokens: 150, cost: 0.03 }], errorTraces: 1, lowScores: [] };
     const id = enqueueDigest(store, ['slack'], d);
-    // The same day queued again (a second run, a restart) is posted once.
+    // The same run queued again (a restart within its minute) is posted once; another run is another digest.
     expect(enqueueDigest(store, ['slack'], d)).toBe(id);
     expect(enqueueDigest(store, ['slack'], { ...d, since: '2026-11-26T00:00:01.234Z', until: '2026-11-27T00:00:01.234Z' })).toBe(id);
+    expect(digestId({ ...d, until: '2026-11-27T12:00:00.000Z' })).not.toBe(id);
     const dispatcher = new Dispatcher(store, [slack, hook], { retry: { maxAttempts: 3, baseSeconds: 0.01 }, logger: silentLogger(), idleMs: 20 });
     dispatcher.start();
     cleanups.push(() => dispatcher.stop(500));

@@ -52,11 +52,11 @@ export function digestMessage(d: Digest): SlackMessage {
 }
 
 /**
- * The digest's id: one per day it covers (the UTC date of its end), so that two runs for the same
- * day post it once: since and until count milliseconds, which differ from run to run.
+ * The digest's id: one per scheduled run (the minute its period ends, the cron's finest step), so that
+ * a run queued twice posts once, while a schedule firing several times a day posts each time.
  */
-function digestId(d: Digest): string {
-  return `dig_${createHash('sha256').update(d.until.slice(0, 10)).digest('hex').slice(0, 24)}`;
+export function digestId(d: Digest): string {
+  return `dig_${createHash('sha256').update(d.until.slice(0, 16)).digest('hex').slice(0, 24)}`;
 }
 
 /**
