@@ -19,6 +19,7 @@ import { deletePrefix } from '../src/queue/redis.js';
 import { routeEvent } from '../src/rules/route.js';
 import { closeSinks, createSinks } from '../src/sinks/index.js';
 import type { Sink } from '../src/sinks/types.js';
+import { errorTrace } from './helpers/events.js';
 import { Store } from '../src/store/index.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { REDIS_URL, skipWithout } from './helpers/requirements.js';
@@ -36,22 +37,7 @@ const BEFORE = [{ name: 'checkout-errors', when: { level: 'ERROR', traceName: 'c
 /** The rules of the process that delivers: they would send this event nowhere. */
 const AFTER = [{ name: 'billing-errors', when: { level: 'ERROR', traceName: 'billing' }, sinks: ['slack', 'pd'] }];
 
-const event: AnyBridgeEvent = {
-  id: 'evt_checkout_1',
-  event: 'trace.updated',
-  timestamp: '2026-11-27T01:02:03.456Z',
-  data: {
-    projectId: 'proj-1',
-    traceId: 't-1',
-    name: 'checkout',
-    userId: null,
-    sessionId: null,
-    environment: 'production',
-    tags: [],
-    level: 'ERROR',
-    statusMessage: 'TimeoutError: upstream timed out',
-  },
-};
+const event: AnyBridgeEvent = errorTrace({ projectId: 'proj-1', traceId: 't-1' }, 'trace.updated', 'evt_checkout_1');
 
 interface World {
   dir: string;

@@ -6,6 +6,7 @@ import { compileRules } from '../src/rules/index.js';
 import { alertsFor, encodeRoute, routeEvent } from '../src/rules/route.js';
 import { createPagerDutySink, type PagerDutySinkConfig } from '../src/sinks/pagerduty.js';
 import type { Delivery } from '../src/sinks/types.js';
+import { errorTrace } from './helpers/events.js';
 
 interface Received {
   path: string;
@@ -46,23 +47,7 @@ const SINKS = [
 ];
 
 function trace(id: string, over: Partial<TraceData> = {}): AnyBridgeEvent {
-  return {
-    id,
-    event: 'trace.updated',
-    timestamp: '2026-11-27T01:02:03.456Z',
-    data: {
-      projectId: 'proj-1',
-      traceId: 't-1',
-      name: 'checkout',
-      userId: null,
-      sessionId: null,
-      environment: 'production',
-      tags: [],
-      level: 'ERROR',
-      statusMessage: 'TimeoutError: upstream timed out',
-      ...over,
-    },
-  };
+  return errorTrace({ projectId: 'proj-1', traceId: 't-1', ...over }, 'trace.updated', id);
 }
 
 function score(id: string, over: Partial<ScoreData> = {}): AnyBridgeEvent {

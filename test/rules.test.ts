@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { AnyBridgeEvent, GenerationData, ScoreData, TraceData } from '../src/events/types.js';
+import type { AnyBridgeEvent, GenerationData, ScoreData } from '../src/events/types.js';
+import { errorTrace } from './helpers/events.js';
 import { compileRules } from '../src/rules/index.js';
 import { configErrorOf } from './helpers/config-error.js';
 
@@ -9,25 +10,7 @@ const SINKS = [
   { name: 'hook', type: 'webhook' },
 ];
 
-function trace(over: Partial<TraceData> = {}, type: 'trace.created' | 'trace.updated' = 'trace.updated', id = 'evt_t1'): AnyBridgeEvent {
-  return {
-    id,
-    event: type,
-    timestamp: '2026-11-27T01:02:03.456Z',
-    data: {
-      projectId: 'p1',
-      traceId: 't1',
-      name: 'checkout',
-      userId: null,
-      sessionId: null,
-      environment: 'production',
-      tags: [],
-      level: 'ERROR',
-      statusMessage: 'TimeoutError: upstream timed out',
-      ...over,
-    },
-  };
-}
+const trace = errorTrace;
 
 function score(over: Partial<ScoreData> = {}, type: 'score.created' | 'score.updated' = 'score.created', id = 'evt_s1'): AnyBridgeEvent {
   return {
