@@ -86,4 +86,43 @@ describe('monitor notifications to PagerDuty', () => {
     const superseded = store.eventDetail(trigger.id)!.sinks[0]!;
     expect(superseded.attempts.at(-1)!.error).toBe(`superseded by ${resolve.id} before it was sent: not sent`);
   }, 40_000);
+
+  it('a trigger that fails while its resolve is written (the attempt in flight) is closed unsent, not retried after the resolve', async () => {
+    const [m] = compileMonitors([{ name: 'busy', source: 'generations', metric: 'count', window: '1m', delay: '0s', op: '>', alert: 0, sinks: ['pd'] }], {
+      sinks: ['pd'],
+      streams: ['traces', 'generations', 'scores'],
+    });
+    // Every answer takes 400 ms: the first (the trigger's) is a failure, every later one is accepted.
+    let requests = 0;
+    rx.setDelay(400);
+    rx.setResponder(() => (requests++ === 0 ? { status: 500, body: 'down' } : { status: 202, body: '{"status":"success"}' }));
+    const sink = createPagerDutySink({ type: 'pagerduty', name: 'pd', routingKey: 'R'.repeat(32), eventsUrl: rx.url, events: ['*'], timeoutSeconds: 5 }, {
+      alerts: () => [],
+      unrouted: false,
+      langfuseBaseUrl: 'https://lf.example',
+      userAgent: 'test',
+    } as never);
+    dispatcher = new Dispatcher(store, [sink], { retry: { maxAttempts: 50, baseSeconds: 0.05 }, logger: silentLogger(), idleMs: 20 });
+    dispatcher.start();
+    const polledTo = (ms: number): void => {
+      store.putCursor({ ...store.getCursor(P, 'observations'), cursorMs: ms });
+      store.write(() => store.monitors.noteFactsRead(P, 'observations', 0, ms));
+    };
+
+    store.write(() => store.monitors.putFacts(P, factsOf({ observations: [generation(T0 + 1000, 1)] })));
+    polledTo(T0 + MIN);
+    const trigger = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    await waitFor(() => requests >= 1, 10_000);
+    // While the trigger's attempt is in flight, the monitor recovers and its resolve is written.
+    polledTo(T0 + 2 * MIN);
+    const resolve = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    expect(resolve.event).toBe('monitor.resolved');
+    await waitFor(() => store.pending() === 0, 15_000);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const accepted = rx.accepted.map((r) => (JSON.parse(r.body) as { event_action: string }).event_action);
+    expect(accepted).toEqual(['resolve']);
+    const closed = store.eventDetail(trigger.id)!.sinks[0]!;
+    expect(closed.attempts.at(-1)!.error).toBe(`superseded by ${resolve.id} before it was sent: not sent`);
+  }, 40_000);
 });

@@ -81,6 +81,8 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
   /** Attempts claimed or running, by outbox row. */
   private readonly inflight = new Map<number, InFlight>();
   private outcomes: DeliveryOutcome[] = [];
+  /** Failed monitor notifications to alert sinks, checked for a newer one once their outcome is written. */
+  private recheck: number[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   /** One per sink loop, so a wake reaches every loop even when it is busy. */
   private readonly wakers = new Map<string, Waker>();
@@ -512,6 +514,8 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     const wait = retryDelayMs(this.opts.retry, row.attempts, result.retryAfterMs);
     const nextAt = Date.now() + wait;
     this.record({ seq: row.seq, eventId: row.eventId, sink: row.sink, status: 'retrying', nextAt, error: result.reason, attempt: attemptOf(result, 'retrying', began, ms) });
+    // A monitor's page that failed may have been overtaken meanwhile (say, by its resolve): see flush.
+    if (sink.alerting && row.type.startsWith('monitor.')) this.recheck.push(row.seq);
     this.opts.hooks?.onOutcome?.(sink, 'retrying', row.type, ms);
     this.pauseFor(sink.name, health.record(result, 'retrying', { ...detail, nextAt }));
     if (log.isLevelEnabled('debug')) log.debug({ sink: sink.name, ...detail, reason: result.reason, retryInMs: wait }, 'delivery failed; will retry');
@@ -556,6 +560,16 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
       this.outcomes = batch.concat(this.outcomes);
       if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 1_000);
       return;
+    }
+    if (this.recheck.length) {
+      const seqs = this.recheck;
+      this.recheck = [];
+      try {
+        this.store.write(() => seqs.forEach((seq) => this.store.monitors.supersedeIfNewer(seq)));
+      } catch (err) {
+        // Left retrying: sent again later, as before this check existed.
+        this.opts.logger.warn({ err: (err as Error).message }, 'could not check failed monitor notifications for newer ones');
+      }
     }
     if (batch.some((o) => o.status !== 'delivered')) this.wake();
   }

@@ -187,6 +187,14 @@ export function isSuperseded(d: { status: string; lastError: string | null }): b
 }
 const SUPERSEDE = `UPDATE outbox SET status = 'delivered', delivered_at = @now, updated_at = @now, owner = NULL, lease_until = NULL, last_error = @note
   WHERE seq = @seq AND status IN ('queued', 'retrying')`;
+/** The newest notification written after this row for the same sink, project and monitor: its event id. */
+const NEWER_NOTIFICATION = `SELECT e2.id FROM outbox o JOIN events e ON e.seq = o.event_seq
+  JOIN outbox o2 ON o2.sink = o.sink AND o2.seq > o.seq JOIN events e2 ON e2.seq = o2.event_seq
+  WHERE o.seq = ? AND o.status = 'retrying' AND e.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
+    AND CASE WHEN e2.type IN ('monitor.alert', 'monitor.warning', 'monitor.resolved')
+      THEN json_extract(e2.body, '$.data.projectId') = json_extract(e.body, '$.data.projectId')
+        AND json_extract(e2.body, '$.data.monitor') = json_extract(e.body, '$.data.monitor') ELSE 0 END
+  ORDER BY o2.seq DESC LIMIT 1`;
 const SUPERSEDE_ATTEMPT = `INSERT INTO attempts (outbox_seq, at, duration_ms, outcome, status_code, error, response) VALUES (?, ?, 0, 'delivered', NULL, ?, NULL)`;
 
 export class MonitorTables {
@@ -307,6 +315,20 @@ export class MonitorTables {
       n++;
     }
     return n;
+  }
+
+  /**
+   * A notification that failed while a newer one for its monitor was queued (or already sent) is
+   * closed unsent instead of retried, so it cannot overtake that one: an attempt in flight when the
+   * newer one was written escapes supersedeNotifications. Returns whether it was closed.
+   */
+  supersedeIfNewer(seq: number, now = Date.now()): boolean {
+    const newer = this.sql.pluck(NEWER_NOTIFICATION).get(seq) as string | undefined;
+    if (newer === undefined) return false;
+    const note = `${SUPERSEDED_NOTE}${newer} before it was sent: not sent`;
+    if (!this.sql.prepare(SUPERSEDE).run({ seq, now, note }).changes) return false;
+    this.sql.prepare(SUPERSEDE_ATTEMPT).run(seq, now, note);
+    return true;
   }
 
   deleteState(project: string, monitor: string): void {
