@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../src/delivery/index.js';
 import type { ObservationRecord } from '../src/events/records.js';
+import type { AnyBridgeEvent } from '../src/events/types.js';
 import { compileMonitors, evaluateMonitor, factsOf } from '../src/monitors/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { createPagerDutySink } from '../src/sinks/pagerduty.js';
@@ -45,34 +46,53 @@ describe('monitor notifications to PagerDuty', () => {
     dir.cleanup();
   });
 
-  it('a resolve queued while the trigger is still retrying supersedes it: the last thing PagerDuty accepts is the resolve', async () => {
+  /**
+   * A count monitor paging a real PagerDuty sink (the stand-in `rx`) through a real dispatcher: its
+   * first window fires (the trigger, returned); `recover()` writes the next, empty window's resolve.
+   */
+  function startAlert(): { trigger: AnyBridgeEvent; recover(): AnyBridgeEvent } {
     const [m] = compileMonitors([{ name: 'busy', source: 'generations', metric: 'count', window: '1m', delay: '0s', op: '>', alert: 0, sinks: ['pd'] }], {
       sinks: ['pd'],
       streams: ['traces', 'generations', 'scores'],
     });
-    let failing = true;
-    rx.setResponder(() => (failing ? { status: 500, body: 'down' } : { status: 202, body: '{"status":"success"}' }));
-    const sink = createPagerDutySink({ type: 'pagerduty', name: 'pd', routingKey: 'R'.repeat(32), eventsUrl: rx.url, events: ['*'], timeoutSeconds: 5 }, {
-      alerts: () => [],
-      unrouted: false,
-      langfuseBaseUrl: 'https://lf.example',
-      userAgent: 'test',
-    } as never);
+    const sink = createPagerDutySink(
+      { type: 'pagerduty', name: 'pd', routingKey: 'R'.repeat(32), eventsUrl: rx.url, events: ['*'], timeoutSeconds: 5 },
+      {
+        decideNow: () => {
+          throw new Error('a monitor notification was decided about at delivery');
+        },
+        unrouted: false,
+        langfuseBaseUrl: 'https://lf.example',
+        userAgent: 'test',
+      },
+    );
     dispatcher = new Dispatcher(store, [sink], { retry: { maxAttempts: 50, baseSeconds: 0.05 }, logger: silentLogger(), idleMs: 20 });
     dispatcher.start();
     const polledTo = (ms: number): void => {
       store.putCursor({ ...store.getCursor(P, 'observations'), cursorMs: ms });
       store.write(() => store.monitors.noteFactsRead(P, 'observations', 0, ms));
     };
-
+    const evaluate = (): AnyBridgeEvent => evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
     store.write(() => store.monitors.putFacts(P, factsOf({ observations: [generation(T0 + 1000, 1)] })));
     polledTo(T0 + MIN);
-    const trigger = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    const trigger = evaluate();
+    return {
+      trigger,
+      recover: () => {
+        polledTo(T0 + 2 * MIN);
+        return evaluate();
+      },
+    };
+  }
+
+  it('a resolve queued while the trigger is still retrying supersedes it: the last thing PagerDuty accepts is the resolve', async () => {
+    let failing = true;
+    rx.setResponder(() => (failing ? { status: 500, body: 'down' } : { status: 202, body: '{"status":"success"}' }));
+    const { trigger, recover } = startAlert();
     expect(trigger.event).toBe('monitor.alert');
     // The trigger fails a few times: its next attempt moves further out each time.
     await waitFor(() => (store.eventDetail(trigger.id)?.sinks[0]?.attempts.length ?? 0) >= 4, 15_000);
-    polledTo(T0 + 2 * MIN);
-    const resolve = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    const resolve = recover();
     expect(resolve.event).toBe('monitor.resolved');
     await waitFor(() => (store.eventDetail(resolve.id)?.sinks[0]?.attempts.length ?? 0) >= 1, 15_000);
     failing = false;
@@ -88,34 +108,14 @@ describe('monitor notifications to PagerDuty', () => {
   }, 40_000);
 
   it('a trigger that fails while its resolve is written (the attempt in flight) is closed unsent, not retried after the resolve', async () => {
-    const [m] = compileMonitors([{ name: 'busy', source: 'generations', metric: 'count', window: '1m', delay: '0s', op: '>', alert: 0, sinks: ['pd'] }], {
-      sinks: ['pd'],
-      streams: ['traces', 'generations', 'scores'],
-    });
     // Every answer takes 400 ms: the first (the trigger's) is a failure, every later one is accepted.
     let requests = 0;
     rx.setDelay(400);
     rx.setResponder(() => (requests++ === 0 ? { status: 500, body: 'down' } : { status: 202, body: '{"status":"success"}' }));
-    const sink = createPagerDutySink({ type: 'pagerduty', name: 'pd', routingKey: 'R'.repeat(32), eventsUrl: rx.url, events: ['*'], timeoutSeconds: 5 }, {
-      alerts: () => [],
-      unrouted: false,
-      langfuseBaseUrl: 'https://lf.example',
-      userAgent: 'test',
-    } as never);
-    dispatcher = new Dispatcher(store, [sink], { retry: { maxAttempts: 50, baseSeconds: 0.05 }, logger: silentLogger(), idleMs: 20 });
-    dispatcher.start();
-    const polledTo = (ms: number): void => {
-      store.putCursor({ ...store.getCursor(P, 'observations'), cursorMs: ms });
-      store.write(() => store.monitors.noteFactsRead(P, 'observations', 0, ms));
-    };
-
-    store.write(() => store.monitors.putFacts(P, factsOf({ observations: [generation(T0 + 1000, 1)] })));
-    polledTo(T0 + MIN);
-    const trigger = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    const { trigger, recover } = startAlert();
     await waitFor(() => requests >= 1, 10_000);
     // While the trigger's attempt is in flight, the monitor recovers and its resolve is written.
-    polledTo(T0 + 2 * MIN);
-    const resolve = evaluateMonitor(store, P, m!, 'https://lf.example', Date.now(), ['pd'])!.event!;
+    const resolve = recover();
     expect(resolve.event).toBe('monitor.resolved');
     await waitFor(() => store.pending() === 0, 15_000);
     await new Promise((r) => setTimeout(r, 300));
