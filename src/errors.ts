@@ -55,16 +55,17 @@ export function oneLine(err: unknown): string {
     const cause: unknown = err.cause;
     if ((!err.message || err.message === 'fetch failed') && cause !== undefined) return oneLine(cause);
     const code = (err as { code?: unknown }).code;
-    return firstLineOf(err.message).trim() || (typeof code === 'string' ? code : '') || err.name;
+    return firstLine(err.message).trim() || (typeof code === 'string' ? code : '') || err.name;
   }
-  if (typeof err === 'string') return firstLineOf(err).trim() || '(empty string)';
+  if (typeof err === 'string') return firstLine(err).trim() || '(empty string)';
   try {
-    return firstLineOf(JSON.stringify(err) ?? String(err)).trim();
+    return firstLine(JSON.stringify(err) ?? String(err)).trim();
   } catch {
     return String(err);
   }
 }
 
-function firstLineOf(s: string): string {
+/** The first line of a text, as it is (no trimming). */
+export function firstLine(s: string): string {
   return s.split(/\r?\n/, 1)[0] ?? '';
 }

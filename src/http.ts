@@ -88,3 +88,15 @@ export async function withAttemptSignal<T>(parent: AbortSignal, ms: number, fn: 
     attempt.release();
   }
 }
+
+/** A URL as it may be shown in messages and logs: a user and password in it are replaced by `***`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username) u.username = '***';
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url.replace(/\/\/([^@/]*)@/, '//***@');
+  }
+}

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig } from '../config/index.js';
+import { redactUrl } from '../http.js';
 import { LangfuseError } from '../langfuse/client.js';
 import { checkMonitors } from '../monitors/check.js';
 import { createBufferedLogger } from '../ops/logger.js';
@@ -29,18 +30,6 @@ export async function checkCommand(config: BridgeConfig, logLevel: string): Prom
   }
 }
 
-/** A URL as it may be shown: a user and password in it are replaced by `***`. */
-function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username) u.username = '***';
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/([^@/]*)@/, '//***@');
-  }
-}
-
 /** The endpoints a stream reads, per API generation (legacy: with the scores path the server serves). */
 function streamEndpoints(stream: string, generation: 'v4' | 'legacy', legacyScores: string): string[] {
   if (stream === 'prompts') return [PATHS.prompts];
@@ -57,7 +46,7 @@ const PROBE_QUERY: Record<string, Record<string, string | number>> = { [PATHS.ob
  * every endpoint of each configured stream in the API generation `run` would use.
  */
 async function checkLangfuse(config: BridgeConfig, logger: Logger): Promise<{ ok: boolean; lines: string[]; summary: string }> {
-  const url = redactedUrl(config.langfuse.baseUrl);
+  const url = redactUrl(config.langfuse.baseUrl);
   const client = createClient(config, logger, { probe: true });
   // Each path once: absent (404), served, or the error that stops the check.
   const served = new Map<string, boolean>();
@@ -219,7 +208,7 @@ export async function check(config: BridgeConfig, logger: Logger): Promise<{ ok:
   if (config.queue.redisUrl) {
     try {
       await (await queueModule()).waitForRedis(config.queue, logger, Math.min(config.queue.connectWaitSeconds, 5));
-      lines.push(`✔ Redis ${redactedUrl(config.queue.redisUrl)}: answers`);
+      lines.push(`✔ Redis ${redactUrl(config.queue.redisUrl)}: answers`);
     } catch (err) {
       ok = false;
       lines.push(`✘ Redis: ${(err as Error).message}`);

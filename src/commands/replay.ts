@@ -1,7 +1,7 @@
 /** `replay`: dead-lettered deliveries back in the queue, for the daemon (or, in Redis mode, the workers) to send. */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
-import { isAlertKind } from '../sinks/kinds.js';
+import { alertSinkNames } from '../sinks/kinds.js';
 import type { Store } from '../store/index.js';
 import { onDatabase, openStore, queueModule, runningDaemon, unknownSink } from './shared.js';
 
@@ -53,5 +53,5 @@ function assertKnownSink(config: BridgeConfig, store: Store, sink: string): void
 }
 
 function alertingSinkNames(config: BridgeConfig): Set<string> {
-  return new Set(config.sinks.filter((s) => isAlertKind(s.type)).map((s) => s.name));
+  return new Set(alertSinkNames(config.sinks));
 }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { projectConfigs, type BridgeConfig } from '../config/index.js';
 import { Dispatcher } from '../delivery/index.js';
 import type { AttemptOutcome, SinkState } from '../delivery/states.js';
-import { DaemonRunningError, LockLostError, UsageError, type BridgeError } from '../errors.js';
+import { DaemonRunningError, LockLostError, UsageError, type BridgeError, oneLine } from '../errors.js';
 import { LangfuseError } from '../langfuse/client.js';
 import { MonitorRunner } from '../monitors/index.js';
 import { sleep } from '../langfuse/rate-limiter.js';
@@ -18,7 +18,7 @@ import { Metrics } from '../ops/metrics.js';
 import { health, paceWarnings, startOpsServer, type OpsServer } from '../ops/server.js';
 import { Poller } from '../poll/index.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
-import { isAlertKind } from '../sinks/kinds.js';
+import { alertSinkNames } from '../sinks/kinds.js';
 import type { Sink } from '../sinks/types.js';
 import type { SlackSinkConfig } from '../sinks/slack/index.js';
 import { databaseProblem, type Store } from '../store/index.js';
@@ -180,7 +180,7 @@ async function startDaemon(
     store,
     monitors: config.monitors,
     sinkNames: sinks.map((s) => s.name),
-    alertSinks: config.sinks.filter((s) => isAlertKind(s.type)).map((s) => s.name),
+    alertSinks: alertSinkNames(config.sinks),
     projects: () => projects.flatMap((p) => (p.poller.projectId ? [{ projectId: p.poller.projectId, langfuseBaseUrl: p.config.langfuse.baseUrl }] : [])),
     // The id a project's keys had at its last connection counts too: a firing monitor is kept at start.
     projectName: (id) => projects.find((p) => (p.poller.projectId ?? store.meta.projectId(p.config.langfuse.publicKey)) === id)?.config.projectName ?? null,
@@ -207,7 +207,7 @@ async function startDaemon(
     } catch (err) {
       const p = databaseProblem(err, config.database);
       if (p) fail(p);
-      else logger.warn({ err: (err as Error).message }, 'could not renew the daemon lock; trying again shortly');
+      else logger.warn({ err: oneLine(err) }, 'could not renew the daemon lock; trying again shortly');
     }
   }, DAEMON_HEARTBEAT_MS);
 
@@ -233,7 +233,7 @@ async function startDaemon(
           break;
         }
         if (err instanceof LangfuseError && err.kind === 'auth') logger.error({ err: err.message }, 'Langfuse refused the credentials; retrying next interval');
-        else logger.error({ err: (err as Error).message }, 'poll failed; retrying next interval');
+        else logger.error({ err: oneLine(err) }, 'poll failed; retrying next interval');
         metrics.lastPollError = Date.now();
       }
       if (prunes && Date.now() - lastPrune > 3_600_000) {
@@ -242,7 +242,7 @@ async function startDaemon(
           const p = store.prune(config.retentionDays);
           if (p.outbox || p.seen || p.attempts) logger.info(p, 'pruned rows older than the retention');
         } catch (err) {
-          logger.warn({ err: (err as Error).message }, 'prune failed');
+          logger.warn({ err: oneLine(err) }, 'prune failed');
         }
       }
       // The pace the ceiling can hold: said once (and again when it changes), shown by status, /metrics, /healthz.
@@ -289,7 +289,7 @@ async function startDaemon(
       try {
         await fn();
       } catch (err) {
-        if (!fatal) logger.warn({ err: (err as Error).message }, `could not ${what}`);
+        if (!fatal) logger.warn({ err: oneLine(err) }, `could not ${what}`);
       }
     };
     await step('stop the deliveries', () => dispatcher.stop(7_000));

@@ -130,7 +130,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
               try {
                 this.store.recordSinkState(s.name, { state, since: Date.now(), nextProbeAt: d.nextProbeAt });
               } catch (err) {
-                this.opts.logger.debug({ sink: s.name, err: (err as Error).message }, 'could not record the sink state');
+                this.opts.logger.debug({ sink: s.name, err: oneLine(err) }, 'could not record the sink state');
               }
             }
             this.opts.hooks?.onState?.(s.name, state);
@@ -193,12 +193,12 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
       try {
         if (this.store.recoverStalled()) this.wake();
       } catch (err) {
-        this.opts.logger.warn({ err: (err as Error).message }, 'could not check for stalled deliveries');
+        this.opts.logger.warn({ err: oneLine(err) }, 'could not check for stalled deliveries');
       }
       try {
         this.renewRunning();
       } catch (err) {
-        this.opts.logger.warn({ err: (err as Error).message }, 'could not extend the hold on deliveries being sent; trying again shortly');
+        this.opts.logger.warn({ err: oneLine(err) }, 'could not extend the hold on deliveries being sent; trying again shortly');
       }
     }, Math.min(5_000, this.baseLeaseMs() / 4));
     this.recoverTimer.unref();
@@ -278,7 +278,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
           claimed = this.store.claim(sink.name, room, this.leaseMs(sink), this.origin);
           readOk = true;
         } catch (err) {
-          this.opts.logger.error({ sink: sink.name, err: (err as Error).message }, 'could not read the outbox; trying again');
+          this.opts.logger.error({ sink: sink.name, err: oneLine(err) }, 'could not read the outbox; trying again');
         }
       }
       if (gate.probe) {
@@ -393,7 +393,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     try {
       ours = this.store.renewLease(row.seq, Date.now() + leaseMs);
     } catch (err) {
-      this.opts.logger.warn({ sink: sink.name, eventId: row.eventId, err: (err as Error).message }, 'could not extend the hold on a delivery; it is sent anyway');
+      this.opts.logger.warn({ sink: sink.name, eventId: row.eventId, err: oneLine(err) }, 'could not extend the hold on a delivery; it is sent anyway');
       ours = true;
     }
     if (!ours) {
@@ -439,7 +439,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
       try {
         this.finish(sink, f, result, ms, began);
       } catch (err) {
-        this.opts.logger.warn({ sink: sink.name, eventId: f.row.eventId, err: (err as Error).message }, 'could not finish recording a delivery');
+        this.opts.logger.warn({ sink: sink.name, eventId: f.row.eventId, err: oneLine(err) }, 'could not finish recording a delivery');
       }
     }
   }
@@ -527,7 +527,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     try {
       this.store.pauseSink(sink, untilMs);
     } catch (err) {
-      this.opts.logger.warn({ sink, err: (err as Error).message }, 'could not record the pause for the other processes; this one waits anyway');
+      this.opts.logger.warn({ sink, err: oneLine(err) }, 'could not record the pause for the other processes; this one waits anyway');
     }
   }
 
@@ -556,7 +556,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
     } catch (err) {
       // Not written (say, the database stayed locked): keep them and try again shortly, so the rows
       // do not stay 'delivering' in a process that is alive. If it dies first, they are sent again.
-      this.opts.logger.error({ err: (err as Error).message, deliveries: batch.length }, 'could not record delivery outcomes; trying again');
+      this.opts.logger.error({ err: oneLine(err), deliveries: batch.length }, 'could not record delivery outcomes; trying again');
       this.outcomes = batch.concat(this.outcomes);
       if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 1_000);
       return;
@@ -568,7 +568,7 @@ export class Dispatcher implements DeliveryBackend, HandoffTarget {
         this.store.write(() => seqs.forEach((seq) => this.store.monitors.supersedeIfNewer(seq)));
       } catch (err) {
         // Left retrying: sent again later, as before this check existed.
-        this.opts.logger.warn({ err: (err as Error).message }, 'could not check failed monitor notifications for newer ones');
+        this.opts.logger.warn({ err: oneLine(err) }, 'could not check failed monitor notifications for newer ones');
       }
     }
     if (batch.some((o) => o.status !== 'delivered')) this.wake();

@@ -169,7 +169,8 @@ export function detectObservations(
       const obs = (byTrace.get(traceId) ?? []).sort(byTimeThenId);
       const real = seen.get('trace', traceId);
       const prior = opts.fresh ? undefined : real;
-      const priorDetail = parseDetail(prior);
+      const realDetail = parseDetail(real);
+      const priorDetail = opts.fresh ? null : realDetail;
 
       // The observation that raised the level in this batch: highest level, earliest start.
       let top: ObservationRecord | null = null;
@@ -182,7 +183,6 @@ export function detectObservations(
       // What we know of the trace itself: the listed trace (legacy), else what was seen before,
       // else what its observations carry (v4).
       const rec = listed.get(traceId);
-      const realDetail = parseDetail(real);
       let meta: TraceDetail | null = null;
       if (rec) {
         meta = { n: rec.name, u: rec.userId, s: rec.sessionId, e: rec.environment, g: rec.tags, t: rec.timestamp, m: null, a: null };

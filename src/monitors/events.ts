@@ -5,6 +5,7 @@
  */
 import { eventId, makeEvent } from '../events/index.js';
 import type { AnyBridgeEvent, MonitorData } from '../events/types.js';
+import { baseUrl } from '../sinks/text.js';
 import type { MonitorSeverity, MonitorSource, MonitorSpec, MonitorWhere } from './spec.js';
 
 export type MonitorEventType = 'monitor.alert' | 'monitor.warning' | 'monitor.resolved';
@@ -30,7 +31,7 @@ const PAGE: Record<MonitorSource, string> = { traces: 'traces', generations: 'ob
  * parameter: `column;type;key;operator;value` items) and from the window's start.
  */
 export function monitorUrl(langfuseBaseUrl: string, projectId: string, spec: Pick<MonitorSpec, 'source' | 'where'>, windowStartMs: number): string {
-  const base = `${langfuseBaseUrl.replace(/\/+$/, '')}/project/${encodeURIComponent(projectId)}/${PAGE[spec.source]}`;
+  const base = `${baseUrl(langfuseBaseUrl)}/project/${encodeURIComponent(projectId)}/${PAGE[spec.source]}`;
   const w: MonitorWhere = spec.where;
   const filters: string[] = [`Timestamp;datetime;;>=;${new Date(windowStartMs).toISOString()}`];
   const names = (column: string, values: string[] | undefined): void => {

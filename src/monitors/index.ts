@@ -15,6 +15,7 @@ import type { FactFilter, WindowAggregate } from '../store/monitors.js';
 import { dueWindowEnd, notifies, reportedValue, severityOf } from './evaluate.js';
 import { buildMonitorEvent, type MonitorEvent } from './events.js';
 import { factsHorizonMs, globMatch, type MonitorSeverity, type MonitorSource, type MonitorSpec } from './spec.js';
+import { oneLine } from '../errors.js';
 
 export { compileMonitors, factsHorizonMs, monitorSchema, MONITOR_FIELDS, type MonitorSpec } from './spec.js';
 export { factsOf, WrittenFacts } from './facts.js';
@@ -293,7 +294,7 @@ export class MonitorRunner {
       this.failing = false;
     } catch (err) {
       // Said once per outage; the next tick tries again (the state says which windows are done).
-      if (!this.failing) this.o.logger.warn({ err: (err as Error).message }, 'monitor evaluation failed; trying again');
+      if (!this.failing) this.o.logger.warn({ err: oneLine(err) }, 'monitor evaluation failed; trying again');
       this.failing = true;
     }
     if (queued.length) this.o.onQueued?.(queued);

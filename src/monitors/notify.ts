@@ -5,6 +5,7 @@
  * monitor so the incident opened by an alert is the one a warning updates and a recovery resolves.
  */
 import type { MonitorData } from '../events/types.js';
+import { slackEscape } from '../sinks/text.js';
 import { monitorDedupKey, type MonitorEvent } from './events.js';
 
 const MEASURE_WORDS: Record<string, string> = { latency: 'latency', cost: 'cost', totalTokens: 'total tokens', value: 'score' };
@@ -61,9 +62,7 @@ export function monitorLine(e: MonitorEvent): string {
   return `${metricWords(d)} ${value} ${d.op} ${formatMonitorValue(d, d.threshold)} over ${d.window} (${samples})`;
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
+const esc = slackEscape;
 
 export interface MonitorSlackMessage {
   text: string;

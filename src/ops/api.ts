@@ -8,6 +8,7 @@ import { statusJson, type StatusReport } from '../commands/status.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../delivery/states.js';
 import type { Store } from '../store/index.js';
 import type { DeliveryFilter, ReplayRequest } from '../store/console.js';
+import { oneLine } from '../errors.js';
 
 export interface ConsoleDeps {
   store: Store;
@@ -153,7 +154,7 @@ export async function handleApi(deps: ConsoleDeps, req: http.IncomingMessage, re
   } catch (err) {
     if (err instanceof ApiError) sendJson(res, err.status, { error: err.message });
     else {
-      deps.logger.error({ path, err: (err as Error).message }, 'console API request failed');
+      deps.logger.error({ path, err: oneLine(err) }, 'console API request failed');
       sendJson(res, 500, { error: (err as Error).message });
     }
   }

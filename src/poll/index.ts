@@ -20,6 +20,7 @@ import {
   type ObservationRecord,
   type ScoreRecord,
   type SeenAccess,
+  type SeenRow,
   type TraceRecord,
 } from '../events/index.js';
 import type { Handoff } from '../delivery/handoff.js';
@@ -184,9 +185,14 @@ export class Poller {
     const handoff = this.hooks.handoff?.();
     let factsWritten: (() => void) | undefined;
     const res = store.write(() => {
+      // The trace rows detection writes, kept for the facts below instead of being read back.
+      const tracesSeen = new Map<string, SeenRow>();
       const seen: SeenAccess = {
         get: (kind, id) => store.getSeen(project, kind, id),
-        put: (row) => store.putSeen(project, row),
+        put: (row) => {
+          if (row.kind === 'trace') tracesSeen.set(row.id, row);
+          store.putSeen(project, row);
+        },
       };
       const d = this.detectOptions(opts.fresh);
       if ('prompts' in batch) events = detectPrompts(batch.prompts, seen, d);
@@ -202,7 +208,7 @@ export class Poller {
       if (!('prompts' in batch)) {
         const horizon = Date.now() - factsHorizonMs(this.config.monitors);
         // Detection above recorded what this batch says of each trace; legacy observations need it.
-        const all = factsOf(batch, horizon, (traceId) => seenTraceFields(store.getSeen(project, 'trace', traceId)));
+        const all = factsOf(batch, horizon, (traceId) => seenTraceFields(tracesSeen.get(traceId) ?? store.getSeen(project, 'trace', traceId)));
         if (opts.rereads) {
           const facts = this.writtenFacts.changed(all);
           store.monitors.putFacts(project, facts.facts);

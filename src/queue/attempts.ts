@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Attempt, Store } from '../store/index.js';
+import { oneLine } from '../errors.js';
 
 export const attemptsKey = (prefix: string): string => `${prefix}:bridge:attempts`;
 
@@ -55,7 +56,7 @@ export class AttemptPusher {
       // The delivery itself is unaffected; only its line in the attempt log is missing.
       if (Date.now() - this.lastErrorLog > 30_000) {
         this.lastErrorLog = Date.now();
-        this.logger.warn({ err: (err as Error).message, attempts: batch.length }, 'could not hand attempts to the attempt log in Redis');
+        this.logger.warn({ err: oneLine(err), attempts: batch.length }, 'could not hand attempts to the attempt log in Redis');
       }
     }
   }

@@ -11,7 +11,8 @@ import type { DeliveryBackend, DeliveryHooks } from '../delivery/backend.js';
 import type { SinkState } from '../delivery/states.js';
 import type { Sink } from '../sinks/types.js';
 import type { Store } from '../store/index.js';
-import { PAUSE_LIMIT, connectionFor, parseJobId, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
+import { PAUSE_LIMIT, connectionFor, parseJobId, plainClient, queueName, sinkStateKey, waitForRedis, RedisUnreachable } from './redis.js';
+import { redactUrl } from '../http.js';
 import { Relay } from './relay.js';
 import { WorkerPool } from './worker.js';
 

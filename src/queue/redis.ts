@@ -13,6 +13,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
 import { ConfigError, oneLine } from '../errors.js';
+import { redactUrl } from '../http.js';
 import { retryDelayMs } from '../delivery/retry.js';
 
 export type QueueSettings = BridgeConfig['queue'];
@@ -79,16 +80,6 @@ export function parseJobId(jobId: string): { eventId: string; gen: number } | nu
   return { eventId: jobId.slice(0, dot).replace(/%3A/g, ':'), gen };
 }
 
-/** The URL with any password hidden, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/([^@/]*)@/, '//***@');
-  }
-}
 
 /**
  * Connection options for BullMQ's queues, workers and event listeners. Reconnects quickly and for

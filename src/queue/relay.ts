@@ -24,7 +24,8 @@ import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/index.js';
 import type { RelayOutcome, RelayRow, Store } from '../store/index.js';
 import { attemptsKey, drainAttempts } from './attempts.js';
-import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, redactUrl, type JobData } from './redis.js';
+import { BACKOFF_TYPE, KEEP_COMPLETED, LOST_JOB, MAX_OPEN, connectionFor, jobIdFor, keepFailed, parseJobId, plainClient, queueName, type JobData } from './redis.js';
+import { redactUrl } from '../http.js';
 import type { FinalStatus } from '../delivery/states.js';
 import { oneLine } from '../errors.js';
 import { Waker } from '../delivery/waker.js';
@@ -250,7 +251,7 @@ export class Relay {
         if (typeof atm === 'string' && Number(atm) > 0) o.attempts = Number(atm);
       });
     } catch (err) {
-      this.log.debug({ err: (err as Error).message, rows: batch.length }, 'could not read the attempts of ended jobs; the reconciliation closes their rows');
+      this.log.debug({ err: oneLine(err), rows: batch.length }, 'could not read the attempts of ended jobs; the reconciliation closes their rows');
       return;
     }
     this.close(batch);
@@ -262,7 +263,7 @@ export class Relay {
       closed = this.store.closeRelayed(outcomes);
     } catch (err) {
       // Not written: the rows stay open and the next reconciliation reads their jobs again.
-      this.log.error({ err: (err as Error).message, rows: outcomes.length }, 'could not record delivery outcomes');
+      this.log.error({ err: oneLine(err), rows: outcomes.length }, 'could not record delivery outcomes');
       return;
     }
     for (const c of closed) {
@@ -349,7 +350,7 @@ export class Relay {
           await this.sinkQueue(r.sink).queue.remove(jobIdFor(r.eventId, r.gen));
           lost.push(r);
         } catch (err) {
-          this.log.debug({ sink: r.sink, eventId: r.eventId, err: (err as Error).message }, 'could not remove a job Redis lost the data of; trying again later');
+          this.log.debug({ sink: r.sink, eventId: r.eventId, err: oneLine(err) }, 'could not remove a job Redis lost the data of; trying again later');
         }
       }
       if (lost.length) {

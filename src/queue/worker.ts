@@ -34,7 +34,8 @@ import { startOpsServer, type Health } from '../ops/server.js';
 import { closeSinks, createSinks } from '../sinks/index.js';
 import type { DeliveryResult, Sink } from '../sinks/types.js';
 import { AttemptPusher, attemptsKey } from './attempts.js';
-import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, plainClient, queueName, redactUrl, sinkStateKey, waitForRedis, type JobData } from './redis.js';
+import { LOST_JOB, PAUSE_LIMIT, RetryLater, STATE_TTL_MS, bridgeBackoff, connectionFor, plainClient, queueName, sinkStateKey, waitForRedis, type JobData } from './redis.js';
+import { redactUrl } from '../http.js';
 
 export interface WorkerPoolOptions {
   /** Deliveries in flight per sink in this process; default: the sink's own concurrency. */
@@ -114,7 +115,7 @@ export class WorkerPool {
       const client = (await worker.client) as unknown as Redis;
       await client.set(sinkStateKey(this.config.queue.prefix, worker.name), JSON.stringify({ state, since: Date.now(), worker: `${os.hostname()}:${process.pid}` }), 'PX', STATE_TTL_MS);
     } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'could not record the sink state in Redis');
+      this.logger.debug({ err: oneLine(err) }, 'could not record the sink state in Redis');
     }
   }
 
@@ -144,7 +145,7 @@ export class WorkerPool {
     try {
       await worker.rateLimit(Math.max(1, Math.round(ms)));
     } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'could not pause the queue in Redis; this process waits anyway');
+      this.logger.debug({ err: oneLine(err) }, 'could not pause the queue in Redis; this process waits anyway');
     }
   }
 

@@ -21,6 +21,11 @@ export type SinkConfig = Parameters<Kinds['create']>[0];
 /** The sink kinds that page or notify people: rules route to them; history reaches them only when asked. */
 export const ALERT_KINDS: readonly string[] = SINK_KINDS.filter((k) => k.alerting).map((k) => k.kind);
 
+/** The names of the configured sinks that page or notify people. */
+export function alertSinkNames(sinks: ReadonlyArray<{ name: string; type: string }>): string[] {
+  return sinks.filter((s) => isAlertKind(s.type)).map((s) => s.name);
+}
+
 export function isAlertKind(kind: string | null | undefined): boolean {
   return ALERT_KINDS.includes(kind ?? '');
 }

@@ -13,8 +13,8 @@ import { decodeRoute, type AlertDecision } from '../rules/route.js';
 import { createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../http.js';
 import { isMonitorEvent } from '../monitors/events.js';
 import { buildMonitorPagerDutyEvent, monitorLine } from '../monitors/notify.js';
-import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from './text.js';
-import { ConfigError, oneLine } from '../errors.js';
+import { baseUrl, capitalize, formatCost, formatNumber, langfuseUrlFor, truncate } from './text.js';
+import { ConfigError, firstLine, oneLine } from '../errors.js';
 import { defineSinkKind, sinkFields, type AlertSinkOptions } from './kind.js';
 import type { Delivery, DeliveryResult, Sink } from './types.js';
 

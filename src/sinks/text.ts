@@ -1,12 +1,8 @@
 /**
- * Text the sinks share: cutting and first lines, a receiver's answer cut for the attempt log, the numbers and links that Slack messages and PagerDuty summaries both show.
+ * Text the sinks share: cutting, a receiver's answer cut for the attempt log, the numbers and links that Slack messages and PagerDuty summaries both show.
  */
 import type { AnyBridgeEvent } from '../events/types.js';
 
-/** The first line of a text, as it is (no trimming). */
-export function firstLine(s: string): string {
-  return s.split(/\r?\n/, 1)[0] ?? '';
-}
 
 /** At most `max` characters, an ellipsis in place of what was cut. */
 export function truncate(s: string, max: number): string {
@@ -86,4 +82,9 @@ export function excerpt(raw: Buffer | string, redact: Array<string | null | unde
   const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
   if (i + need > end) end = i;
   return buf.subarray(0, end).toString('utf8');
+}
+
+/** Slack's mrkdwn escaping: the three characters it reads as markup. */
+export function slackEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

@@ -26,8 +26,9 @@ const SET = 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UP
 /** A time only ever moved later: a later pause never shortens an earlier one. */
 const EXTEND = 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)';
 const DELETE = 'DELETE FROM meta WHERE key = ?';
-const WITH_PREFIX = 'SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key';
-const DELETE_PREFIX = 'DELETE FROM meta WHERE substr(key, 1, ?) = ?';
+/** By key range, so the key's index is used: a prefix's keys lie in [prefix, prefix + U+FFFF). */
+const WITH_PREFIX = 'SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key';
+const DELETE_PREFIX = 'DELETE FROM meta WHERE key >= ? AND key < ?';
 
 const DAEMON = 'daemon';
 const PRUNED_BEFORE = 'pruned_before';
@@ -52,7 +53,7 @@ export class Meta {
   }
 
   private withPrefix(prefix: string): Array<{ key: string; value: string }> {
-    return this.sql.prepare(WITH_PREFIX).all(prefix.length, prefix) as Array<{ key: string; value: string }>;
+    return this.sql.prepare(WITH_PREFIX).all(prefix, `${prefix}\uffff`) as Array<{ key: string; value: string }>;
   }
 
   // --- `daemon`: the lock record of the one daemon per database (its format: src/store/daemon.ts) -----
@@ -111,7 +112,7 @@ export class Meta {
   /** A finished pass: the same command run again reads its whole range again. */
   forgetResumePoints(origin: string): void {
     const prefix = `${origin}:`;
-    this.sql.prepare(DELETE_PREFIX).run(prefix.length, prefix);
+    this.sql.prepare(DELETE_PREFIX).run(prefix, `${prefix}\uffff`);
   }
 
   // --- `poll-pace:<project>`: the pace the daemon last recorded for each project's polls --------------
@@ -199,10 +200,7 @@ export class Meta {
   /** What each process sharing this ledger said it holds to, by the id it registered under. */
   ledgerRecords(ledger: string): Array<{ id: string; value: string }> {
     const prefix = `${LEDGER_RECORD}${ledger}:`;
-    return (this.sql.prepare('SELECT key, value FROM meta WHERE key >= ? AND key < ?').all(prefix, `${prefix}\uffff`) as Array<{ key: string; value: string }>).map((r) => ({
-      id: r.key.slice(prefix.length),
-      value: r.value,
-    }));
+    return this.withPrefix(prefix).map((r) => ({ id: r.key.slice(prefix.length), value: r.value }));
   }
 
   putLedgerRecord(ledger: string, id: string, value: string): void {

@@ -88,7 +88,6 @@ export interface EnqueueResult {
 const EVENT_INSERT = 'INSERT OR IGNORE INTO events (id, type, ts, body, created_at) VALUES (?, ?, ?, ?, ?)';
 const EVENT_SEQ = 'SELECT seq FROM events WHERE id = ?';
 const EVENT_BODY = 'SELECT body, type FROM events WHERE id = ?';
-const EVENT_TYPE = 'SELECT type FROM events WHERE id = ?';
 const EVENT_BODIES = 'SELECT seq, body, type FROM events WHERE seq IN (SELECT value FROM json_each(?))';
 const INSERT = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, created_at, updated_at, origin, route) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)`;
 const INSERT_CLAIMED = `INSERT OR IGNORE INTO outbox (event_seq, event_id, sink, status, attempts, next_at, owner, lease_until, created_at, updated_at, origin, route) VALUES (?, ?, ?, 'delivering', 1, ?, ?, ?, ?, ?, ?, ?)`;
@@ -111,7 +110,7 @@ const DEAD = `UPDATE outbox SET status = 'dead', dead_at = @now, updated_at = @n
 const RENEW = `UPDATE outbox SET lease_until = @leaseUntil, updated_at = @now WHERE seq = @seq AND status = 'delivering' AND owner = @owner`;
 const RELEASE = `UPDATE outbox SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END, attempts = MAX(attempts - 1, 0), updated_at = @now, owner = NULL, lease_until = NULL
   WHERE seq = @seq AND status = 'delivering' AND owner = @owner`;
-const HELD_ELSEWHERE = `SELECT seq, owner, lease_until AS leaseUntil FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND status = 'delivering' AND owner IS NOT ?`;
+const HELD_ELSEWHERE = `SELECT seq, owner, lease_until AS leaseUntil FROM outbox WHERE status = 'delivering' AND owner IS NOT ?`;
 const TAKE_BACK = `UPDATE outbox SET status = 'retrying', next_at = ?, owner = NULL, lease_until = NULL, updated_at = ?, last_error = COALESCE(last_error, 'attempt interrupted') WHERE seq = ? AND status = 'delivering'`;
 const NEXT_DUE = `SELECT MIN(next_at) AS t FROM outbox WHERE sink = ? AND status IN ('queued', 'retrying') AND (? IS NULL OR origin = ?)`;
 const PENDING = `SELECT COUNT(*) AS n FROM outbox WHERE status IN ('queued', 'retrying', 'delivering') AND (? IS NULL OR origin = ?)`;
@@ -171,9 +170,6 @@ export class Outbox {
     return this.sql.prepare(EVENT_BODY).get(id) as { body: string; type: string } | undefined;
   }
 
-  eventType(id: string): string | undefined {
-    return this.sql.pluck(EVENT_TYPE).get(id) as string | undefined;
-  }
 
   /** Bodies of these events (by their write-order key), in one statement. */
   bodiesBySeq(seqs: number[]): Map<number, { body: string; type: string }> {

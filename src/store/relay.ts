@@ -99,7 +99,7 @@ export class Relay {
       for (const o of outcomes) {
         const p = { eventId: o.eventId, sink: o.sink, gen: o.gen, now, made: Math.max(1, o.attempts ?? 1), error: o.error ?? null };
         const st = this.sql.prepare(o.status === 'delivered' ? CLOSE_DELIVERED : CLOSE_DEAD);
-        if (st.run(p).changes) out.push({ ...o, type: this.outbox.eventType(o.eventId) ?? 'unknown' });
+        if (st.run(p).changes) out.push({ ...o, type: this.outbox.eventBody(o.eventId)?.type ?? 'unknown' });
       }
       return out;
     });

@@ -4,7 +4,8 @@
  */
 import type { AnyBridgeEvent } from '../../events/types.js';
 import { monitorLine } from '../../monitors/notify.js';
-import { baseUrl, capitalize, firstLine, formatCost, formatNumber, langfuseUrlFor, truncate } from '../text.js';
+import { firstLine } from '../../errors.js';
+import { baseUrl, capitalize, formatCost, formatNumber, langfuseUrlFor, slackEscape, truncate } from '../text.js';
 
 export type SlackBlock = Record<string, unknown>;
 export interface SlackMessage {
@@ -41,10 +42,7 @@ export interface SlackDigest {
   message: SlackMessage;
 }
 
-/** Slack's mrkdwn escaping: the three characters it reads as markup. */
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
+const esc = slackEscape;
 
 function formatScoreValue(v: unknown): string {
   if (typeof v === 'number') return formatNumber(v);

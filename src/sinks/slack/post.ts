@@ -6,8 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SlackSinkConfig } from './index.js';
 import { MAX_RETRY_AFTER_MS, createDispatcher, parseRetryAfter, proxiedFetch, withAttemptSignal, type AttemptSignal } from '../../http.js';
-import { firstLine, truncate } from '../text.js';
-import { oneLine } from '../../errors.js';
+import { truncate } from '../text.js';
+import { firstLine, oneLine } from '../../errors.js';
 import type { DeliveryResult } from '../types.js';
 import type { SlackMessage } from './format.js';
 
