@@ -137,4 +137,14 @@ describe('sink states', () => {
     expect(until! - Date.now()).toBeLessThanOrEqual(3_600_000);
     expect(health.heldUntil()).toBe(until);
   });
+
+  it('a 503 that says when (Retry-After) pauses the sink like a 429', () => {
+    const health = new SinkHealth('hook', { logger: silentLogger(), baseSeconds: 1 });
+    cleanups.push(() => health.stop());
+    const until = health.record({ ok: false, retry: true, retryAfterMs: 3_000, reason: 'HTTP 503', status: 503 }, 'retrying', { nextAt: Date.now() + 3_000 });
+    expect(health.state).toBe('paused');
+    expect(until! - Date.now()).toBeGreaterThan(2_900);
+    expect(until! - Date.now()).toBeLessThanOrEqual(3_000);
+    expect(health.heldUntil()).toBe(until);
+  });
 });

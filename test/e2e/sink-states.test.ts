@@ -115,4 +115,39 @@ describe.concurrent('sink states', () => {
       // Each process says it paused once, naming the state.
       for (const p of [a, b]) expect(sinkLines(p.logs(), 'webhook').filter((l) => l.state === 'paused'), p.stderr.slice(-2000)).toHaveLength(1);
     }));
+
+  it('a 429 asking for a day pauses the sink for an hour, kept in the database: after a SIGKILL the next daemon does not call before it has passed', () =>
+    withHarness({ generation: 'v4', seed: 33 }, async (h) => {
+      const { sim, rx } = h;
+      const toMs = Date.now() - 60_000;
+      const fromMs = toMs - HOUR;
+      sim.generate({ from: new Date(fromMs), to: new Date(toMs), traces: 10 });
+      rx.setResponder(() => ({ status: 429, headers: { 'retry-after': '86400' } }));
+      const env = h.env({ BRIDGE_START_FROM: new Date(fromMs).toISOString(), BRIDGE_POLL_INTERVAL_SECONDS: '1' });
+      const first = h.spawn(['run'], env);
+      await waitFor(() => sinkLines(first.logs(), 'webhook').some((l) => l.state === 'paused'), 30_000, 'the sink to pause');
+      const sink = async () => (await h.status(env)).sinks.find((s) => s.name === 'webhook')!;
+      const paused = await sink();
+      expect(paused.state).toBe('paused');
+      // Retry-After is capped at an hour, in what every process reads from the database.
+      const left = Date.parse(paused.pausedUntil!) - Date.now();
+      expect(left).toBeGreaterThan(3_590_000);
+      expect(left).toBeLessThanOrEqual(3_600_000);
+      first.kill('SIGKILL');
+      await first.wait(5_000).catch(() => undefined);
+      const killedAt = Date.now();
+
+      const second = h.spawn(['run'], env);
+      try {
+        // It runs: it polls Langfuse, and its dispatcher has had seconds to send what is queued.
+        await waitFor(() => sim.requests.filter((r) => r.at > killedAt).length >= 3, 20_000, 'the next daemon to poll');
+        await new Promise((r) => setTimeout(r, 3_000));
+        // Attempts under way when the first was killed may land a moment later; none starts after.
+        expect(rx.requests.filter((r) => r.at > killedAt + 500).map((r) => r.at - killedAt), 'calls after the restart').toEqual([]);
+        expect(await sink()).toMatchObject({ state: 'paused', pausedUntil: paused.pausedUntil, dead: 0 });
+      } finally {
+        second.kill('SIGTERM');
+      }
+      expect((await second.wait(12_000)).code, second.describe()).toBe(0);
+    }));
 });
